@@ -1,0 +1,59 @@
+-- Push Director schema (D1 / SQLite). Idempotent: applies to an empty database and again to an
+-- applied one. Times are Unix seconds. Depths are 0, 1 or 2 (= "infinity"), so "the requested
+-- depth covers the change's distance" is a plain `>=`.
+
+-- One row per application server (WebDAV server) that hands changes to the director.
+CREATE TABLE IF NOT EXISTS tenants (
+  id                TEXT PRIMARY KEY,             -- 24 hex chars; the grant's `iss`
+  name              TEXT NOT NULL,
+  notify_token_hash TEXT NOT NULL,                -- SHA-256 (hex) of the notify token; the token is shown once
+  grant_secret      TEXT NOT NULL,                -- HS256 key for client grants (must be kept to verify them)
+  disabled_at       INTEGER,                      -- NULL while enabled
+  created_at        INTEGER NOT NULL,
+  updated_at        INTEGER NOT NULL
+);
+
+-- Where to deliver: stored once per tenant, transport and identifier (push resource URL or FCM
+-- registration token), however many topics it is registered for. Keys live here, not per topic.
+CREATE TABLE IF NOT EXISTS subscriptions (
+  id                   INTEGER PRIMARY KEY,
+  tenant_id            TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+  transport            TEXT NOT NULL CHECK (transport IN ('web_push', 'fcm')),
+  identifier           TEXT NOT NULL,
+  p256dh               TEXT,                      -- web_push: user agent public key (RFC 8291 §3.1)
+  auth                 TEXT,                      -- web_push: authentication secret (RFC 8291 §3.2)
+  content_encoding     TEXT,                      -- web_push: 'aes128gcm'
+  created_at           INTEGER NOT NULL,
+  updated_at           INTEGER NOT NULL,
+  last_success_at      INTEGER,
+  last_failure_at      INTEGER,
+  last_failure_reason  TEXT,
+  consecutive_failures INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (tenant_id, transport, identifier)
+);
+
+-- Subscription x topic: the draft's registration, addressed by its random id in the registration URL.
+CREATE TABLE IF NOT EXISTS registrations (
+  id                    TEXT PRIMARY KEY,         -- random, 22 base64url chars
+  tenant_id             TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+  topic                 TEXT NOT NULL,
+  subscription_id       INTEGER NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE,
+  owner                 TEXT,                     -- the grant's `sub`; NULL when the tenant registered it
+  client_id             TEXT,
+  content_update_depth  INTEGER CHECK (content_update_depth IN (0, 1, 2)),   -- NULL: trigger not requested
+  property_update_depth INTEGER CHECK (property_update_depth IN (0, 1, 2)),  -- NULL: trigger not requested
+  property_update_props TEXT,                     -- JSON array of "{ns}name", NULL = any
+  expires_at            INTEGER NOT NULL,
+  created_at            INTEGER NOT NULL,
+  updated_at            INTEGER NOT NULL,
+  UNIQUE (subscription_id, topic)                 -- also serves deletes by subscription
+);
+
+-- Fan-out: keyset pages of one topic's registrations, in id order.
+CREATE INDEX IF NOT EXISTS registrations_by_topic ON registrations (tenant_id, topic, id);
+-- Listing a client's (or a tenant's) registrations, in id order.
+CREATE INDEX IF NOT EXISTS registrations_by_owner ON registrations (tenant_id, owner, id);
+-- A tenant's registrations in id order (listing with the tenant token).
+CREATE INDEX IF NOT EXISTS registrations_by_tenant ON registrations (tenant_id, id);
+-- Cron purge of expired registrations.
+CREATE INDEX IF NOT EXISTS registrations_by_expiry ON registrations (expires_at);

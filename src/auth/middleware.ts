@@ -1,0 +1,54 @@
+import { createMiddleware } from "hono/factory";
+import { ApiError, forbidden, unauthorized } from "../errors";
+import { matchesHash, secretsEqual } from "../crypto/secrets";
+import { getTenant } from "../store/tenants";
+import type { AppEnv, Principal } from "../types";
+import { grantIssuer, verifyGrant } from "./grant";
+import { isTenantToken, tenantIdOfToken } from "./tenant-token";
+
+function bearer(header: string | undefined): string {
+  const match = /^Bearer[ \t]+(\S+)\s*$/i.exec(header ?? "");
+  if (!match) throw unauthorized("send `Authorization: Bearer <token>`");
+  return match[1];
+}
+
+/** Operator routes: the ADMIN_TOKEN secret, compared in constant time. */
+export const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
+  const expected = c.env.ADMIN_TOKEN ?? "";
+  if (expected === "") throw new ApiError(503, "admin_disabled", "the admin API is off: ADMIN_TOKEN is not set");
+  if (!(await secretsEqual(bearer(c.req.header("Authorization")), expected))) throw unauthorized("invalid admin token");
+  await next();
+});
+
+async function authenticate(db: D1Database, token: string): Promise<Principal> {
+  if (isTenantToken(token)) {
+    const tenantId = tenantIdOfToken(token);
+    const tenant = tenantId === null ? null : await getTenant(db, tenantId);
+    if (tenant === null || !(await matchesHash(token, tenant.notify_token_hash))) throw unauthorized("invalid tenant token");
+    return { kind: "tenant", tenant };
+  }
+  const issuer = grantIssuer(token);
+  const tenant = /^[0-9a-f]{24}$/.test(issuer) ? await getTenant(db, issuer) : null;
+  if (tenant === null) throw new ApiError(401, "unknown_tenant", `no tenant ${JSON.stringify(issuer)} (the grant's iss)`);
+  const grant = await verifyGrant(token, tenant.id, tenant.grant_secret);
+  return { kind: "grant", tenant, sub: grant.sub, topics: grant.topics };
+}
+
+/** Routes a tenant or one of its users may call; sets `principal`. */
+export const requireTenantOrGrant = createMiddleware<AppEnv>(async (c, next) => {
+  const principal = await authenticate(c.env.DB, bearer(c.req.header("Authorization")));
+  if (principal.tenant.disabled_at !== null) throw forbidden("tenant_disabled", "this tenant is disabled");
+  c.set("principal", principal);
+  await next();
+});
+
+/** Routes only the tenant may call (notify). */
+export const requireTenant = createMiddleware<AppEnv>(async (c, next) => {
+  const principal = await authenticate(c.env.DB, bearer(c.req.header("Authorization")));
+  if (principal.kind !== "tenant") {
+    throw forbidden("tenant_token_required", "this route needs the tenant's notify token, not a client grant");
+  }
+  if (principal.tenant.disabled_at !== null) throw forbidden("tenant_disabled", "this tenant is disabled");
+  c.set("principal", principal);
+  await next();
+});

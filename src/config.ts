@@ -1,0 +1,36 @@
+/** Settings read from the environment, with the defaults and floors the draft asks for. */
+
+const DAY = 86_400;
+/** The draft's Expiration section: a server SHOULD allow registrations to live at least three days. */
+export const MIN_MAX_REGISTRATION_SECONDS = 3 * DAY;
+export const DEFAULT_MAX_REGISTRATION_SECONDS = 7 * DAY;
+export const MAX_BODY_BYTES = 64 * 1024;
+export const MAX_NOTIFY_BATCH = 100;
+export const MAX_TOPIC_LENGTH = 256;
+/** RFC 8030 leaves TTL open; the big push services keep messages at most four weeks. */
+export const MAX_TTL_SECONDS = 28 * DAY;
+
+export interface Config {
+  maxRegistrationSeconds: number;
+  allowInsecurePushResources: boolean;
+  publicBaseUrl: string | null;
+  coalesceMs: number;
+}
+
+function intOr(value: string | undefined, fallback: number): number {
+  const n = Number.parseInt(value ?? "", 10);
+  return Number.isFinite(n) && n >= 0 ? n : fallback;
+}
+
+export function readConfig(env: Env): Config {
+  const base = (env.PUBLIC_BASE_URL ?? "").trim().replace(/\/+$/, "");
+  return {
+    maxRegistrationSeconds: Math.max(
+      MIN_MAX_REGISTRATION_SECONDS,
+      intOr(env.MAX_REGISTRATION_SECONDS, DEFAULT_MAX_REGISTRATION_SECONDS),
+    ),
+    allowInsecurePushResources: env.ALLOW_INSECURE_PUSH_RESOURCES === "true",
+    publicBaseUrl: base === "" ? null : base,
+    coalesceMs: intOr(env.COALESCE_MS, 1000),
+  };
+}

@@ -1,0 +1,13 @@
+import { app } from "./app";
+import { queue } from "./queues";
+import { purge } from "./scheduled";
+
+export { TopicHub } from "./hub/topic-hub";
+
+export default {
+  fetch: app.fetch,
+  queue,
+  async scheduled(_controller, env, ctx) {
+    ctx.waitUntil(purge(env).then((purged) => console.log("purged", JSON.stringify(purged))));
+  },
+} satisfies ExportedHandler<Env>;

@@ -1,0 +1,39 @@
+import { Hono } from "hono";
+import { MAX_BODY_BYTES, MAX_NOTIFY_BATCH, MAX_TOPIC_LENGTH, MIN_MAX_REGISTRATION_SECONDS, readConfig } from "../config";
+import type { AppEnv } from "../types";
+
+/** The draft revision whose wire formats (XML, headers, push messages) the director follows. */
+export const DRAFT_VERSION = "draft-bitfire-webdav-push-00";
+
+export const discovery = new Hono<AppEnv>();
+
+/** `GET /.well-known/webdav-push`: what a client or tenant needs to know before talking to us. */
+discovery.get("/webdav-push", (c) => {
+  const config = readConfig(c.env);
+  const base = config.publicBaseUrl ?? new URL(c.req.url).origin;
+  const transports: Record<string, unknown> = {};
+  if (c.env.VAPID_PUBLIC_KEY) {
+    transports.web_push = { vapid_public_key: c.env.VAPID_PUBLIC_KEY, content_encodings: ["aes128gcm"] };
+  }
+  return c.json(
+    {
+      version: DRAFT_VERSION,
+      service: "push-director",
+      transports,
+      endpoints: {
+        notify: `${base}/v1/notify`,
+        subscriptions: `${base}/v1/subscriptions`,
+        registrations: `${base}/v1/registrations`,
+      },
+      limits: {
+        max_registration_seconds: config.maxRegistrationSeconds,
+        min_honoured_registration_seconds: MIN_MAX_REGISTRATION_SECONDS,
+        notify_batch_max: MAX_NOTIFY_BATCH,
+        max_topic_length: MAX_TOPIC_LENGTH,
+        max_body_bytes: MAX_BODY_BYTES,
+      },
+    },
+    200,
+    { "Cache-Control": "public, max-age=300" },
+  );
+});

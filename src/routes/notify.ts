@@ -1,0 +1,64 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { requireTenant } from "../auth/middleware";
+import { MAX_NOTIFY_BATCH, MAX_TTL_SECONDS } from "../config";
+import { registrationIdsOf, toDepth, type Change } from "../hub/change";
+import { topicHubName } from "../hub/topic-hub";
+import type { AppEnv } from "../types";
+import { depthSchema, parseWith, readJson, topicSchema } from "../validation";
+
+const changeSchema = z.object({
+  topic: topicSchema,
+  content_update: z
+    .object({ sync_token: z.string().max(1024).optional(), depth: depthSchema.optional() })
+    .optional(),
+  property_update: z
+    .object({ props: z.array(z.string().min(1).max(256)).max(100).optional(), depth: depthSchema.optional() })
+    .optional(),
+  urgency: z.enum(["very-low", "low", "normal", "high"]).optional(),
+  ttl: z.number().int().min(1).max(MAX_TTL_SECONDS).optional(),
+  dont_notify: z.union([z.literal("*"), z.array(z.string().max(2048)).max(1000)]).optional(),
+});
+
+type ChangeInput = z.infer<typeof changeSchema>;
+
+const batchSchema = z.object({ notifications: z.array(changeSchema).min(1).max(MAX_NOTIFY_BATCH) });
+
+/** A bare `{topic}` is a content update of an internal member (depth 1), as the early draft sends. */
+export function normalizeChange(input: ChangeInput): Change {
+  const bare = input.content_update === undefined && input.property_update === undefined;
+  const content = input.content_update ?? (bare ? {} : undefined);
+  return {
+    topic: input.topic,
+    contentUpdate: content === undefined ? null : { syncToken: content.sync_token ?? null, depth: toDepth(content.depth, 1) },
+    propertyUpdate:
+      input.property_update === undefined
+        ? null
+        : { props: input.property_update.props ?? null, depth: toDepth(input.property_update.depth, 1) },
+    urgency: input.urgency ?? "normal",
+    ttl: input.ttl ?? null,
+    dontNotify: input.dont_notify === "*" ? "*" : registrationIdsOf(input.dont_notify ?? []),
+  };
+}
+
+function parseChanges(body: unknown): Change[] {
+  if (typeof body === "object" && body !== null && "notifications" in body) {
+    return parseWith(batchSchema, body).notifications.map(normalizeChange);
+  }
+  return [normalizeChange(parseWith(changeSchema, body))];
+}
+
+export const notify = new Hono<AppEnv>();
+
+notify.post("/", requireTenant, async (c) => {
+  const changes = parseChanges(await readJson(c, z.unknown()));
+  const tenantId = c.get("principal").tenant.id;
+  const byTopic = Map.groupBy(changes, (change) => change.topic);
+  // Each topic's changes go to that topic's hub; delivery happens later, off this request.
+  await Promise.all(
+    [...byTopic].map(([topic, topicChanges]) =>
+      c.env.TOPIC_HUB.get(c.env.TOPIC_HUB.idFromName(topicHubName(tenantId, topic))).accept(tenantId, topicChanges),
+    ),
+  );
+  return c.json({ accepted: changes.length, topics: byTopic.size }, 202);
+});

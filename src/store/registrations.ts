@@ -1,0 +1,152 @@
+/** D1 access to the `registrations` table: subscription x topic, with triggers and expiry. */
+import { deleteSubscriptionIfUnused, upsertSubscription, type SubscriptionInput, type Transport } from "./subscriptions";
+
+/** `{DAV:}depth` as stored: 0, 1, or 2 for "infinity" (so "covers" is `>=`). */
+export type Depth = 0 | 1 | 2;
+
+export interface Trigger {
+  contentUpdate: Depth | null;
+  propertyUpdate: Depth | null;
+  /** `{ns}name` of the properties asked for; null = any. */
+  props: string[] | null;
+}
+
+/** Who acts: the tenant itself (its token) or one of its users (a client grant's `sub`). */
+export type Actor = { tenantId: string; owner: string | null };
+
+export interface RegistrationRow {
+  id: string;
+  tenant_id: string;
+  topic: string;
+  subscription_id: number;
+  owner: string | null;
+  client_id: string | null;
+  content_update_depth: Depth | null;
+  property_update_depth: Depth | null;
+  property_update_props: string | null;
+  expires_at: number;
+  created_at: number;
+  updated_at: number;
+  transport: Transport;
+  identifier: string;
+}
+
+export interface RegistrationInput {
+  id: string;
+  topic: string;
+  clientId: string | null;
+  trigger: Trigger;
+  expiresAt: number;
+}
+
+const SELECT_JOINED = `SELECT r.*, s.transport, s.identifier FROM registrations r
+  JOIN subscriptions s ON s.id = r.subscription_id`;
+
+/**
+ * Creates the registration, or updates the one this subscription already has for the topic
+ * (the draft's Subscription Updates: same identifier + resource = update, same id). A user may
+ * only update their own registration; the tenant may update any of its own.
+ * Returns null when the registration belongs to another user.
+ */
+export async function upsertRegistration(
+  db: D1Database,
+  actor: Actor,
+  sub: SubscriptionInput,
+  reg: RegistrationInput,
+  now: number,
+): Promise<{ row: RegistrationRow; created: boolean } | null> {
+  const upsert = db
+    .prepare(
+      `INSERT INTO registrations (id, tenant_id, topic, subscription_id, owner, client_id,
+         content_update_depth, property_update_depth, property_update_props, expires_at, created_at, updated_at)
+       VALUES (?1, ?2, ?3,
+         (SELECT id FROM subscriptions WHERE tenant_id = ?2 AND transport = ?4 AND identifier = ?5),
+         ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
+       ON CONFLICT (subscription_id, topic) DO UPDATE SET
+         client_id = COALESCE(excluded.client_id, registrations.client_id),
+         content_update_depth = excluded.content_update_depth,
+         property_update_depth = excluded.property_update_depth,
+         property_update_props = excluded.property_update_props,
+         expires_at = excluded.expires_at,
+         updated_at = excluded.updated_at,
+         -- an expired registration is gone for its owner: whoever registers again starts afresh
+         owner = CASE WHEN registrations.expires_at <= excluded.updated_at THEN excluded.owner ELSE registrations.owner END,
+         created_at = CASE WHEN registrations.expires_at <= excluded.updated_at THEN excluded.created_at ELSE registrations.created_at END
+       WHERE ?6 IS NULL OR registrations.owner IS ?6 OR registrations.expires_at <= excluded.updated_at
+       RETURNING id`,
+    )
+    .bind(
+      reg.id,
+      actor.tenantId,
+      reg.topic,
+      sub.transport,
+      sub.identifier,
+      actor.owner,
+      reg.clientId,
+      reg.trigger.contentUpdate,
+      reg.trigger.propertyUpdate,
+      reg.trigger.props === null ? null : JSON.stringify(reg.trigger.props),
+      reg.expiresAt,
+      now,
+    );
+  const [, written] = await db.batch<{ id: string }>([upsertSubscription(db, actor.tenantId, sub, now), upsert]);
+  const id = written.results[0]?.id;
+  if (id === undefined) return null;
+  const row = await db.prepare(`${SELECT_JOINED} WHERE r.id = ?`).bind(id).first<RegistrationRow>();
+  if (row === null) return null;
+  return { row, created: id === reg.id };
+}
+
+/** The live registration with this id, if the actor may see it (its owner, or its tenant). */
+export function getRegistration(db: D1Database, actor: Actor, id: string, now: number): Promise<RegistrationRow | null> {
+  return db
+    .prepare(`${SELECT_JOINED} WHERE r.id = ?1 AND r.tenant_id = ?2 AND r.expires_at > ?3 AND (?4 IS NULL OR r.owner IS ?4)`)
+    .bind(id, actor.tenantId, now, actor.owner)
+    .first<RegistrationRow>();
+}
+
+/** Keyset page of the actor's live registrations (a user's own, or all of the tenant's). */
+export async function listRegistrations(
+  db: D1Database,
+  actor: Actor,
+  options: { topic: string | null; after: string; limit: number; now: number },
+): Promise<RegistrationRow[]> {
+  const filters = ["r.tenant_id = ?", "r.id > ?", "r.expires_at > ?"];
+  const params: (string | number)[] = [actor.tenantId, options.after, options.now];
+  if (actor.owner !== null) {
+    filters.push("r.owner = ?");
+    params.push(actor.owner);
+  }
+  if (options.topic !== null) {
+    filters.push("r.topic = ?");
+    params.push(options.topic);
+  }
+  const { results } = await db
+    .prepare(`${SELECT_JOINED} WHERE ${filters.join(" AND ")} ORDER BY r.id LIMIT ?`)
+    .bind(...params, options.limit)
+    .all<RegistrationRow>();
+  return results;
+}
+
+/** Deletes a live registration the actor may see, and its subscription once nothing else uses it. */
+export async function deleteRegistration(db: D1Database, actor: Actor, id: string, now: number): Promise<boolean> {
+  const deleted = await db
+    .prepare(
+      `DELETE FROM registrations WHERE id = ?1 AND tenant_id = ?2 AND expires_at > ?3 AND (?4 IS NULL OR owner IS ?4)
+       RETURNING subscription_id`,
+    )
+    .bind(id, actor.tenantId, now, actor.owner)
+    .first<{ subscription_id: number }>();
+  if (deleted === null) return false;
+  await deleteSubscriptionIfUnused(db, deleted.subscription_id).run();
+  return true;
+}
+
+/** Deletes up to `limit` expired registrations (index on expires_at); returns how many. */
+export async function purgeExpiredRegistrations(db: D1Database, now: number, limit: number): Promise<number> {
+  const result = await db
+    .prepare("DELETE FROM registrations WHERE id IN (SELECT id FROM registrations WHERE expires_at <= ? LIMIT ?)")
+    .bind(now, limit)
+    .run();
+  return result.meta.changes;
+}

@@ -1,0 +1,69 @@
+import { exports } from "cloudflare:workers";
+import { SignJWT } from "jose";
+
+export const ORIGIN = "https://director.test";
+export const ADMIN = { Authorization: "Bearer test-admin-token" };
+
+/** Calls the Worker under test (its real fetch handler, bindings and all). */
+export function call(path: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  let body = init.body;
+  if (init.json !== undefined) {
+    headers.set("Content-Type", "application/json");
+    body = JSON.stringify(init.json);
+  }
+  return exports.default.fetch(new Request(`${ORIGIN}${path}`, { ...init, headers, body }));
+}
+
+export const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+export interface TestTenant {
+  id: string;
+  name: string;
+  notify_token: string;
+  grant_secret: string;
+}
+
+export async function createTenant(name = "caldav.example"): Promise<TestTenant> {
+  const response = await call("/v1/admin/tenants", { method: "POST", headers: ADMIN, json: { name } });
+  if (response.status !== 201) throw new Error(`tenant creation answered ${response.status}: ${await response.text()}`);
+  return response.json();
+}
+
+/** A client grant as a tenant mints it: HS256 with the tenant's grant secret. */
+export function grant(
+  tenant: Pick<TestTenant, "id" | "grant_secret">,
+  claims: Record<string, unknown> = {},
+  options: { expiresIn?: string | number; secret?: string; sub?: string } = {},
+): Promise<string> {
+  const jwt = new SignJWT({ topics: ["topic-1"], ...claims })
+    .setProtectedHeader({ alg: "HS256" })
+    .setIssuer(tenant.id)
+    .setSubject(options.sub ?? "alice")
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? "1h");
+  return jwt.sign(new TextEncoder().encode(options.secret ?? tenant.grant_secret));
+}
+
+const b64url = (bytes: ArrayBuffer | Uint8Array) =>
+  btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+
+/** A user agent's Web Push keys (RFC 8291 §3): a fresh P-256 public key and a 16-byte auth secret. */
+export async function userAgentKeys(): Promise<{ p256dh: string; auth: string }> {
+  const pair = (await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, ["deriveBits"])) as CryptoKeyPair;
+  const raw = (await crypto.subtle.exportKey("raw", pair.publicKey)) as ArrayBuffer;
+  return { p256dh: b64url(raw), auth: b64url(crypto.getRandomValues(new Uint8Array(16))) };
+}
+
+let counter = 0;
+/** A Web Push subscription body for the JSON Subscription API. */
+export async function webPushBody(topic = "topic-1", extra: Record<string, unknown> = {}) {
+  return {
+    client_id: "client-1",
+    topic,
+    push_services: {
+      web_push: { endpoint: `https://push.example.net/push/${++counter}-${crypto.randomUUID()}`, keys: await userAgentKeys() },
+    },
+    ...extra,
+  };
+}
