@@ -1,0 +1,230 @@
+import { env } from "cloudflare:workers";
+import { SignJWT, UnsecuredJWT } from "jose";
+import { describe, expect, it } from "vitest";
+import { app } from "../../src/app";
+import { ADMIN, bearer, call, createTenant, grant, userAgentKeys, webPushBody } from "../helpers";
+
+const DAY = 86_400;
+const subscribe = (token: string, json: unknown) => call("/v1/subscriptions", { method: "POST", headers: bearer(token), json });
+const errorCode = async (response: Response) => ((await response.json()) as { error: { code: string } }).error.code;
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+describe("POST /v1/subscriptions", () => {
+  it("registers a Web Push subscription with the tenant token: 201, Location, Expires, JSON", async () => {
+    const tenant = await createTenant();
+    const body = await webPushBody("calendar-7");
+    const response = await subscribe(tenant.notify_token, body);
+    expect(response.status).toBe(201);
+    const registration = await response.json<Record<string, any>>();
+    expect(registration.id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(response.headers.get("Location")).toBe(`https://director.test/v1/registrations/${registration.id}`);
+    expect(registration.url).toBe(response.headers.get("Location"));
+    // IMF-fixdate (RFC 9110 §5.6.7), 7 days ahead by default
+    const expires = response.headers.get("Expires")!;
+    expect(expires).toMatch(/^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT$/);
+    expect(Math.abs(Date.parse(expires) / 1000 - (nowSeconds() + 7 * DAY))).toBeLessThanOrEqual(5);
+    expect(registration).toMatchObject({
+      topic: "calendar-7",
+      transport: "web_push",
+      push_resource: body.push_services.web_push.endpoint,
+      client_id: "client-1",
+      owner: null,
+      created: true,
+      trigger: { content_update: { depth: 1 }, property_update: null },
+      expires,
+    });
+  });
+
+  it("updates the registration when the same subscription registers the same topic again", async () => {
+    const tenant = await createTenant();
+    const body = await webPushBody("t-upd", { expires: nowSeconds() + DAY });
+    const first = await (await subscribe(tenant.notify_token, body)).json<Record<string, any>>();
+    const again = await subscribe(tenant.notify_token, { ...body, expires: nowSeconds() + 2 * DAY });
+    expect(again.status).toBe(201);
+    const second = await again.json<Record<string, any>>();
+    expect(second.id).toBe(first.id);
+    expect(second.created).toBe(false);
+    expect(second.expires_at).toBe(first.expires_at + DAY);
+    const rows = await env.DB.prepare("SELECT COUNT(*) AS n FROM registrations WHERE tenant_id = ?").bind(tenant.id).first<{ n: number }>();
+    expect(rows!.n).toBe(1);
+  });
+
+  it("stores a subscription once, however many topics it registers for", async () => {
+    const tenant = await createTenant();
+    const body = await webPushBody("topic-a");
+    const a = await (await subscribe(tenant.notify_token, body)).json<Record<string, any>>();
+    const b = await (await subscribe(tenant.notify_token, { ...body, topic: "topic-b" })).json<Record<string, any>>();
+    expect(a.id).not.toBe(b.id);
+    const subs = await env.DB.prepare("SELECT COUNT(*) AS n FROM subscriptions WHERE tenant_id = ?").bind(tenant.id).first<{ n: number }>();
+    expect(subs!.n).toBe(1);
+  });
+
+  it("clamps expiry to the maximum and honours shorter requests", async () => {
+    const tenant = await createTenant();
+    const clamped = await (await subscribe(tenant.notify_token, await webPushBody("t", { expires: nowSeconds() + 90 * DAY }))).json<Record<string, any>>();
+    expect(Math.abs(clamped.expires_at - (nowSeconds() + 7 * DAY))).toBeLessThanOrEqual(5);
+    const wanted = nowSeconds() + 3 * DAY;
+    const honoured = await (await subscribe(tenant.notify_token, await webPushBody("t", { expires: wanted }))).json<Record<string, any>>();
+    expect(honoured.expires_at).toBe(wanted);
+    const imf = new Date((nowSeconds() + 4 * DAY) * 1000).toUTCString();
+    const asDate = await (await subscribe(tenant.notify_token, await webPushBody("t", { expires: imf }))).json<Record<string, any>>();
+    expect(asDate.expires).toBe(imf);
+  });
+
+  it("accepts a client grant for its topics and records the user as owner", async () => {
+    const tenant = await createTenant();
+    const token = await grant(tenant, { topics: ["topic-1", "topic-2"] });
+    const response = await subscribe(token, await webPushBody("topic-2"));
+    expect(response.status).toBe(201);
+    expect(await response.json()).toMatchObject({ owner: "alice", topic: "topic-2" });
+    const single = await grant(tenant, { topics: undefined, topic: "solo" });
+    expect((await subscribe(single, await webPushBody("solo"))).status).toBe(201);
+  });
+
+  it("refuses a grant for a topic it does not cover", async () => {
+    const tenant = await createTenant();
+    const response = await subscribe(await grant(tenant, { topics: ["topic-1"] }), await webPushBody("topic-9"));
+    expect(response.status).toBe(403);
+    expect(await errorCode(response)).toBe("topic_not_granted");
+  });
+
+  it("refuses another user's registration of the same push resource and topic", async () => {
+    const tenant = await createTenant();
+    const body = await webPushBody("topic-1");
+    expect((await subscribe(await grant(tenant, {}, { sub: "alice" }), body)).status).toBe(201);
+    const bob = await subscribe(await grant(tenant, {}, { sub: "bob" }), body);
+    expect(bob.status).toBe(403);
+    expect(await errorCode(bob)).toBe("registration_owned_by_another");
+    // the owner and the tenant may update it
+    expect((await subscribe(await grant(tenant, {}, { sub: "alice" }), body)).status).toBe(201);
+    expect((await subscribe(tenant.notify_token, body)).status).toBe(201);
+  });
+
+  it("rejects bad, expired, foreign and unsigned grants with 401", async () => {
+    const tenant = await createTenant();
+    const other = await createTenant("other");
+    const body = await webPushBody("topic-1");
+    const key = new TextEncoder().encode(tenant.grant_secret);
+    const cases: [string, string][] = [
+      [await grant(tenant, {}, { expiresIn: Math.floor(Date.now() / 1000) - 60 }), "grant_expired"],
+      [await grant(tenant, {}, { secret: other.grant_secret }), "invalid_grant"],
+      [await grant({ id: "0123456789abcdef01234567", grant_secret: "x" }), "unknown_tenant"],
+      [new UnsecuredJWT({ topics: ["topic-1"] }).setIssuer(tenant.id).setSubject("alice").setExpirationTime("1h").encode(), "invalid_grant"],
+      [await new SignJWT({ topics: ["topic-1"] }).setProtectedHeader({ alg: "HS256" }).setIssuer(tenant.id).setSubject("alice").sign(key), "invalid_grant"],
+      [await new SignJWT({ topics: ["topic-1"] }).setProtectedHeader({ alg: "HS256" }).setIssuer(tenant.id).setExpirationTime("1h").sign(key), "invalid_grant"],
+      [await new SignJWT({ topics: ["topic-1"] }).setProtectedHeader({ alg: "HS512" }).setIssuer(tenant.id).setSubject("a").setExpirationTime("1h").sign(key), "invalid_grant"],
+      [await grant(tenant, { topics: "topic-1" }), "invalid_grant"],
+      ["not-a-token", "invalid_grant"],
+      [`pdn_${tenant.id}_${"A".repeat(43)}`, "unauthorized"],
+    ];
+    for (const [token, code] of cases) {
+      const response = await subscribe(token, body);
+      expect(response.status, code).toBe(401);
+      expect(await errorCode(response)).toBe(code);
+    }
+    expect((await call("/v1/subscriptions", { method: "POST", json: body })).status).toBe(401);
+  });
+
+  it("refuses a disabled tenant's token and grants", async () => {
+    const tenant = await createTenant();
+    await call(`/v1/admin/tenants/${tenant.id}/disable`, { method: "POST", headers: ADMIN });
+    for (const token of [tenant.notify_token, await grant(tenant)]) {
+      const response = await subscribe(token, await webPushBody());
+      expect(response.status).toBe(403);
+      expect(await errorCode(response)).toBe("tenant_disabled");
+    }
+  });
+
+  it("answers each malformed body with a 4xx that names the problem", async () => {
+    const tenant = await createTenant();
+    const keys = await userAgentKeys();
+    const good = await webPushBody("topic-1");
+    const wp = (web_push: unknown) => ({ topic: "topic-1", push_services: { web_push } });
+    const cases: [unknown, string, RegExp][] = [
+      [{ ...good, topic: "" }, "invalid_request", /topic/],
+      [{ ...good, topic: 5 }, "invalid_request", /topic/],
+      [{ ...good, topic: "x".repeat(257) }, "invalid_request", /topic/],
+      [{ ...good, topic: "a\nb" }, "invalid_request", /control/],
+      [{ topic: "t" }, "invalid_request", /push_services/],
+      [{ topic: "t", push_services: {} }, "invalid_request", /exactly one/],
+      [{ topic: "t", push_services: { ...good.push_services, unified_push: good.push_services.web_push } }, "invalid_request", /exactly one/],
+      [{ topic: "t", push_services: { fcm: { registration_token: "abc" } } }, "transport_unavailable", /fcm/],
+      [wp({ endpoint: "https://push.example.net/x" }), "invalid_request", /keys/],
+      [wp({ endpoint: "http://push.example.net/x", keys }), "invalid_push_resource", /https/],
+      [wp({ endpoint: "https://localhost/x", keys }), "invalid_push_resource", /public/],
+      [wp({ endpoint: "https://127.0.0.1/x", keys }), "invalid_push_resource", /public/],
+      [wp({ endpoint: "https://192.168.1.4/x", keys }), "invalid_push_resource", /public/],
+      [wp({ endpoint: "https://[::1]/x", keys }), "invalid_push_resource", /public/],
+      [wp({ endpoint: "https://u:p@push.example.net/x", keys }), "invalid_push_resource", /credentials/],
+      [wp({ endpoint: "push.example.net/x", keys }), "invalid_push_resource", /absolute/],
+      [wp({ endpoint: "https://push.example.net/x", keys: { ...keys, p256dh: "AAAA" } }), "invalid_subscription_key", /p256dh/],
+      [wp({ endpoint: "https://push.example.net/x", keys: { ...keys, p256dh: `BA${"A".repeat(85)}` } }), "invalid_subscription_key", /curve/],
+      [wp({ endpoint: "https://push.example.net/x", keys: { ...keys, auth: "AAAA" } }), "invalid_subscription_key", /auth/],
+      [wp({ endpoint: "https://push.example.net/x", keys, content_encoding: "aesgcm" }), "invalid_request", /aes128gcm/],
+      [{ ...good, expires: "next tuesday" }, "invalid_request", /expires/],
+      [{ ...good, expires: nowSeconds() - 10 }, "invalid_request", /past/],
+      [{ ...good, trigger: { content_update: { depth: 3 } } }, "invalid_request", /depth/],
+      [[good], "invalid_request", /object/],
+    ];
+    for (const [body, code, message] of cases) {
+      const response = await subscribe(tenant.notify_token, body);
+      const text = await response.text();
+      expect(response.status, text).toBe(400);
+      const error = JSON.parse(text).error;
+      expect(error.code, text).toBe(code);
+      expect(error.message, text).toMatch(message);
+    }
+  });
+
+  it("answers a body that is not JSON with 400, another media type with 415, an oversize one with 413", async () => {
+    const tenant = await createTenant();
+    const post = (body: string, type = "application/json") =>
+      call("/v1/subscriptions", { method: "POST", headers: { ...bearer(tenant.notify_token), "Content-Type": type }, body });
+    expect(await errorCode(await post("{\"topic\":"))).toBe("invalid_json");
+    const media = await post("<push-register/>", "application/xml");
+    expect(media.status).toBe(415);
+    const big = await post(JSON.stringify({ topic: "t", pad: "x".repeat(70_000) }));
+    expect(big.status).toBe(413);
+    expect(await errorCode(big)).toBe("body_too_large");
+  });
+
+  it("lets http: and loopback push resources through only in insecure mode", async () => {
+    const tenant = await createTenant();
+    const body = { topic: "t", push_services: { web_push: { endpoint: "http://127.0.0.1:9999/push/1", keys: await userAgentKeys() } } };
+    const request = () =>
+      new Request("http://localhost:8787/v1/subscriptions", {
+        method: "POST",
+        headers: { ...bearer(tenant.notify_token), "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    expect((await app.fetch(request(), env)).status).toBe(400);
+    const insecure = await app.fetch(request(), { ...env, ALLOW_INSECURE_PUSH_RESOURCES: "true" });
+    expect(insecure.status).toBe(201);
+    expect(insecure.headers.get("Location")).toMatch(/^http:\/\/localhost:8787\/v1\/registrations\//);
+  });
+
+  it("builds registration URLs on PUBLIC_BASE_URL when it is set", async () => {
+    const tenant = await createTenant();
+    const response = await app.fetch(
+      new Request("http://internal/v1/subscriptions", {
+        method: "POST",
+        headers: { ...bearer(tenant.notify_token), "Content-Type": "application/json" },
+        body: JSON.stringify(await webPushBody()),
+      }),
+      { ...env, PUBLIC_BASE_URL: "https://push.example.org/" },
+    );
+    expect(response.headers.get("Location")).toMatch(/^https:\/\/push\.example\.org\/v1\/registrations\/[A-Za-z0-9_-]{22}$/);
+  });
+
+  it("stores requested triggers, with defaults for missing depths", async () => {
+    const tenant = await createTenant();
+    const body = await webPushBody("t", {
+      trigger: { content_update: { depth: "infinity" }, property_update: { props: ["{DAV:}displayname"] } },
+    });
+    const registration = await (await subscribe(tenant.notify_token, body)).json<Record<string, any>>();
+    expect(registration.trigger).toEqual({
+      content_update: { depth: "infinity" },
+      property_update: { depth: 0, props: ["{DAV:}displayname"] },
+    });
+  });
+});

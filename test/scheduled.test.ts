@@ -1,0 +1,28 @@
+import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import worker from "../src/index";
+import { bearer, call, createTenant, webPushBody } from "./helpers";
+
+describe("scheduled purge", () => {
+  it("deletes expired registrations and the subscriptions left without any", async () => {
+    const tenant = await createTenant();
+    const shared = await webPushBody();
+    const register = async (topic: string, body: Record<string, unknown>) =>
+      (await (await call("/v1/subscriptions", { method: "POST", headers: bearer(tenant.notify_token), json: { ...body, topic } })).json()) as { id: string };
+    const expiring = await register("a", shared);
+    const living = await register("b", shared);
+    const lonely = await register("c", await webPushBody());
+    const past = Math.floor(Date.now() / 1000) - 1;
+    await env.DB.prepare("UPDATE registrations SET expires_at = ? WHERE id IN (?, ?)").bind(past, expiring.id, lonely.id).run();
+
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ cron: "17 * * * *" }), env, ctx);
+    await waitOnExecutionContext(ctx);
+
+    const ids = (await env.DB.prepare("SELECT id FROM registrations WHERE tenant_id = ?").bind(tenant.id).all<{ id: string }>()).results;
+    expect(ids.map((r) => r.id)).toEqual([living.id]);
+    const subs = await env.DB.prepare("SELECT identifier FROM subscriptions WHERE tenant_id = ?").bind(tenant.id).all<{ identifier: string }>();
+    expect(subs.results.map((s) => s.identifier)).toEqual([(shared.push_services as any).web_push.endpoint]);
+  });
+});
