@@ -13,6 +13,7 @@ async function vapidKeys() {
 
 export default defineConfig({
   test: {
+    reporters: ["default", "./scripts/summary-reporter.ts"],
     projects: [
       {
         // Unit and integration tests inside workerd, with the real D1, Durable Objects and Queues.
