@@ -1,0 +1,90 @@
+/**
+ * RFC 8291 message encryption for Web Push, with the RFC 8188 `aes128gcm` content coding:
+ * one record, no padding, on WebCrypto.
+ */
+import { decodeBase64url } from "./base64url";
+
+/** RFC 8188 §2: the record size we announce; one record must fit in it. */
+const RECORD_SIZE = 4096;
+const HEADER_SIZE = 16 + 4 + 1 + 65; // salt, rs, idlen, keyid = the server's public key (RFC 8291 §4)
+const TAG_SIZE = 16;
+/** Largest plaintext one 4096-byte record can carry (RFC 8291 §4: the body is at most 4096 bytes). */
+export const MAX_PLAINTEXT = RECORD_SIZE - HEADER_SIZE - TAG_SIZE - 1;
+
+const encoder = new TextEncoder();
+const KEY_INFO = encoder.encode("WebPush: info\0");
+const CEK_INFO = encoder.encode("Content-Encoding: aes128gcm\0");
+const NONCE_INFO = encoder.encode("Content-Encoding: nonce\0");
+
+export interface UserAgentKeys {
+  /** base64url uncompressed P-256 point (RFC 8291 §3.1) */
+  p256dh: string;
+  /** base64url 16-byte authentication secret (RFC 8291 §3.2) */
+  auth: string;
+}
+
+/** Fixed inputs that tests use to reproduce RFC 8291 Appendix A; never set in production. */
+export interface EncryptionOverrides {
+  salt?: Uint8Array;
+  serverKeys?: CryptoKeyPair;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.byteLength;
+  }
+  return out;
+}
+
+async function hkdf(salt: Uint8Array, ikm: Uint8Array, info: Uint8Array, bytes: number): Promise<Uint8Array> {
+  const key = await crypto.subtle.importKey("raw", ikm, "HKDF", false, ["deriveBits"]);
+  return new Uint8Array(await crypto.subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt, info }, key, bytes * 8));
+}
+
+function decodeKey(text: string, bytes: number, what: string): Uint8Array {
+  const decoded = decodeBase64url(text);
+  if (decoded === null || decoded.byteLength !== bytes) throw new Error(`${what} must be ${bytes} bytes of base64url`);
+  return decoded;
+}
+
+/** Encrypts `plaintext` for one user agent: a fresh ECDH key pair and salt per message (RFC 8291 §3.4). */
+export async function encryptWebPush(plaintext: Uint8Array, ua: UserAgentKeys, overrides: EncryptionOverrides = {}): Promise<Uint8Array> {
+  if (plaintext.byteLength > MAX_PLAINTEXT) {
+    throw new RangeError(`push message of ${plaintext.byteLength} bytes exceeds the ${MAX_PLAINTEXT} bytes one record holds`);
+  }
+  const uaPublic = decodeKey(ua.p256dh, 65, "p256dh");
+  const authSecret = decodeKey(ua.auth, 16, "auth");
+  const salt = overrides.salt ?? crypto.getRandomValues(new Uint8Array(16));
+  const serverKeys =
+    overrides.serverKeys ??
+    ((await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, ["deriveBits"])) as CryptoKeyPair);
+
+  const [asPublic, uaKey] = await Promise.all([
+    crypto.subtle.exportKey("raw", serverKeys.publicKey) as Promise<ArrayBuffer>,
+    crypto.subtle.importKey("raw", uaPublic, { name: "ECDH", namedCurve: "P-256" }, false, []),
+  ]);
+  const asPublicBytes = new Uint8Array(asPublic);
+  // workers-types spells the standard `public` member `$public`; the runtime wants `public`.
+  const ecdh = { name: "ECDH", public: uaKey } as unknown as SubtleCryptoDeriveKeyAlgorithm;
+  const ecdhSecret = new Uint8Array(await crypto.subtle.deriveBits(ecdh, serverKeys.privateKey, 256));
+
+  // RFC 8291 §3.4: IKM binds the shared secret to the auth secret and both public keys.
+  const ikm = await hkdf(authSecret, ecdhSecret, concat(KEY_INFO, uaPublic, asPublicBytes), 32);
+  // RFC 8188 §2.2 and §2.3: content-encryption key and nonce (one record, so sequence number 0).
+  const [cek, nonce] = await Promise.all([hkdf(salt, ikm, CEK_INFO, 16), hkdf(salt, ikm, NONCE_INFO, 12)]);
+
+  const aesKey = await crypto.subtle.importKey("raw", cek, "AES-GCM", false, ["encrypt"]);
+  // RFC 8188 §2: the last (here only) record ends with the padding delimiter 0x02 and no padding.
+  const record = concat(plaintext, new Uint8Array([2]));
+  const ciphertext = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce, tagLength: 128 }, aesKey, record));
+
+  const header = new Uint8Array(HEADER_SIZE);
+  header.set(salt, 0);
+  new DataView(header.buffer).setUint32(16, RECORD_SIZE);
+  header[20] = 65;
+  header.set(asPublicBytes, 21);
+  return concat(header, ciphertext);
+}
