@@ -57,3 +57,13 @@ CREATE INDEX IF NOT EXISTS registrations_by_owner ON registrations (tenant_id, o
 CREATE INDEX IF NOT EXISTS registrations_by_tenant ON registrations (tenant_id, id);
 -- Cron purge of expired registrations.
 CREATE INDEX IF NOT EXISTS registrations_by_expiry ON registrations (expires_at);
+
+-- What exhausted its delivery retries: kept for the operator instead of vanishing with the queue.
+CREATE TABLE IF NOT EXISTS dead_letters (
+  id         INTEGER PRIMARY KEY,
+  tenant_id  TEXT NOT NULL,
+  queue      TEXT NOT NULL,
+  body       TEXT NOT NULL,                       -- the job as JSON
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_by_tenant ON dead_letters (tenant_id, id);

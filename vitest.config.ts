@@ -1,15 +1,6 @@
-import { webcrypto } from "node:crypto";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
-
-/** A fresh VAPID key pair for the test run, in the forms the director reads. */
-async function vapidKeys() {
-  const pair = await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"]);
-  const raw = Buffer.from(await webcrypto.subtle.exportKey("raw", pair.publicKey));
-  const jwk = await webcrypto.subtle.exportKey("jwk", pair.privateKey);
-  return { VAPID_PUBLIC_KEY: raw.toString("base64url"), VAPID_PRIVATE_KEY: jwk.d! };
-}
 
 export default defineConfig({
   test: {
@@ -18,7 +9,7 @@ export default defineConfig({
       {
         // Unit and integration tests inside workerd, with the real D1, Durable Objects and Queues.
         plugins: [
-          cloudflareTest(async () => {
+          cloudflareTest(async ({ inject }) => {
             const migrations = (await readD1Migrations(path.resolve("."))).filter((m) => m.name === "schema.sql");
             return {
               wrangler: { configPath: "./wrangler.toml" },
@@ -26,8 +17,11 @@ export default defineConfig({
                 bindings: {
                   ADMIN_TOKEN: "test-admin-token",
                   ALLOW_INSECURE_PUSH_RESOURCES: "false",
-                  ...(await vapidKeys()),
+                  VAPID_PUBLIC_KEY: inject("vapidPublicKey"),
+                  VAPID_PRIVATE_KEY: inject("vapidPrivateKey"),
+                  VAPID_SUBJECT: "mailto:ops@push-director.example",
                   TEST_SCHEMA: migrations,
+                  TEST_PUSH_SERVICE: inject("pushServiceUrl"),
                 },
               },
             };
@@ -36,12 +30,17 @@ export default defineConfig({
         test: {
           name: "workers",
           include: ["test/**/*.test.ts"],
-          exclude: ["test/e2e/**"],
+          exclude: ["test/e2e/**", "test/**/*.node.test.ts"],
+          globalSetup: ["test/support/global-setup.ts"],
           setupFiles: ["test/setup.ts"],
         },
       },
       {
-        // End-to-end: `wrangler dev` in a child process, driven over HTTP from Node.
+        // Node-side checks against independent implementations (http_ece, libxml2's RELAX NG).
+        test: { name: "node", include: ["test/**/*.node.test.ts"], environment: "node" },
+      },
+      {
+        // End-to-end: `npm start` (wrangler dev) in a child process, driven over HTTP from Node.
         test: {
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],

@@ -5,6 +5,8 @@ declare global {
     interface Env {
       /** schema.sql split into statements, handed in by vitest.config.ts. */
       TEST_SCHEMA: D1Migration[];
+      /** Base URL of the stand-in push service (test/support/push-service.ts) for this run. */
+      TEST_PUSH_SERVICE: string;
     }
   }
 }

@@ -1,4 +1,5 @@
-import { exports } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
+import { app } from "../src/app";
 import { SignJWT } from "jose";
 
 export const ORIGIN = "https://director.test";
@@ -66,4 +67,54 @@ export async function webPushBody(topic = "topic-1", extra: Record<string, unkno
     },
     ...extra,
   };
+}
+
+/** The stand-in push service of this run (test/support/push-service.ts), over its control API. */
+export const pushService = {
+  async subscriber(behaviour: unknown = { kind: "accept" }): Promise<{ id: string; endpoint: string; p256dh: string; auth: string }> {
+    const response = await fetch(`${env.TEST_PUSH_SERVICE}/_subscribers`, { method: "POST", body: JSON.stringify({ behaviour }) });
+    return response.json();
+  },
+  /** Waits (long poll) until the subscriber has `count` messages and `attempts` requests. */
+  async wait(id: string, count = 1, attempts = 0): Promise<{ received: ReceivedMessage[]; attempts: number }> {
+    return (await fetch(`${env.TEST_PUSH_SERVICE}/_wait?id=${id}&count=${count}&attempts=${attempts}`)).json();
+  },
+  async received(id: string): Promise<{ received: ReceivedMessage[]; attempts: number }> {
+    return (await fetch(`${env.TEST_PUSH_SERVICE}/_received?id=${id}`)).json();
+  },
+  async errors(): Promise<string[]> {
+    return ((await (await fetch(`${env.TEST_PUSH_SERVICE}/_errors`)).json()) as { errors: string[] }).errors;
+  },
+};
+
+export interface ReceivedMessage {
+  xml: string;
+  ttl: number;
+  urgency: string | null;
+  topic: string | null;
+  contentType: string | null;
+  claims: Record<string, unknown>;
+}
+
+/** Registers a stand-in subscriber for a topic (insecure mode lets its http://127.0.0.1 URL in). */
+export async function registerSubscriber(
+  tenant: TestTenant,
+  topic: string,
+  subscriber: { endpoint: string; p256dh: string; auth: string },
+  trigger?: unknown,
+): Promise<{ id: string; url: string }> {
+  const response = await app.fetch(
+    new Request(`${ORIGIN}/v1/subscriptions`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${tenant.notify_token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({
+        topic,
+        push_services: { web_push: { endpoint: subscriber.endpoint, keys: { p256dh: subscriber.p256dh, auth: subscriber.auth } } },
+        ...(trigger === undefined ? {} : { trigger }),
+      }),
+    }),
+    { ...env, ALLOW_INSECURE_PUSH_RESOURCES: "true" },
+  );
+  if (response.status !== 201) throw new Error(`registration answered ${response.status}: ${await response.text()}`);
+  return response.json();
 }

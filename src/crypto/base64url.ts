@@ -7,7 +7,7 @@ export function encodeBase64url(bytes: Uint8Array): string {
 }
 
 /** Decodes base64url (padding tolerated); null when the text is not base64url. */
-export function decodeBase64url(text: string): Uint8Array | null {
+export function decodeBase64url(text: string): Uint8Array<ArrayBuffer> | null {
   if (!/^[A-Za-z0-9_-]*={0,2}$/.test(text)) return null;
   const unpadded = text.replace(/=+$/, "");
   if (unpadded.length % 4 === 1) return null;

@@ -11,10 +11,13 @@ const TAG_SIZE = 16;
 /** Largest plaintext one 4096-byte record can carry (RFC 8291 §4: the body is at most 4096 bytes). */
 export const MAX_PLAINTEXT = RECORD_SIZE - HEADER_SIZE - TAG_SIZE - 1;
 
+/** Bytes backed by a plain ArrayBuffer, as WebCrypto takes them. */
+type Bytes = Uint8Array<ArrayBuffer>;
+
 const encoder = new TextEncoder();
-const KEY_INFO = encoder.encode("WebPush: info\0");
-const CEK_INFO = encoder.encode("Content-Encoding: aes128gcm\0");
-const NONCE_INFO = encoder.encode("Content-Encoding: nonce\0");
+const KEY_INFO = encoder.encode("WebPush: info\0") as Bytes;
+const CEK_INFO = encoder.encode("Content-Encoding: aes128gcm\0") as Bytes;
+const NONCE_INFO = encoder.encode("Content-Encoding: nonce\0") as Bytes;
 
 export interface UserAgentKeys {
   /** base64url uncompressed P-256 point (RFC 8291 §3.1) */
@@ -25,11 +28,11 @@ export interface UserAgentKeys {
 
 /** Fixed inputs that tests use to reproduce RFC 8291 Appendix A; never set in production. */
 export interface EncryptionOverrides {
-  salt?: Uint8Array;
-  serverKeys?: CryptoKeyPair;
+  salt?: Bytes;
+  serverKeys?: { publicKey: CryptoKey; privateKey: CryptoKey };
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
+function concat(...parts: Uint8Array[]): Bytes {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
   let offset = 0;
   for (const part of parts) {
@@ -39,19 +42,19 @@ function concat(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-async function hkdf(salt: Uint8Array, ikm: Uint8Array, info: Uint8Array, bytes: number): Promise<Uint8Array> {
+async function hkdf(salt: Bytes, ikm: Bytes, info: Bytes, bytes: number): Promise<Bytes> {
   const key = await crypto.subtle.importKey("raw", ikm, "HKDF", false, ["deriveBits"]);
   return new Uint8Array(await crypto.subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt, info }, key, bytes * 8));
 }
 
-function decodeKey(text: string, bytes: number, what: string): Uint8Array {
+function decodeKey(text: string, bytes: number, what: string): Bytes {
   const decoded = decodeBase64url(text);
   if (decoded === null || decoded.byteLength !== bytes) throw new Error(`${what} must be ${bytes} bytes of base64url`);
   return decoded;
 }
 
 /** Encrypts `plaintext` for one user agent: a fresh ECDH key pair and salt per message (RFC 8291 §3.4). */
-export async function encryptWebPush(plaintext: Uint8Array, ua: UserAgentKeys, overrides: EncryptionOverrides = {}): Promise<Uint8Array> {
+export async function encryptWebPush(plaintext: Uint8Array, ua: UserAgentKeys, overrides: EncryptionOverrides = {}): Promise<Bytes> {
   if (plaintext.byteLength > MAX_PLAINTEXT) {
     throw new RangeError(`push message of ${plaintext.byteLength} bytes exceeds the ${MAX_PLAINTEXT} bytes one record holds`);
   }
@@ -60,7 +63,10 @@ export async function encryptWebPush(plaintext: Uint8Array, ua: UserAgentKeys, o
   const salt = overrides.salt ?? crypto.getRandomValues(new Uint8Array(16));
   const serverKeys =
     overrides.serverKeys ??
-    ((await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, ["deriveBits"])) as CryptoKeyPair);
+    ((await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, ["deriveBits"])) as {
+      publicKey: CryptoKey;
+      privateKey: CryptoKey;
+    });
 
   const [asPublic, uaKey] = await Promise.all([
     crypto.subtle.exportKey("raw", serverKeys.publicKey) as Promise<ArrayBuffer>,
@@ -68,7 +74,7 @@ export async function encryptWebPush(plaintext: Uint8Array, ua: UserAgentKeys, o
   ]);
   const asPublicBytes = new Uint8Array(asPublic);
   // workers-types spells the standard `public` member `$public`; the runtime wants `public`.
-  const ecdh = { name: "ECDH", public: uaKey } as unknown as SubtleCryptoDeriveKeyAlgorithm;
+  const ecdh = { name: "ECDH", public: uaKey } as unknown as Parameters<typeof crypto.subtle.deriveBits>[0];
   const ecdhSecret = new Uint8Array(await crypto.subtle.deriveBits(ecdh, serverKeys.privateKey, 256));
 
   // RFC 8291 §3.4: IKM binds the shared secret to the auth secret and both public keys.

@@ -1,9 +1,77 @@
-import type { FanoutJob } from "../hub/topic-hub";
-
 /**
- * `fanout` consumer. Expanding a topic message into deliveries comes with the Web Push
- * transport; until then a job is acknowledged so the queue does not back up.
+ * `fanout` consumer: expands one topic message into chunks of recipients for `deliveries`,
+ * reading the topic's live registrations page by page (keyset pagination over an index).
  */
-export async function consumeFanout(batch: MessageBatch<FanoutJob>, _env: Env): Promise<void> {
-  batch.ackAll();
+import { nowSeconds } from "../expiry";
+import type { Change } from "../hub/change";
+import { DEFAULT_TTL_SECONDS } from "../hub/merge";
+import type { FanoutJob } from "../hub/topic-hub";
+import { pageTopicRecipients } from "../store/registrations";
+import type { PushMessage } from "../transports/transport";
+import { topicHeader, type WebPushTarget } from "../transports/web-push";
+import { pushMessageXml } from "../xml/push-message";
+import { FANOUT_PAGE_SIZE, FANOUT_PAGES_PER_JOB, sendBatches, TARGETS_PER_JOB, type DeliveryJob } from "./jobs";
+import { variantFor, type Variant } from "./recipients";
+
+function messageFor(change: Change, variant: Variant, topic: string | null): PushMessage {
+  return {
+    xml: pushMessageXml({
+      topic: change.topic,
+      contentUpdate: variant.content ? { syncToken: change.contentUpdate!.syncToken } : null,
+      propertyUpdate: variant.property ? { transports: false } : null,
+    }),
+    ttl: change.ttl ?? DEFAULT_TTL_SECONDS,
+    urgency: change.urgency,
+    topic,
+  };
+}
+
+/** Fans out one job; returns the continuation job when the topic has more pages than one job reads. */
+export async function fanOut(job: FanoutJob, env: Env): Promise<FanoutJob | null> {
+  const { change, tenantId } = job;
+  if (change.dontNotify === "*") return null;
+  const spared = new Set(change.dontNotify);
+  const topic = await topicHeader(tenantId, change.topic);
+  const now = nowSeconds();
+  // one chunk list per message variant (content, property or both)
+  const byVariant = new Map<string, { message: PushMessage; targets: WebPushTarget[] }>();
+  const jobs: DeliveryJob[] = [];
+  const flush = (entry: { message: PushMessage; targets: WebPushTarget[] }) => {
+    if (entry.targets.length > 0) jobs.push({ tenantId, message: entry.message, targets: entry.targets, attempt: 1 });
+    entry.targets = [];
+  };
+
+  let after = job.after ?? "";
+  let more = true;
+  for (let page = 0; page < FANOUT_PAGES_PER_JOB && more; page++) {
+    const rows = await pageTopicRecipients(env.DB, tenantId, change.topic, after, now, FANOUT_PAGE_SIZE);
+    more = rows.length === FANOUT_PAGE_SIZE;
+    if (rows.length > 0) after = rows[rows.length - 1].id;
+    for (const row of rows) {
+      if (row.transport !== "web_push" || row.p256dh === null || row.auth === null) continue;
+      const variant = variantFor(row, change, spared);
+      if (variant === null) continue;
+      const key = `${variant.content}/${variant.property}`;
+      let entry = byVariant.get(key);
+      if (entry === undefined) byVariant.set(key, (entry = { message: messageFor(change, variant, topic), targets: [] }));
+      entry.targets.push({ subscriptionId: row.subscription_id, endpoint: row.identifier, p256dh: row.p256dh, auth: row.auth });
+      if (entry.targets.length === TARGETS_PER_JOB) flush(entry);
+    }
+  }
+  for (const entry of byVariant.values()) flush(entry);
+  for (const batch of sendBatches(jobs)) await env.DELIVERIES.sendBatch(batch.map((body) => ({ body })));
+  return more ? { ...job, after } : null;
+}
+
+export async function consumeFanout(batch: MessageBatch<FanoutJob>, env: Env): Promise<void> {
+  for (const message of batch.messages) {
+    try {
+      const rest = await fanOut(message.body, env);
+      if (rest !== null) await env.FANOUT.send(rest);
+      message.ack();
+    } catch (error) {
+      console.error(`fanout of topic ${JSON.stringify(message.body.change.topic)} failed`, error);
+      message.retry({ delaySeconds: Math.min(60, 2 ** message.attempts) });
+    }
+  }
 }

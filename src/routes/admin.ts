@@ -14,6 +14,7 @@ import {
   updateTenantSecrets,
   type TenantRow,
 } from "../store/tenants";
+import { listDeadLetters } from "../store/dead-letters";
 import type { AppEnv } from "../types";
 import { parseWith, readJson } from "../validation";
 
@@ -111,4 +112,20 @@ admin.post("/tenants/:id/enable", async (c) => {
   const row = await tenantOr404(c.env.DB, c.req.param("id"));
   await setTenantDisabled(c.env.DB, row.id, null, nowSeconds());
   return c.json(tenantJson(await tenantOr404(c.env.DB, row.id)));
+});
+
+const deadLetterQuery = z.object({
+  tenant: z.string().regex(TENANT_ID, "must be a tenant id").optional(),
+  before: z.coerce.number().int().positive().optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+});
+
+/** Jobs whose delivery retries ran out, newest first. */
+admin.get("/dead-letters", async (c) => {
+  const query = parseWith(deadLetterQuery, c.req.query());
+  const rows = await listDeadLetters(c.env.DB, query.tenant ?? null, query.before ?? Number.MAX_SAFE_INTEGER, query.limit);
+  return c.json({
+    dead_letters: rows.map((row) => ({ id: row.id, tenant_id: row.tenant_id, queue: row.queue, created_at: row.created_at, job: JSON.parse(row.body) })),
+    next_before: rows.length === query.limit ? rows[rows.length - 1].id : null,
+  });
 });

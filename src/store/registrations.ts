@@ -150,3 +150,41 @@ export async function purgeExpiredRegistrations(db: D1Database, now: number, lim
     .run();
   return result.meta.changes;
 }
+
+/** A live registration of a topic with what delivery needs of its subscription. */
+export interface RecipientRow {
+  id: string;
+  subscription_id: number;
+  content_update_depth: Depth | null;
+  property_update_depth: Depth | null;
+  property_update_props: string | null;
+  transport: Transport;
+  identifier: string;
+  p256dh: string | null;
+  auth: string | null;
+}
+
+/**
+ * Keyset page of a topic's live registrations in id order: runs once per page of every
+ * notification, served by registrations_by_topic (tenant_id, topic, id).
+ */
+export async function pageTopicRecipients(
+  db: D1Database,
+  tenantId: string,
+  topic: string,
+  after: string,
+  now: number,
+  limit: number,
+): Promise<RecipientRow[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT r.id, r.subscription_id, r.content_update_depth, r.property_update_depth, r.property_update_props,
+              s.transport, s.identifier, s.p256dh, s.auth
+       FROM registrations r JOIN subscriptions s ON s.id = r.subscription_id
+       WHERE r.tenant_id = ? AND r.topic = ? AND r.id > ? AND r.expires_at > ?
+       ORDER BY r.id LIMIT ?`,
+    )
+    .bind(tenantId, topic, after, now, limit)
+    .all<RecipientRow>();
+  return results;
+}

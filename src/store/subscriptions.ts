@@ -62,3 +62,49 @@ export async function purgeOrphanSubscriptions(db: D1Database, limit: number): P
     .run();
   return result.meta.changes;
 }
+
+export interface DeliveryOutcomes {
+  delivered: number[];
+  /** The push service says these no longer exist. */
+  gone: number[];
+  /** Failed this time (refused, or to be retried), with why. */
+  failed: { id: number; reason: string }[];
+}
+
+/**
+ * Records a chunk's outcomes in one transaction: last success and consecutive failures per
+ * subscription; gone subscriptions are deleted with their registrations.
+ */
+export async function recordOutcomes(db: D1Database, outcomes: DeliveryOutcomes, now: number): Promise<void> {
+  const statements: D1PreparedStatement[] = [];
+  if (outcomes.delivered.length > 0) {
+    statements.push(
+      db
+        .prepare(
+          `UPDATE subscriptions SET last_success_at = ?1, consecutive_failures = 0
+           WHERE id IN (SELECT value FROM json_each(?2))`,
+        )
+        .bind(now, JSON.stringify(outcomes.delivered)),
+    );
+  }
+  if (outcomes.failed.length > 0) {
+    statements.push(
+      db
+        .prepare(
+          `UPDATE subscriptions SET consecutive_failures = consecutive_failures + 1, last_failure_at = ?1,
+             last_failure_reason = (SELECT json_extract(f.value, '$.reason') FROM json_each(?2) f
+                                    WHERE json_extract(f.value, '$.id') = subscriptions.id)
+           WHERE id IN (SELECT json_extract(value, '$.id') FROM json_each(?2))`,
+        )
+        .bind(now, JSON.stringify(outcomes.failed)),
+    );
+  }
+  if (outcomes.gone.length > 0) {
+    const ids = JSON.stringify(outcomes.gone);
+    statements.push(
+      db.prepare("DELETE FROM registrations WHERE subscription_id IN (SELECT value FROM json_each(?))").bind(ids),
+      db.prepare("DELETE FROM subscriptions WHERE id IN (SELECT value FROM json_each(?))").bind(ids),
+    );
+  }
+  if (statements.length > 0) await db.batch(statements);
+}

@@ -1,0 +1,75 @@
+/**
+ * `deliveries` consumer: sends each chunk's push messages with bounded concurrency, records the
+ * outcomes, and re-enqueues only the targets worth another try (Retry-After, else exponential
+ * backoff with jitter) until their attempts run out and they go to the dead-letter queue.
+ */
+import { nowSeconds } from "../expiry";
+import { recordOutcomes, type DeliveryOutcomes } from "../store/subscriptions";
+import type { Outcome, Transport } from "../transports/transport";
+import { webPushTransport, type WebPushTarget } from "../transports/web-push";
+import { MAX_DELIVERY_ATTEMPTS, SEND_CONCURRENCY, type DeadLetter, type DeliveryJob } from "./jobs";
+import { mapWithConcurrency } from "./pool";
+
+/** Queues delay messages by at most 12 hours. */
+const MAX_DELAY_SECONDS = 43_200;
+
+/** Exponential backoff with full jitter around the doubling step: ~10 s, 20 s, 40 s, … ≤ 1 h. */
+export function backoffSeconds(attempt: number, random = Math.random()): number {
+  const step = Math.min(3600, 5 * 2 ** attempt);
+  return Math.max(1, Math.round(step * (0.5 + random)));
+}
+
+/** What to do with a chunk's failures: one retry job (the slowest Retry-After wins) or a dead letter. */
+export function planRetry(
+  job: DeliveryJob,
+  retries: { target: WebPushTarget; afterSeconds: number | null; reason: string }[],
+): { retry: DeliveryJob; delaySeconds: number } | { deadLetter: DeadLetter } | null {
+  if (retries.length === 0) return null;
+  const targets = retries.map((r) => r.target);
+  if (job.attempt >= MAX_DELIVERY_ATTEMPTS) {
+    const reasons = Object.fromEntries(retries.map((r) => [r.target.subscriptionId, r.reason]));
+    return { deadLetter: { ...job, targets, reasons } };
+  }
+  const asked = retries.map((r) => r.afterSeconds).filter((s): s is number => s !== null);
+  const delaySeconds = Math.min(MAX_DELAY_SECONDS, asked.length > 0 ? Math.max(1, ...asked) : backoffSeconds(job.attempt));
+  return { retry: { ...job, targets, attempt: job.attempt + 1 }, delaySeconds };
+}
+
+export async function deliver(jobs: DeliveryJob[], env: Env, transport: Transport<WebPushTarget>): Promise<void> {
+  const sends = jobs.flatMap((job) => job.targets.map((target) => ({ job, target })));
+  const outcomes = await mapWithConcurrency(sends, SEND_CONCURRENCY, ({ job, target }) => transport.send(target, job.message));
+
+  const record: DeliveryOutcomes = { delivered: [], gone: [], failed: [] };
+  const retries = new Map<DeliveryJob, { target: WebPushTarget; afterSeconds: number | null; reason: string }[]>();
+  outcomes.forEach((outcome: Outcome, i) => {
+    const { job, target } = sends[i];
+    const id = target.subscriptionId;
+    if (outcome.kind === "delivered") record.delivered.push(id);
+    else if (outcome.kind === "gone") record.gone.push(id);
+    else {
+      record.failed.push({ id, reason: outcome.reason });
+      if (outcome.kind === "retry") {
+        const list = retries.get(job) ?? [];
+        list.push({ target, afterSeconds: outcome.afterSeconds, reason: outcome.reason });
+        retries.set(job, list);
+      }
+    }
+  });
+
+  for (const [job, failed] of retries) {
+    const plan = planRetry(job, failed);
+    if (plan === null) continue;
+    if ("retry" in plan) await env.DELIVERIES.send(plan.retry, { delaySeconds: plan.delaySeconds });
+    else await env.DEAD_LETTERS.send(plan.deadLetter);
+  }
+  await recordOutcomes(env.DB, record, nowSeconds());
+}
+
+export async function consumeDeliveries(batch: MessageBatch<DeliveryJob>, env: Env): Promise<void> {
+  await deliver(
+    batch.messages.map((m) => m.body),
+    env,
+    webPushTransport(env),
+  );
+  batch.ackAll();
+}

@@ -1,0 +1,75 @@
+/** The Web Push transport (RFC 8030), which UnifiedPush distributors speak too. */
+import { encryptWebPush } from "../crypto/ece";
+import { encodeBase64url } from "../crypto/base64url";
+import { vapidSigner, type VapidSigner } from "../crypto/vapid";
+import { retryAfterSeconds, type Outcome, type PushMessage, type Transport } from "./transport";
+
+export interface WebPushTarget {
+  subscriptionId: number;
+  endpoint: string;
+  p256dh: string;
+  auth: string;
+}
+
+/** How long one push service may take to answer before the message is tried again later. */
+const REQUEST_TIMEOUT_MS = 15_000;
+
+/**
+ * RFC 8030 §5.4 Topic from the director's topic: 24 bytes of SHA-256 are 32 base64url characters
+ * (the maximum, and never a length ≡ 1 mod 4, which Apple refuses); the topic itself stays private.
+ */
+export async function topicHeader(tenantId: string, topic: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${tenantId}\n${topic}`));
+  return encodeBase64url(new Uint8Array(digest).subarray(0, 24));
+}
+
+/** The request a push service receives for one target (RFC 8030 §5, RFC 8291 §4, RFC 8292 §3). */
+export async function webPushRequest(target: WebPushTarget, message: PushMessage, signer: VapidSigner | null): Promise<Request> {
+  const [body, authorization] = await Promise.all([
+    encryptWebPush(new TextEncoder().encode(message.xml), target),
+    signer?.authorization(target.endpoint) ?? null,
+  ]);
+  const headers = new Headers({
+    TTL: String(message.ttl),
+    Urgency: message.urgency,
+    "Content-Encoding": "aes128gcm",
+    // the draft's Push Message section
+    "Content-Type": 'application/xml; charset="UTF-8"',
+  });
+  if (message.topic !== null) headers.set("Topic", message.topic);
+  if (authorization !== null) headers.set("Authorization", authorization);
+  return new Request(target.endpoint, { method: "POST", headers, body });
+}
+
+/** RFC 8030 §5 / §8.4 answers, and what push services do in practice. */
+export function webPushOutcome(status: number, retryAfter: string | null): Outcome {
+  if (status >= 200 && status < 300) return { kind: "delivered" };
+  if (status === 404 || status === 410) return { kind: "gone", reason: `push service answered ${status}` };
+  if (status === 429 || status >= 500) return { kind: "retry", afterSeconds: retryAfterSeconds(retryAfter), reason: `push service answered ${status}` };
+  return { kind: "failed", reason: `push service answered ${status}` };
+}
+
+export function webPushTransport(env: Env, fetcher: typeof fetch = fetch): Transport<WebPushTarget> {
+  const signer =
+    env.VAPID_PUBLIC_KEY && env.VAPID_PRIVATE_KEY
+      ? vapidSigner({ publicKey: env.VAPID_PUBLIC_KEY, privateKey: env.VAPID_PRIVATE_KEY, subject: env.VAPID_SUBJECT })
+      : null;
+  return {
+    async send(target, message) {
+      let request: Request;
+      try {
+        request = await webPushRequest(target, message, signer);
+      } catch (error) {
+        // undecryptable keys or an oversize message: no retry can fix it
+        return { kind: "failed", reason: `cannot prepare message: ${(error as Error).message}` };
+      }
+      try {
+        const response = await fetcher(request, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+        await response.body?.cancel();
+        return webPushOutcome(response.status, response.headers.get("Retry-After"));
+      } catch (error) {
+        return { kind: "retry", afterSeconds: null, reason: `network: ${(error as Error).message}` };
+      }
+    },
+  };
+}

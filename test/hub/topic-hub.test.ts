@@ -1,0 +1,50 @@
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { Change } from "../../src/hub/change";
+import type { TopicHub } from "../../src/hub/topic-hub";
+
+const change = (over: Partial<Change>): Change => ({
+  topic: "t",
+  contentUpdate: { syncToken: null, depth: 1 },
+  propertyUpdate: null,
+  urgency: "normal",
+  ttl: null,
+  dontNotify: [],
+  ...over,
+});
+
+const hub = (name: string) => env.TOPIC_HUB.get(env.TOPIC_HUB.idFromName(name));
+
+describe("TopicHub", () => {
+  it("merges changes within the window into one pending message and sets one alarm", async () => {
+    const stub = hub("merge-window");
+    await stub.accept("tenant", [change({ contentUpdate: { syncToken: "s1", depth: 1 } })]);
+    await stub.accept("tenant", [change({ contentUpdate: { syncToken: "s2", depth: 1 } }), change({ contentUpdate: null, propertyUpdate: { props: null, depth: 0 } })]);
+    const state = await runInDurableObject(stub, async (_instance: TopicHub, ctx) => ({
+      pending: await ctx.storage.get<{ change: Change }>("pending"),
+      alarm: await ctx.storage.getAlarm(),
+      seq: await ctx.storage.get("seq"),
+    }));
+    expect(state.pending!.change.contentUpdate).toEqual({ syncToken: "s2", depth: 1 });
+    expect(state.pending!.change.propertyUpdate).toEqual({ props: null, depth: 0 });
+    expect(state.alarm).toBeGreaterThan(Date.now());
+    expect(state.alarm! - Date.now()).toBeLessThanOrEqual(1000);
+    expect(state.seq).toBeUndefined();
+  });
+
+  it("flushes on the alarm: one numbered message, nothing left pending", async () => {
+    const stub = hub("flush");
+    await stub.accept("tenant", [change({})]);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    await stub.accept("tenant", [change({})]);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    const state = await runInDurableObject(stub, async (_instance: TopicHub, ctx) => ({
+      pending: await ctx.storage.get("pending"),
+      outbox: await ctx.storage.get("outbox"),
+      seq: await ctx.storage.get("seq"),
+    }));
+    expect(state).toEqual({ pending: undefined, outbox: undefined, seq: 2 });
+    expect(await runDurableObjectAlarm(stub)).toBe(false);
+  });
+});

@@ -1,0 +1,24 @@
+// Vitest global setup for the workers project: a VAPID key pair for the run and a stand-in push
+// service (in Node) that expects it. Tests inside workerd reach the service over HTTP.
+import { webcrypto } from "node:crypto";
+import type { TestProject } from "vitest/node";
+import { PushService } from "./push-service";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    pushServiceUrl: string;
+    vapidPublicKey: string;
+    vapidPrivateKey: string;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const pair = await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"]);
+  const publicKey = Buffer.from(await webcrypto.subtle.exportKey("raw", pair.publicKey)).toString("base64url");
+  const { d } = await webcrypto.subtle.exportKey("jwk", pair.privateKey);
+  const service = await new PushService({ vapidPublicKey: publicKey }).start();
+  project.provide("pushServiceUrl", service.url);
+  project.provide("vapidPublicKey", publicKey);
+  project.provide("vapidPrivateKey", d!);
+  return () => service.stop();
+}

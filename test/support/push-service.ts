@@ -1,0 +1,221 @@
+// A stand-in push service (RFC 8030 §5) that does a receiving user agent's real work: checks
+// TTL, Topic, Urgency and Content-Encoding, verifies the VAPID JWT with jose (ES256, aud, exp
+// ≤ 24 h, sub) and decrypts the body with http_ece, an implementation independent of ours.
+// Subscribers answer as told: accept, be gone (410), be unavailable (503 + Retry-After) for a
+// number of tries, or answer a fixed status. It has an HTTP control API (/_…) so tests running
+// inside workerd can drive it too.
+import { createECDH, randomBytes, randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import * as ece from "http_ece";
+import { importJWK, jwtVerify } from "jose";
+
+export type Behaviour =
+  | { kind: "accept" }
+  | { kind: "gone" }
+  | { kind: "unavailable"; times: number; retryAfter?: number }
+  | { kind: "status"; status: number };
+
+export interface SubscriberInfo {
+  id: string;
+  endpoint: string;
+  p256dh: string;
+  auth: string;
+}
+
+export interface Received {
+  xml: string;
+  ttl: number;
+  urgency: string | null;
+  topic: string | null;
+  contentType: string | null;
+  claims: Record<string, unknown>;
+}
+
+interface Subscriber extends SubscriberInfo {
+  ecdh: ReturnType<typeof createECDH>;
+  behaviour: Behaviour;
+  attempts: number;
+  received: Received[];
+}
+
+const MAX_VAPID_LIFETIME = 24 * 3600;
+
+export class PushService {
+  private server: Server | null = null;
+  private readonly subscribers = new Map<string, Subscriber>();
+  private readonly waiters = new Set<() => void>();
+  readonly errors: string[] = [];
+  /** Requests answered, successful or not. */
+  requests = 0;
+  url = "";
+  /** When set, the VAPID `k` must be this key (base64url). */
+  vapidPublicKey: string | null;
+  /** Decrypt every n-th accepted message (1 = all); the others are only counted. */
+  decryptEvery = 1;
+
+  constructor(options: { vapidPublicKey?: string } = {}) {
+    this.vapidPublicKey = options.vapidPublicKey ?? null;
+  }
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.keepAliveTimeout = 60_000;
+    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  addSubscriber(behaviour: Behaviour = { kind: "accept" }): SubscriberInfo {
+    const ecdh = createECDH("prime256v1");
+    ecdh.generateKeys();
+    const id = randomUUID();
+    const subscriber: Subscriber = {
+      id,
+      endpoint: `${this.url}/push/${id}`,
+      p256dh: ecdh.getPublicKey().toString("base64url"),
+      auth: randomBytes(16).toString("base64url"),
+      ecdh,
+      behaviour,
+      attempts: 0,
+      received: [],
+    };
+    this.subscribers.set(id, subscriber);
+    return { id, endpoint: subscriber.endpoint, p256dh: subscriber.p256dh, auth: subscriber.auth };
+  }
+
+  received(id: string): Received[] {
+    return this.subscribers.get(id)?.received ?? [];
+  }
+
+  attempts(id: string): number {
+    return this.subscribers.get(id)?.attempts ?? 0;
+  }
+
+  /** Resolves as soon as `done()` holds, re-checked after every request this service answers. */
+  waitUntil(done: () => boolean, timeoutMs = 30_000): Promise<void> {
+    if (done()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new Error(`push service: condition not met within ${timeoutMs} ms (${this.requests} requests, errors: ${this.errors.join("; ")})`));
+      }, timeoutMs);
+      const check = () => {
+        if (!done()) return;
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve();
+      };
+      this.waiters.add(check);
+    });
+  }
+
+  private notify() {
+    for (const waiter of [...this.waiters]) waiter();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    const url = new URL(req.url ?? "/", this.url);
+    try {
+      if (url.pathname.startsWith("/_")) return this.control(url, req.method ?? "GET", body, res);
+      const match = /^\/push\/([\w-]+)$/.exec(url.pathname);
+      const subscriber = match ? this.subscribers.get(match[1]) : undefined;
+      if (req.method !== "POST" || subscriber === undefined) return this.answer(res, 404);
+      subscriber.attempts++;
+      const checked = await this.check(req, body, subscriber);
+      if (typeof checked === "string") {
+        this.errors.push(`${subscriber.id}: ${checked}`);
+        return this.answer(res, 400);
+      }
+      const behaviour = subscriber.behaviour;
+      if (behaviour.kind === "gone") return this.answer(res, 410);
+      if (behaviour.kind === "status") return this.answer(res, behaviour.status);
+      if (behaviour.kind === "unavailable" && subscriber.attempts <= behaviour.times) {
+        return this.answer(res, 503, behaviour.retryAfter === undefined ? {} : { "Retry-After": String(behaviour.retryAfter) });
+      }
+      subscriber.received.push(checked);
+      this.answer(res, 201, { Location: `${this.url}/message/${randomUUID()}` });
+    } catch (error) {
+      this.errors.push(`handler: ${(error as Error).message}`);
+      this.answer(res, 500);
+    } finally {
+      this.notify();
+    }
+  }
+
+  private answer(res: ServerResponse, status: number, headers: Record<string, string> = {}) {
+    this.requests++;
+    res.writeHead(status, headers).end();
+  }
+
+  /** The receiver's checks; returns what is wrong, or the decrypted message. */
+  private async check(req: IncomingMessage, body: Buffer, subscriber: Subscriber): Promise<string | Received> {
+    const ttl = req.headers["ttl"];
+    if (typeof ttl !== "string" || !/^\d+$/.test(ttl) || Number(ttl) <= 0) return `TTL must be a positive integer, got ${ttl}`;
+    if (req.headers["content-encoding"] !== "aes128gcm") return `Content-Encoding ${req.headers["content-encoding"]}`;
+    const topic = req.headers["topic"];
+    if (topic !== undefined && (typeof topic !== "string" || !/^[A-Za-z0-9_-]{1,32}$/.test(topic) || topic.length % 4 === 1)) {
+      return `Topic ${topic} is not ≤ 32 base64url characters (or its length is 1 mod 4)`;
+    }
+    const urgency = req.headers["urgency"];
+    if (urgency !== undefined && !["very-low", "low", "normal", "high"].includes(urgency as string)) return `Urgency ${urgency}`;
+    if (body.length > 4096) return `body of ${body.length} bytes exceeds 4096`;
+
+    const match = /^vapid t=([\w-]+\.[\w-]+\.[\w-]+), k=([\w-]+)$/.exec(req.headers["authorization"] ?? "");
+    if (!match) return `Authorization ${req.headers["authorization"]} is not RFC 8292 vapid t=…, k=…`;
+    const [, jwt, k] = match;
+    if (this.vapidPublicKey !== null && k !== this.vapidPublicKey) return "VAPID k is not the expected public key";
+    const point = Buffer.from(k, "base64url");
+    const key = await importJWK(
+      { kty: "EC", crv: "P-256", x: point.subarray(1, 33).toString("base64url"), y: point.subarray(33).toString("base64url") },
+      "ES256",
+    );
+    let claims: Record<string, unknown>;
+    try {
+      ({ payload: claims } = await jwtVerify(jwt, key, { algorithms: ["ES256"], audience: this.url }));
+    } catch (error) {
+      return `VAPID JWT: ${(error as Error).message}`;
+    }
+    const exp = claims.exp as number;
+    if (exp - Date.now() / 1000 > MAX_VAPID_LIFETIME) return "VAPID exp is more than 24 h ahead";
+    if (typeof claims.sub !== "string" || !/^(mailto:[^@\s]+@[^@\s]+|https:\/\/\S+)$/.test(claims.sub)) return `VAPID sub ${claims.sub}`;
+
+    const base = { ttl: Number(ttl), urgency: (urgency as string) ?? null, topic: (topic as string) ?? null, contentType: req.headers["content-type"] ?? null, claims };
+    if (subscriber.received.length % this.decryptEvery !== 0) return { ...base, xml: "" };
+    try {
+      const plaintext = ece.decrypt(body, { version: "aes128gcm", privateKey: subscriber.ecdh, authSecret: subscriber.auth });
+      return { ...base, xml: plaintext.toString("utf8") };
+    } catch (error) {
+      return `cannot decrypt: ${(error as Error).message}`;
+    }
+  }
+
+  /** POST /_subscribers {behaviour} · GET /_received?id= · GET /_wait?id=&count= · GET /_errors */
+  private async control(url: URL, method: string, body: Buffer, res: ServerResponse) {
+    const json = (status: number, value: unknown) => {
+      res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify(value));
+    };
+    const id = url.searchParams.get("id") ?? "";
+    if (url.pathname === "/_subscribers" && method === "POST") {
+      const { behaviour } = JSON.parse(body.toString() || "{}") as { behaviour?: Behaviour };
+      return json(201, this.addSubscriber(behaviour));
+    }
+    if (url.pathname === "/_received") return json(200, { received: this.received(id), attempts: this.attempts(id) });
+    if (url.pathname === "/_wait") {
+      const count = Number(url.searchParams.get("count") ?? "1");
+      const attempts = Number(url.searchParams.get("attempts") ?? "0");
+      await this.waitUntil(() => this.received(id).length >= count && this.attempts(id) >= attempts, 20_000).catch(() => undefined);
+      return json(200, { received: this.received(id), attempts: this.attempts(id) });
+    }
+    if (url.pathname === "/_errors") return json(200, { errors: this.errors });
+    json(404, {});
+  }
+}
