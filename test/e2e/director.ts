@@ -22,8 +22,21 @@ export function freePort(): Promise<number> {
 export interface Director {
   url: string;
   adminToken: string;
+  /** The secrets file `npm start` wrote (ADMIN_TOKEN, VAPID keys, …). */
+  vars: Record<string, string>;
   output: () => string;
   stop: () => Promise<void>;
+}
+
+/** Calls the director's JSON API; answers status, headers and the parsed body. */
+export async function api(director: Director, path: string, token: string, init: { method?: string; json?: unknown } = {}) {
+  const response = await fetch(`${director.url}${path}`, {
+    method: init.method ?? (init.json === undefined ? "GET" : "POST"),
+    headers: { Authorization: `Bearer ${token}`, ...(init.json === undefined ? {} : { "Content-Type": "application/json" }) },
+    body: init.json === undefined ? undefined : JSON.stringify(init.json),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: text === "" ? null : JSON.parse(text) };
 }
 
 export async function startDirector(extraEnv: Record<string, string> = {}): Promise<Director> {
@@ -47,10 +60,16 @@ export async function startDirector(extraEnv: Record<string, string> = {}): Prom
     child.stderr!.on("data", onData);
     child.once("exit", (code) => reject(new Error(`npm start exited (${code}) before it was ready:\n${output}`)));
   });
-  const adminToken = /^ADMIN_TOKEN=(.+)$/m.exec(readFileSync(devVars, "utf8"))![1];
+  const vars = Object.fromEntries(
+    readFileSync(devVars, "utf8")
+      .split("\n")
+      .filter((line) => /^[A-Z_]+=/.test(line))
+      .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
+  );
   return {
     url: `http://127.0.0.1:${port}`,
-    adminToken,
+    adminToken: vars.ADMIN_TOKEN,
+    vars,
     output: () => output,
     async stop() {
       if (child.exitCode === null) process.kill(-child.pid!, "SIGTERM");

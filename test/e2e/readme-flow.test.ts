@@ -2,7 +2,7 @@
 import { webcrypto } from "node:crypto";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDirector, type Director } from "./director";
+import { api, startDirector, type Director } from "./director";
 
 let director: Director;
 
@@ -14,15 +14,7 @@ afterAll(async () => {
   await director?.stop();
 });
 
-async function api(path: string, token: string, init: { method?: string; json?: unknown } = {}) {
-  const response = await fetch(`${director.url}${path}`, {
-    method: init.method ?? (init.json === undefined ? "GET" : "POST"),
-    headers: { Authorization: `Bearer ${token}`, ...(init.json === undefined ? {} : { "Content-Type": "application/json" }) },
-    body: init.json === undefined ? undefined : JSON.stringify(init.json),
-  });
-  const text = await response.text();
-  return { status: response.status, headers: response.headers, body: text === "" ? null : JSON.parse(text) };
-}
+const call = (path: string, token: string, init: { method?: string; json?: unknown } = {}) => api(director, path, token, init);
 
 async function userAgentKeys() {
   const pair = await webcrypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, ["deriveBits"]);
@@ -39,11 +31,11 @@ describe("npm start", () => {
   });
 
   it("runs the README flow: tenant, subscribe, list, notify, delete", async () => {
-    const discovery = await api("/.well-known/webdav-push", "");
+    const discovery = await call("/.well-known/webdav-push", "");
     expect(discovery.status).toBe(200);
     expect(discovery.body.transports.web_push.vapid_public_key).toMatch(/^B[A-Za-z0-9_-]{86}$/);
 
-    const tenant = await api("/v1/admin/tenants", director.adminToken, { json: { name: "my-dav-server" } });
+    const tenant = await call("/v1/admin/tenants", director.adminToken, { json: { name: "my-dav-server" } });
     expect(tenant.status).toBe(201);
     const { id, notify_token: notifyToken, grant_secret: grantSecret } = tenant.body;
 
@@ -54,7 +46,7 @@ describe("npm start", () => {
       .setSubject("alice")
       .setExpirationTime("10m")
       .sign(new TextEncoder().encode(grantSecret));
-    const subscribed = await api("/v1/subscriptions", grant, {
+    const subscribed = await call("/v1/subscriptions", grant, {
       json: {
         client_id: "e2e",
         topic: "calendar-1",
@@ -66,22 +58,22 @@ describe("npm start", () => {
     expect(location).toBe(`${director.url}/v1/registrations/${subscribed.body.id}`);
     expect(new Date(subscribed.headers.get("Expires")!).getTime()).toBeGreaterThan(Date.now() + 6 * 86_400_000);
 
-    const listed = await api("/v1/registrations", grant);
+    const listed = await call("/v1/registrations", grant);
     expect(listed.body.registrations.map((r: { id: string }) => r.id)).toEqual([subscribed.body.id]);
 
-    const notified = await api("/v1/notify", notifyToken, { json: { topic: "calendar-1", content_update: { sync_token: "s1" } } });
+    const notified = await call("/v1/notify", notifyToken, { json: { topic: "calendar-1", content_update: { sync_token: "s1" } } });
     expect(notified.status).toBe(202);
     expect(notified.body).toEqual({ accepted: 1, topics: 1 });
 
-    const deleted = await api(new URL(location).pathname, grant, { method: "DELETE" });
+    const deleted = await call(new URL(location).pathname, grant, { method: "DELETE" });
     expect(deleted.status).toBe(204);
-    expect((await api(new URL(location).pathname, grant)).status).toBe(404);
+    expect((await call(new URL(location).pathname, grant)).status).toBe(404);
   });
 
   it("answers a client's mistakes with JSON 4xx, never 500", async () => {
-    const bad = await api("/v1/admin/tenants", director.adminToken, { json: { name: 42 } });
+    const bad = await call("/v1/admin/tenants", director.adminToken, { json: { name: 42 } });
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe("invalid_request");
-    expect((await api("/v1/notify", "wrong", { json: { topic: "x" } })).status).toBe(401);
+    expect((await call("/v1/notify", "wrong", { json: { topic: "x" } })).status).toBe(401);
   });
 });
