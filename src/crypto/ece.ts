@@ -42,8 +42,12 @@ function concat(...parts: Uint8Array[]): Bytes {
   return out;
 }
 
-async function hkdf(salt: Bytes, ikm: Bytes, info: Bytes, bytes: number): Promise<Bytes> {
-  const key = await crypto.subtle.importKey("raw", ikm, "HKDF", false, ["deriveBits"]);
+/** HKDF-SHA-256 (RFC 5869) keyed with `ikm`, ready to derive several outputs from one import. */
+async function hkdfKey(ikm: Bytes): Promise<CryptoKey> {
+  return crypto.subtle.importKey("raw", ikm, "HKDF", false, ["deriveBits"]);
+}
+
+async function hkdf(key: CryptoKey, salt: Bytes, info: Bytes, bytes: number): Promise<Bytes> {
   return new Uint8Array(await crypto.subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt, info }, key, bytes * 8));
 }
 
@@ -78,9 +82,10 @@ export async function encryptWebPush(plaintext: Uint8Array, ua: UserAgentKeys, o
   const ecdhSecret = new Uint8Array(await crypto.subtle.deriveBits(ecdh, serverKeys.privateKey, 256));
 
   // RFC 8291 §3.4: IKM binds the shared secret to the auth secret and both public keys.
-  const ikm = await hkdf(authSecret, ecdhSecret, concat(KEY_INFO, uaPublic, asPublicBytes), 32);
+  const ikm = await hkdf(await hkdfKey(ecdhSecret), authSecret, concat(KEY_INFO, uaPublic, asPublicBytes), 32);
   // RFC 8188 §2.2 and §2.3: content-encryption key and nonce (one record, so sequence number 0).
-  const [cek, nonce] = await Promise.all([hkdf(salt, ikm, CEK_INFO, 16), hkdf(salt, ikm, NONCE_INFO, 12)]);
+  const prk = await hkdfKey(ikm);
+  const [cek, nonce] = await Promise.all([hkdf(prk, salt, CEK_INFO, 16), hkdf(prk, salt, NONCE_INFO, 12)]);
 
   const aesKey = await crypto.subtle.importKey("raw", cek, "AES-GCM", false, ["encrypt"]);
   // RFC 8188 §2: the last (here only) record ends with the padding delimiter 0x02 and no padding.

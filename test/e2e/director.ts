@@ -39,11 +39,11 @@ export async function api(director: Director, path: string, token: string, init:
   return { status: response.status, headers: response.headers, body: text === "" ? null : JSON.parse(text) };
 }
 
-export async function startDirector(extraEnv: Record<string, string> = {}): Promise<Director> {
+export async function startDirector(extraEnv: Record<string, string> = {}, wranglerArgs: string[] = []): Promise<Director> {
   const dir = mkdtempSync(path.join(tmpdir(), "push-director-e2e-"));
   const [port, inspectorPort] = [await freePort(), await freePort()];
   const devVars = path.join(dir, "dev.vars");
-  const child: ChildProcess = spawn(process.execPath, [path.join(root, "scripts/dev.mjs"), "--inspector-port", String(inspectorPort)], {
+  const child: ChildProcess = spawn(process.execPath, [path.join(root, "scripts/dev.mjs"), "--inspector-port", String(inspectorPort), ...wranglerArgs], {
     cwd: root,
     env: { ...process.env, ...extraEnv, PORT: String(port), PUSH_DIRECTOR_DEV_VARS: devVars, PUSH_DIRECTOR_STATE: path.join(dir, "state") },
     stdio: ["ignore", "pipe", "pipe"],

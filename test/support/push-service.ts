@@ -51,8 +51,9 @@ export class PushService {
   url = "";
   /** When set, the VAPID `k` must be this key (base64url). */
   vapidPublicKey: string | null;
-  /** Decrypt every n-th accepted message (1 = all); the others are only counted. */
+  /** Decrypt every n-th message that passed the other checks (1 = all); the rest are only counted. */
   decryptEvery = 1;
+  private checked = 0;
 
   constructor(options: { vapidPublicKey?: string } = {}) {
     this.vapidPublicKey = options.vapidPublicKey ?? null;
@@ -189,7 +190,7 @@ export class PushService {
     if (typeof claims.sub !== "string" || !/^(mailto:[^@\s]+@[^@\s]+|https:\/\/\S+)$/.test(claims.sub)) return `VAPID sub ${claims.sub}`;
 
     const base = { ttl: Number(ttl), urgency: (urgency as string) ?? null, topic: (topic as string) ?? null, contentType: req.headers["content-type"] ?? null, claims };
-    if (subscriber.received.length % this.decryptEvery !== 0) return { ...base, xml: "" };
+    if (this.checked++ % this.decryptEvery !== 0) return { ...base, xml: "" };
     try {
       const plaintext = ece.decrypt(body, { version: "aes128gcm", privateKey: subscriber.ecdh, authSecret: subscriber.auth });
       return { ...base, xml: plaintext.toString("utf8") };

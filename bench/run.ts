@@ -1,0 +1,187 @@
+// `npm run bench`: two figures, each against a baseline measured in the same run, written to
+// BENCHMARKS.md. Medians of repeated runs; these machines are noisy.
+//  1. Per-message Web Push preparation (encrypt + VAPID header): the director's code in workerd
+//     vs the `web-push` package in Node.
+//  2. Fan-out: one notify to 10,000 registrations through `npm start` (wrangler dev, local D1,
+//     Durable Object and Queues) to a local push service that checks every request and decrypts a
+//     sample; baseline: the `web-push` package preparing the same 10,000 in Node, sent 6 at a time.
+import { spawn } from "node:child_process";
+import { createECDH, randomBytes, webcrypto } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import webpush from "web-push";
+import { api, freePort, startDirector } from "../test/e2e/director.ts";
+import { PushService } from "../test/support/push-service.ts";
+
+const root = path.resolve(import.meta.dirname, "..");
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmt = (n: number, digits = 1) => n.toFixed(digits);
+
+async function vapidKeys() {
+  const pair = await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"]);
+  const publicKey = Buffer.from(await webcrypto.subtle.exportKey("raw", pair.publicKey)).toString("base64url");
+  const { d } = await webcrypto.subtle.exportKey("jwk", pair.privateKey);
+  return { publicKey, privateKey: d! };
+}
+
+function userAgents(count: number, origins: string[]) {
+  return Array.from({ length: count }, (_, i) => {
+    const ecdh = createECDH("prime256v1");
+    ecdh.generateKeys();
+    return {
+      subscriptionId: i,
+      endpoint: `${origins[i % origins.length]}/push/${randomBytes(12).toString("base64url")}`,
+      p256dh: ecdh.getPublicKey().toString("base64url"),
+      auth: randomBytes(16).toString("base64url"),
+    };
+  });
+}
+
+async function preparation(rounds: number, n: number) {
+  const vapid = await vapidKeys();
+  const targets = userAgents(200, ["https://fcm.googleapis.com", "https://updates.push.services.mozilla.com", "https://web.push.apple.com", "https://up.example.net"]);
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [path.join(root, "node_modules/wrangler/bin/wrangler.js"), "dev", "-c", "bench/wrangler.toml", "--port", String(port), "--inspector-port", String(await freePort()),
+      "--var", `VAPID_PUBLIC_KEY:${vapid.publicKey}`, "--var", `VAPID_PRIVATE_KEY:${vapid.privateKey}`, "--show-interactive-dev-session=false"],
+    { cwd: root, env: { ...process.env, WRANGLER_SEND_METRICS: "false" }, stdio: ["ignore", "pipe", "pipe"], detached: true },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let out = "";
+    const onData = (chunk: Buffer) => ((out += chunk), /Ready on/.test(out) && resolve());
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.once("exit", () => reject(new Error(out)));
+  });
+  const body = JSON.stringify(targets);
+  const timed = async (count: number) => {
+    const start = performance.now();
+    const response = await fetch(`http://127.0.0.1:${port}/prepare?n=${count}`, { method: "POST", body });
+    await response.json();
+    return performance.now() - start;
+  };
+  await timed(n); // warm up
+  const workerd: number[] = [];
+  for (let r = 0; r < rounds; r++) workerd.push(((await timed(n)) - (await timed(0))) / n);
+  process.kill(-child.pid!, "SIGTERM");
+
+  const payload = Buffer.from('<?xml version="1.0" encoding="utf-8"?><push-message xmlns="https://bitfire.at/webdav-push" xmlns:D="DAV:"><topic>O7M1nQ7cKkKTKsoS_j6Z3w</topic><content-update><D:sync-token>http://example.com/sync/10</D:sync-token></content-update></push-message>');
+  const options: webpush.RequestOptions = {
+    vapidDetails: { subject: "mailto:bench@example.org", publicKey: vapid.publicKey, privateKey: vapid.privateKey },
+    TTL: 86_400,
+    contentEncoding: webpush.supportedContentEncodings.AES_128_GCM,
+  };
+  const node = async () => {
+    const start = performance.now();
+    for (let i = 0; i < n; i++) {
+      const t = targets[i % targets.length];
+      webpush.generateRequestDetails({ endpoint: t.endpoint, keys: { p256dh: t.p256dh, auth: t.auth } }, payload, options);
+    }
+    return (performance.now() - start) / n;
+  };
+  await node();
+  const baseline: number[] = [];
+  for (let r = 0; r < rounds; r++) baseline.push(await node());
+  return { ours: median(workerd) * 1000, baseline: median(baseline) * 1000, rounds, n };
+}
+
+async function fanout(subscribers: number) {
+  const service = new PushService();
+  service.decryptEvery = 100;
+  const [director] = await Promise.all([startDirector({}, ["--var", "COALESCE_MS:0"]), service.start()]);
+  try {
+    service.vapidPublicKey = director.vars.VAPID_PUBLIC_KEY;
+    const tenant = (await api(director, "/v1/admin/tenants", director.adminToken, { json: { name: "bench" } })).body;
+    const subs = Array.from({ length: subscribers }, () => service.addSubscriber());
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < subs.length) {
+          const s = subs[next++];
+          const r = await api(director, "/v1/subscriptions", tenant.notify_token, {
+            json: { topic: "big", push_services: { web_push: { endpoint: s.endpoint, keys: { p256dh: s.p256dh, auth: s.auth } } } },
+          });
+          if (r.status !== 201) throw new Error(JSON.stringify(r.body));
+        }
+      }),
+    );
+    const before = service.requests;
+    const start = performance.now();
+    const notified = await api(director, "/v1/notify", tenant.notify_token, { json: { topic: "big", content_update: { sync_token: "s1" } } });
+    if (notified.status !== 202) throw new Error(JSON.stringify(notified.body));
+    await service.waitUntil(() => subs.every((s) => service.received(s.id).length >= 1), 300_000);
+    const ours = (performance.now() - start) / 1000;
+    const duplicates = subs.filter((s) => service.received(s.id).length > 1).length;
+    const decrypted = subs.filter((s) => service.received(s.id).some((m) => m.xml.includes("<topic>big</topic>"))).length;
+    if (service.errors.length > 0) throw new Error(service.errors.slice(0, 3).join("; "));
+    const sent = service.requests - before;
+
+    // baseline: the web-push package prepares the same messages in Node, sent with fetch 6 at a time
+    // (its own sendNotification speaks only https, and the local push service is plain http)
+    const payload = Buffer.from("<push-message/>");
+    const options: webpush.RequestOptions = {
+      vapidDetails: { subject: "mailto:bench@example.org", publicKey: director.vars.VAPID_PUBLIC_KEY, privateKey: director.vars.VAPID_PRIVATE_KEY },
+      TTL: 60,
+      contentEncoding: webpush.supportedContentEncodings.AES_128_GCM,
+    };
+    const start2 = performance.now();
+    let i = 0;
+    await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        while (i < subs.length) {
+          const s = subs[i++];
+          const details = webpush.generateRequestDetails({ endpoint: s.endpoint, keys: { p256dh: s.p256dh, auth: s.auth } }, payload, options);
+          const response = await fetch(details.endpoint, { method: details.method, headers: details.headers as Record<string, string>, body: details.body as Uint8Array<ArrayBuffer> });
+          if (response.status !== 201) throw new Error(`baseline send answered ${response.status}`);
+          await response.arrayBuffer();
+        }
+      }),
+    );
+    const baseline = (performance.now() - start2) / 1000;
+    return { subscribers, ours, baseline, sent, duplicates, decrypted };
+  } finally {
+    await Promise.all([director.stop(), service.stop()]);
+  }
+}
+
+const prep = await preparation(7, 5000);
+console.log(`preparation: workerd ${fmt(prep.ours)} µs/message, web-push ${fmt(prep.baseline)} µs/message`);
+const fan = await fanout(Number(process.env.BENCH_SUBSCRIBERS ?? 10_000));
+console.log(`fan-out: ${fan.subscribers} in ${fmt(fan.ours, 2)} s, web-push from Node ${fmt(fan.baseline, 2)} s`);
+
+const cpu = os.cpus()[0]?.model ?? "unknown CPU";
+const report = `# Benchmarks
+
+Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} × ${cpu}, Node ${process.version}.
+Figures are medians; each is set against a baseline measured in the same run.
+
+## 1. Preparing one Web Push message (RFC 8291 encryption + RFC 8292 VAPID header)
+
+| implementation | µs per message (median of ${prep.rounds} runs of ${prep.n}) |
+| --- | --- |
+| director (\`webPushRequest\`, WebCrypto in workerd via \`wrangler dev\`) | ${fmt(prep.ours)} |
+| baseline: \`web-push\` ${JSON.parse(readFileSync(path.join(root, "node_modules/web-push/package.json"), "utf8")).version} \`generateRequestDetails\` in Node | ${fmt(prep.baseline)} |
+
+Ratio: the director prepares a message in **${fmt(prep.baseline / prep.ours, 2)}×** less time than \`web-push\`
+(target ≥ 2×). Both encrypt with a fresh key pair and salt per message; the director signs one VAPID
+JWT per push-service origin and reuses it, \`web-push\` signs one per message. The workerd figure is
+the wall time of a request preparing ${prep.n} messages minus that of an empty one, so it includes
+nothing but the preparation.
+
+## 2. Fan-out: one notify to ${fan.subscribers.toLocaleString("en")} registrations of a topic
+
+| path | wall time, notify → last delivery | deliveries per second |
+| --- | --- | --- |
+| director: \`npm start\` (wrangler dev, local D1, Durable Object, Queues), COALESCE_MS=0 | ${fmt(fan.ours, 2)} s | ${Math.round(fan.subscribers / fan.ours)} |
+| baseline: \`web-push\` preparing the same ${fan.subscribers.toLocaleString("en")} in one Node process, sent with fetch 6 at a time | ${fmt(fan.baseline, 2)} s | ${Math.round(fan.subscribers / fan.baseline)} |
+
+Target ≤ 10 s: ${fan.ours <= 10 ? "met" : "not met"}. The local push service checked TTL, Topic, Content-Encoding and the
+VAPID JWT (jose) of all ${fan.sent.toLocaleString("en")} requests it answered and decrypted every 100th
+message with http_ece (${fan.decrypted.toLocaleString("en")} decrypted to the expected XML); duplicates: ${fan.duplicates}.
+The merge window was set to 0 so the figure is the pipeline alone (the default 1 s window adds up to 1 s).
+`;
+writeFileSync(path.join(root, "BENCHMARKS.md"), report);
+console.log("wrote BENCHMARKS.md");
+
