@@ -17,6 +17,8 @@ import { PushService } from "../test/support/push-service.ts";
 const root = path.resolve(import.meta.dirname, "..");
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
+/** Notifies (and baseline sends) per fan-out figure. */
+const ROUNDS = 3;
 
 async function vapidKeys() {
   const pair = await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"]);
@@ -108,13 +110,16 @@ async function fanout(subscribers: number) {
       }),
     );
     const before = service.requests;
-    const start = performance.now();
-    const notified = await api(director, "/v1/notify", tenant.notify_token, { json: { topic: "big", content_update: { sync_token: "s1" } } });
-    if (notified.status !== 202) throw new Error(JSON.stringify(notified.body));
-    await service.waitUntil(() => subs.every((s) => service.received(s.id).length >= 1), 300_000);
-    const ours = (performance.now() - start) / 1000;
-    const duplicates = subs.filter((s) => service.received(s.id).length > 1).length;
-    const decrypted = subs.filter((s) => service.received(s.id).some((m) => m.xml.includes("<topic>big</topic>"))).length;
+    const ours: number[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      const start = performance.now();
+      const notified = await api(director, "/v1/notify", tenant.notify_token, { json: { topic: "big", content_update: { sync_token: `s${round}` } } });
+      if (notified.status !== 202) throw new Error(JSON.stringify(notified.body));
+      await service.waitUntil(() => subs.every((s) => service.received(s.id).length >= round), 300_000);
+      ours.push((performance.now() - start) / 1000);
+    }
+    const duplicates = subs.filter((s) => service.received(s.id).length > ROUNDS).length;
+    const decrypted = subs.flatMap((s) => service.received(s.id)).filter((m) => /<topic>big<\/topic><content-update><D:sync-token>s\d<\/D:sync-token>/.test(m.xml)).length;
     if (service.errors.length > 0) throw new Error(service.errors.slice(0, 3).join("; "));
     const sent = service.requests - before;
 
@@ -126,21 +131,24 @@ async function fanout(subscribers: number) {
       TTL: 60,
       contentEncoding: webpush.supportedContentEncodings.AES_128_GCM,
     };
-    const start2 = performance.now();
-    let i = 0;
-    await Promise.all(
-      Array.from({ length: 6 }, async () => {
-        while (i < subs.length) {
-          const s = subs[i++];
-          const details = webpush.generateRequestDetails({ endpoint: s.endpoint, keys: { p256dh: s.p256dh, auth: s.auth } }, payload, options);
-          const response = await fetch(details.endpoint, { method: details.method, headers: details.headers as Record<string, string>, body: details.body as Uint8Array<ArrayBuffer> });
-          if (response.status !== 201) throw new Error(`baseline send answered ${response.status}`);
-          await response.arrayBuffer();
-        }
-      }),
-    );
-    const baseline = (performance.now() - start2) / 1000;
-    return { subscribers, ours, baseline, sent, duplicates, decrypted };
+    const baseline: number[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      const start = performance.now();
+      let i = 0;
+      await Promise.all(
+        Array.from({ length: 6 }, async () => {
+          while (i < subs.length) {
+            const s = subs[i++];
+            const details = webpush.generateRequestDetails({ endpoint: s.endpoint, keys: { p256dh: s.p256dh, auth: s.auth } }, payload, options);
+            const response = await fetch(details.endpoint, { method: details.method, headers: details.headers as Record<string, string>, body: details.body as Uint8Array<ArrayBuffer> });
+            if (response.status !== 201) throw new Error(`baseline send answered ${response.status}`);
+            await response.arrayBuffer();
+          }
+        }),
+      );
+      baseline.push((performance.now() - start) / 1000);
+    }
+    return { subscribers, ours: median(ours), baseline: median(baseline), runs: ours, sent, duplicates, decrypted };
   } finally {
     await Promise.all([director.stop(), service.stop()]);
   }
@@ -172,14 +180,14 @@ nothing but the preparation.
 
 ## 2. Fan-out: one notify to ${fan.subscribers.toLocaleString("en")} registrations of a topic
 
-| path | wall time, notify → last delivery | deliveries per second |
+| path | wall time, notify → last delivery (median of ${ROUNDS}) | deliveries per second |
 | --- | --- | --- |
 | director: \`npm start\` (wrangler dev, local D1, Durable Object, Queues), COALESCE_MS=0 | ${fmt(fan.ours, 2)} s | ${Math.round(fan.subscribers / fan.ours)} |
 | baseline: \`web-push\` preparing the same ${fan.subscribers.toLocaleString("en")} in one Node process, sent with fetch 6 at a time | ${fmt(fan.baseline, 2)} s | ${Math.round(fan.subscribers / fan.baseline)} |
 
-Target ≤ 10 s: ${fan.ours <= 10 ? "met" : "not met"}. The local push service checked TTL, Topic, Content-Encoding and the
-VAPID JWT (jose) of all ${fan.sent.toLocaleString("en")} requests it answered and decrypted every 100th
-message with http_ece (${fan.decrypted.toLocaleString("en")} decrypted to the expected XML); duplicates: ${fan.duplicates}.
+Director runs: ${fan.runs.map((t) => `${fmt(t, 2)} s`).join(", ")}. Target ≤ 10 s: ${fan.ours <= 10 ? "met" : "not met"}. The local push service checked TTL, Topic, Content-Encoding and the
+VAPID JWT (jose) of all ${fan.sent.toLocaleString("en")} requests the director made and decrypted every 100th
+message with http_ece (${fan.decrypted.toLocaleString("en")} decrypted to the expected XML); subscribers with a duplicate: ${fan.duplicates}.
 The merge window was set to 0 so the figure is the pipeline alone (the default 1 s window adds up to 1 s).
 `;
 writeFileSync(path.join(root, "BENCHMARKS.md"), report);

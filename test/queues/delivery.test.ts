@@ -7,7 +7,7 @@ import { topicHubName } from "../../src/hub/topic-hub";
 import { deliver } from "../../src/queues/deliveries";
 import type { DeliveryJob } from "../../src/queues/jobs";
 import { topicHeader, webPushTransport } from "../../src/transports/web-push";
-import { bearer, call, createTenant, pushService, registerSubscriber, type TestTenant } from "../helpers";
+import { ADMIN, bearer, call, createTenant, pushService, registerSubscriber, type TestTenant } from "../helpers";
 
 async function notifyAndFlush(tenant: TestTenant, body: Record<string, unknown>) {
   const response = await call("/v1/notify", { method: "POST", headers: bearer(tenant.notify_token), json: body });
@@ -130,6 +130,8 @@ describe("Web Push delivery through the queues", () => {
       { timeout: 10_000, interval: 50 },
     );
     expect(JSON.parse(letter.body)).toMatchObject({ attempt: 5, reasons: { [subscriptionId]: "push service answered 503" } });
+    const listed = await call(`/v1/admin/dead-letters?tenant=${tenant.id}`, { headers: ADMIN });
+    expect(await listed.json()).toMatchObject({ dead_letters: [{ tenant_id: tenant.id, queue: "push-dead-letters", job: { attempt: 5 } }], next_before: null });
   });
 
   it("skips expired registrations and other topics", async () => {
