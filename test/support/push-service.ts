@@ -54,6 +54,8 @@ export class PushService {
   /** Decrypt every n-th message that passed the other checks (1 = all); the rest are only counted. */
   decryptEvery = 1;
   private checked = 0;
+  /** Signatures already verified, by JWT: a director reuses one JWT per origin for hours. */
+  private readonly verified = new Map<string, Record<string, unknown>>();
 
   constructor(options: { vapidPublicKey?: string } = {}) {
     this.vapidPublicKey = options.vapidPublicKey ?? null;
@@ -174,18 +176,22 @@ export class PushService {
     if (!match) return `Authorization ${req.headers["authorization"]} is not RFC 8292 vapid t=…, k=…`;
     const [, jwt, k] = match;
     if (this.vapidPublicKey !== null && k !== this.vapidPublicKey) return "VAPID k is not the expected public key";
-    const point = Buffer.from(k, "base64url");
-    const key = await importJWK(
-      { kty: "EC", crv: "P-256", x: point.subarray(1, 33).toString("base64url"), y: point.subarray(33).toString("base64url") },
-      "ES256",
-    );
-    let claims: Record<string, unknown>;
-    try {
-      ({ payload: claims } = await jwtVerify(jwt, key, { algorithms: ["ES256"], audience: this.url }));
-    } catch (error) {
-      return `VAPID JWT: ${(error as Error).message}`;
+    let claims = this.verified.get(`${k} ${jwt}`);
+    if (claims === undefined) {
+      const point = Buffer.from(k, "base64url");
+      const key = await importJWK(
+        { kty: "EC", crv: "P-256", x: point.subarray(1, 33).toString("base64url"), y: point.subarray(33).toString("base64url") },
+        "ES256",
+      );
+      try {
+        ({ payload: claims } = await jwtVerify(jwt, key, { algorithms: ["ES256"], audience: this.url }));
+      } catch (error) {
+        return `VAPID JWT: ${(error as Error).message}`;
+      }
+      this.verified.set(`${k} ${jwt}`, claims);
     }
     const exp = claims.exp as number;
+    if (exp <= Date.now() / 1000) return "VAPID JWT has expired";
     if (exp - Date.now() / 1000 > MAX_VAPID_LIFETIME) return "VAPID exp is more than 24 h ahead";
     if (typeof claims.sub !== "string" || !/^(mailto:[^@\s]+@[^@\s]+|https:\/\/\S+)$/.test(claims.sub)) return `VAPID sub ${claims.sub}`;
 
