@@ -67,3 +67,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_tenant ON dead_letters (tenant_id, id);
+
+-- Topics whose TopicHub has held WebSocket clients, so disabling a tenant can close its sockets.
+CREATE TABLE IF NOT EXISTS websocket_topics (
+  tenant_id  TEXT NOT NULL,
+  topic      TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, topic)
+);

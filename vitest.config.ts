@@ -22,6 +22,9 @@ export default defineConfig({
                   VAPID_SUBJECT: "mailto:ops@push-director.example",
                   TEST_SCHEMA: migrations,
                   TEST_PUSH_SERVICE: inject("pushServiceUrl"),
+                  // small WebSocket limits, so the tests reach them
+                  WS_REPLAY_SIZE: "5",
+                  WS_MAX_SOCKETS_PER_CLIENT: "3",
                 },
               },
             };

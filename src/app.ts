@@ -8,6 +8,7 @@ import { discovery } from "./routes/discovery";
 import { notify } from "./routes/notify";
 import { registrations } from "./routes/registrations";
 import { subscriptions } from "./routes/subscriptions";
+import { websocket } from "./routes/websocket";
 import type { AppEnv } from "./types";
 
 function errorJson(c: Context, status: number, code: string, message: string, headers: Record<string, string> = {}) {
@@ -29,6 +30,7 @@ app.route("/v1/admin", admin);
 app.route("/v1/notify", notify);
 app.route("/v1/subscriptions", subscriptions);
 app.route("/v1/registrations", registrations);
+app.route("/v1/ws", websocket);
 
 app.notFound((c) => errorJson(c, 404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
 

@@ -15,6 +15,15 @@ export interface Config {
   allowInsecurePushResources: boolean;
   publicBaseUrl: string | null;
   coalesceMs: number;
+  websocket: {
+    /** Sockets one topic holds at most (a Durable Object holds at most 32,768). */
+    maxPerTopic: number;
+    /** Sockets one client (grant `sub`, or the tenant) holds on one topic at most. */
+    maxPerClient: number;
+    /** Messages kept for replay after reconnect, and for how long. */
+    replaySize: number;
+    replaySeconds: number;
+  };
 }
 
 function intOr(value: string | undefined, fallback: number): number {
@@ -32,5 +41,11 @@ export function readConfig(env: Env): Config {
     allowInsecurePushResources: env.ALLOW_INSECURE_PUSH_RESOURCES === "true",
     publicBaseUrl: base === "" ? null : base,
     coalesceMs: intOr(env.COALESCE_MS, 1000),
+    websocket: {
+      maxPerTopic: Math.min(32_768, intOr(env.WS_MAX_SOCKETS_PER_TOPIC, 10_000)),
+      maxPerClient: intOr(env.WS_MAX_SOCKETS_PER_CLIENT, 20),
+      replaySize: intOr(env.WS_REPLAY_SIZE, 100),
+      replaySeconds: intOr(env.WS_REPLAY_SECONDS, 3600),
+    },
   };
 }

@@ -6,6 +6,8 @@ export interface GrantClaims {
   iss: string;
   sub: string;
   topics: string[];
+  /** `exp`, Unix seconds */
+  exp: number;
 }
 
 /** Reads `iss` without trusting it yet: it says whose secret verifies the grant. */
@@ -47,7 +49,7 @@ export async function verifyGrant(token: string, tenantId: string, grantSecret: 
   if (typeof payload.sub !== "string" || payload.sub === "") {
     throw new ApiError(401, "invalid_grant", "grant `sub` must be a non-empty string");
   }
-  return { iss: tenantId, sub: payload.sub, topics: grantTopics(payload) };
+  return { iss: tenantId, sub: payload.sub, topics: grantTopics(payload), exp: payload.exp! };
 }
 
 function grantTopics(payload: Record<string, unknown>): string[] {

@@ -20,7 +20,8 @@ export const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
   await next();
 });
 
-async function authenticate(db: D1Database, token: string): Promise<Principal> {
+/** Who presents this token: the tenant (notify token) or one of its users (client grant). */
+export async function authenticate(db: D1Database, token: string): Promise<Principal> {
   if (isTenantToken(token)) {
     const tenantId = tenantIdOfToken(token);
     const tenant = tenantId === null ? null : await getTenant(db, tenantId);
@@ -31,7 +32,7 @@ async function authenticate(db: D1Database, token: string): Promise<Principal> {
   const tenant = /^[0-9a-f]{24}$/.test(issuer) ? await getTenant(db, issuer) : null;
   if (tenant === null) throw new ApiError(401, "unknown_tenant", `no tenant ${JSON.stringify(issuer)} (the grant's iss)`);
   const grant = await verifyGrant(token, tenant.id, tenant.grant_secret);
-  return { kind: "grant", tenant, sub: grant.sub, topics: grant.topics };
+  return { kind: "grant", tenant, sub: grant.sub, topics: grant.topics, expiresAt: grant.exp };
 }
 
 /** Routes a tenant or one of its users may call; sets `principal`. */

@@ -14,7 +14,10 @@ import {
   updateTenantSecrets,
   type TenantRow,
 } from "../store/tenants";
+import { CLOSE } from "../hub/frames";
+import { topicHubName } from "../hub/topic-hub";
 import { listDeadLetters } from "../store/dead-letters";
+import { tenantWebSocketTopics } from "../store/websocket-topics";
 import type { AppEnv } from "../types";
 import { parseWith, readJson } from "../validation";
 
@@ -101,11 +104,16 @@ admin.post("/tenants/:id/rotate", async (c) => {
   return c.json({ id: row.id, notify_token: notifyToken ?? null, grant_secret: grantSecret ?? null });
 });
 
+/** A disabled tenant's tokens and grants are refused and its WebSocket clients disconnected (4003). */
 admin.post("/tenants/:id/disable", async (c) => {
   const row = await tenantOr404(c.env.DB, c.req.param("id"));
   const now = nowSeconds();
   if (row.disabled_at === null) await setTenantDisabled(c.env.DB, row.id, now, now);
-  return c.json(tenantJson(await tenantOr404(c.env.DB, row.id)));
+  const topics = await tenantWebSocketTopics(c.env.DB, row.id);
+  const closed = await Promise.all(
+    topics.map((topic) => c.env.TOPIC_HUB.get(c.env.TOPIC_HUB.idFromName(topicHubName(row.id, topic))).closeAll(CLOSE.tenantDisabled, "tenant disabled")),
+  );
+  return c.json({ ...tenantJson(await tenantOr404(c.env.DB, row.id)), closed_sockets: closed.reduce((a, b) => a + b, 0) });
 });
 
 admin.post("/tenants/:id/enable", async (c) => {

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { MAX_BODY_BYTES, MAX_NOTIFY_BATCH, MAX_TOPIC_LENGTH, MIN_MAX_REGISTRATION_SECONDS, readConfig } from "../config";
 import type { AppEnv } from "../types";
+import { SUBPROTOCOL } from "./websocket";
 
 /** The draft revision whose wire formats (XML, headers, push messages) the director follows. */
 export const DRAFT_VERSION = "draft-bitfire-webdav-push-00";
@@ -15,6 +16,14 @@ discovery.get("/webdav-push", (c) => {
   if (c.env.VAPID_PUBLIC_KEY) {
     transports.web_push = { vapid_public_key: c.env.VAPID_PUBLIC_KEY, content_encodings: ["aes128gcm"] };
   }
+  const ws = new URL("/v1/ws", base);
+  ws.protocol = ws.protocol === "https:" ? "wss:" : "ws:";
+  transports.websocket = {
+    url: ws.href,
+    subprotocol: SUBPROTOCOL,
+    auth: ["Authorization: Bearer", `Sec-WebSocket-Protocol: ${SUBPROTOCOL}, bearer.<grant>`, "?access_token="],
+    replay: { max_messages: config.websocket.replaySize, max_seconds: config.websocket.replaySeconds },
+  };
   return c.json(
     {
       version: DRAFT_VERSION,

@@ -10,6 +10,7 @@ describe("GET /.well-known/webdav-push", () => {
     expect(body.version).toBe("draft-bitfire-webdav-push-00");
     expect(body.transports.web_push).toEqual({ vapid_public_key: env.VAPID_PUBLIC_KEY, content_encodings: ["aes128gcm"] });
     expect(body.transports.fcm).toBeUndefined();
+    expect(body.transports.websocket).toMatchObject({ url: "wss://director.test/v1/ws", subprotocol: "webdav-push", replay: { max_messages: 5 } });
     expect(body.endpoints.subscriptions).toBe("https://director.test/v1/subscriptions");
     expect(body.limits).toMatchObject({ max_registration_seconds: 604_800, notify_batch_max: 100 });
   });

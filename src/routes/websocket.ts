@@ -1,0 +1,64 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { authenticate } from "../auth/middleware";
+import { ApiError, forbidden, unauthorized } from "../errors";
+import { HUB_HEADERS, topicHubName } from "../hub/topic-hub";
+import type { AppEnv } from "../types";
+import { parseWith, topicSchema } from "../validation";
+
+/** The subprotocol a client offers (and is answered with) when it passes its grant in the handshake. */
+export const SUBPROTOCOL = "webdav-push";
+/** Prefix of the subprotocol entry that carries the token: `Sec-WebSocket-Protocol: webdav-push, bearer.<token>`. */
+const TOKEN_PREFIX = "bearer.";
+
+const query = z.object({
+  topic: topicSchema,
+  since: z.coerce.number().int().min(0).optional(),
+  access_token: z.string().min(1).optional(),
+});
+
+/**
+ * A browser cannot set headers on a WebSocket handshake, so the token may come in the
+ * `Authorization` header, as a `bearer.<token>` subprotocol next to `webdav-push`, or as the
+ * `access_token` query parameter (RFC 6750 §2.3).
+ */
+function tokenOf(authorization: string | undefined, protocols: string[], accessToken: string | undefined): string {
+  const fromHeader = /^Bearer[ \t]+(\S+)\s*$/i.exec(authorization ?? "")?.[1];
+  const fromProtocol = protocols.find((p) => p.startsWith(TOKEN_PREFIX))?.slice(TOKEN_PREFIX.length);
+  const token = fromHeader ?? fromProtocol ?? accessToken;
+  if (token === undefined || token === "") {
+    throw unauthorized(`send the grant as Authorization: Bearer, as a "${TOKEN_PREFIX}<grant>" subprotocol, or as ?access_token=`);
+  }
+  return token;
+}
+
+export const websocket = new Hono<AppEnv>();
+
+websocket.get("/", async (c) => {
+  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+    throw new ApiError(426, "upgrade_required", "this endpoint speaks WebSocket: send Upgrade: websocket", { Upgrade: "websocket" });
+  }
+  const { topic, since, access_token: accessToken } = parseWith(query, c.req.query());
+  const protocols = (c.req.header("Sec-WebSocket-Protocol") ?? "").split(",").map((p) => p.trim()).filter(Boolean);
+  if (protocols.length > 0 && !protocols.includes(SUBPROTOCOL)) {
+    throw new ApiError(400, "invalid_request", `offer the "${SUBPROTOCOL}" subprotocol (the one this endpoint answers with)`);
+  }
+  const principal = await authenticate(c.env.DB, tokenOf(c.req.header("Authorization"), protocols, accessToken));
+  if (principal.tenant.disabled_at !== null) throw forbidden("tenant_disabled", "this tenant is disabled");
+  if (principal.kind === "grant" && !principal.topics.includes(topic)) {
+    throw forbidden("topic_not_granted", "the client grant does not cover this topic");
+  }
+  const hub = c.env.TOPIC_HUB.get(c.env.TOPIC_HUB.idFromName(topicHubName(principal.tenant.id, topic)));
+  const url = new URL("https://topic-hub/connect");
+  if (since !== undefined) url.searchParams.set("since", String(since));
+  return hub.fetch(url, {
+    headers: {
+      Upgrade: "websocket",
+      [HUB_HEADERS.tenant]: principal.tenant.id,
+      [HUB_HEADERS.topic]: topic,
+      [HUB_HEADERS.owner]: principal.kind === "grant" ? principal.sub : "",
+      [HUB_HEADERS.expires]: principal.kind === "grant" ? String(principal.expiresAt) : "",
+      [HUB_HEADERS.protocol]: protocols.length > 0 ? SUBPROTOCOL : "",
+    },
+  });
+});
