@@ -4,6 +4,7 @@ import { HTTPException } from "hono/http-exception";
 import { MAX_BODY_BYTES } from "./config";
 import { ApiError } from "./errors";
 import { admin } from "./routes/admin";
+import { demo } from "./routes/demo";
 import { discovery } from "./routes/discovery";
 import { notify } from "./routes/notify";
 import { registrations } from "./routes/registrations";
@@ -26,6 +27,7 @@ app.use(
 
 app.get("/", (c) => c.json({ service: "push-director", discovery: "/.well-known/webdav-push" }));
 app.route("/.well-known", discovery);
+app.route("/demo", demo);
 app.route("/v1/admin", admin);
 app.route("/v1/notify", notify);
 app.route("/v1/subscriptions", subscriptions);
