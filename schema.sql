@@ -75,3 +75,24 @@ CREATE TABLE IF NOT EXISTS websocket_topics (
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (tenant_id, topic)
 );
+
+-- What a tenant's collections support (the draft's supported-triggers); no row = the defaults,
+-- content-update depth 1 and property-update depth 0. NULL depth: that trigger is not supported.
+CREATE TABLE IF NOT EXISTS tenant_triggers (
+  tenant_id             TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+  content_update_depth  INTEGER CHECK (content_update_depth IN (0, 1, 2)),
+  property_update_depth INTEGER CHECK (property_update_depth IN (0, 1, 2)),
+  updated_at            INTEGER NOT NULL
+);
+
+-- VAPID key pairs made by rotation (RFC 8292; the draft's Key Rotation). No active row: the
+-- VAPID_PUBLIC_KEY / VAPID_PRIVATE_KEY secrets sign. A pending key becomes active once every
+-- Web Push subscription has been sent the key-rotation message, signed with the old key.
+CREATE TABLE IF NOT EXISTS vapid_keys (
+  id           INTEGER PRIMARY KEY,
+  public_key   TEXT NOT NULL UNIQUE,
+  private_key  TEXT NOT NULL,
+  state        TEXT NOT NULL CHECK (state IN ('pending', 'active', 'retired')),
+  created_at   INTEGER NOT NULL,
+  activated_at INTEGER
+);

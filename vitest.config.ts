@@ -1,6 +1,14 @@
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+
+/** The draft's XML samples (test/fixtures/spec), handed to the tests inside workerd. */
+const SPEC_SAMPLES = Object.fromEntries(
+  readdirSync("test/fixtures/spec")
+    .filter((name) => name.endsWith(".xml"))
+    .map((name) => [name, readFileSync(path.join("test/fixtures/spec", name), "utf8")]),
+);
 
 export default defineConfig({
   test: {
@@ -22,6 +30,7 @@ export default defineConfig({
                   VAPID_SUBJECT: "mailto:ops@push-director.example",
                   TEST_SCHEMA: migrations,
                   TEST_PUSH_SERVICE: inject("pushServiceUrl"),
+                  TEST_SPEC_SAMPLES: SPEC_SAMPLES,
                   // small WebSocket limits, so the tests reach them
                   WS_REPLAY_SIZE: "5",
                   WS_MAX_SOCKETS_PER_CLIENT: "3",

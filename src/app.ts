@@ -7,6 +7,8 @@ import { admin } from "./routes/admin";
 import { demo } from "./routes/demo";
 import { discovery } from "./routes/discovery";
 import { notify } from "./routes/notify";
+import { properties } from "./routes/properties";
+import { pushRegister } from "./routes/register";
 import { registrations } from "./routes/registrations";
 import { subscriptions } from "./routes/subscriptions";
 import { websocket } from "./routes/websocket";
@@ -33,6 +35,8 @@ app.route("/v1/notify", notify);
 app.route("/v1/subscriptions", subscriptions);
 app.route("/v1/registrations", registrations);
 app.route("/v1/ws", websocket);
+app.route("/v1/register", pushRegister);
+app.route("/v1", properties);
 
 app.notFound((c) => errorJson(c, 404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
 

@@ -71,8 +71,8 @@ export async function webPushBody(topic = "topic-1", extra: Record<string, unkno
 
 /** The stand-in push service of this run (test/support/push-service.ts), over its control API. */
 export const pushService = {
-  async subscriber(behaviour: unknown = { kind: "accept" }): Promise<{ id: string; endpoint: string; p256dh: string; auth: string }> {
-    const response = await fetch(`${env.TEST_PUSH_SERVICE}/_subscribers`, { method: "POST", body: JSON.stringify({ behaviour }) });
+  async subscriber(behaviour: unknown = { kind: "accept" }, vapidPublicKey?: string): Promise<{ id: string; endpoint: string; p256dh: string; auth: string }> {
+    const response = await fetch(`${env.TEST_PUSH_SERVICE}/_subscribers`, { method: "POST", body: JSON.stringify({ behaviour, vapidPublicKey }) });
     return response.json();
   },
   /** Waits (long poll) until the subscriber has `count` messages and `attempts` requests. */

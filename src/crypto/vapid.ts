@@ -74,6 +74,11 @@ export class VapidSigner {
   }
 }
 
+/** Throws with a readable message unless the pair is a usable P-256 key (it signs a test JWT). */
+export async function checkVapidKeys(keys: { publicKey: string; privateKey: string }): Promise<void> {
+  await new VapidSigner({ ...keys, subject: "mailto:check@example.org" }).authorization("https://check.example/");
+}
+
 const signers = new Map<string, VapidSigner>();
 
 /** The isolate's signer for these keys (a new one after key rotation). */

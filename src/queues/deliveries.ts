@@ -5,6 +5,7 @@
  */
 import { nowSeconds } from "../expiry";
 import { recordOutcomes, type DeliveryOutcomes } from "../store/subscriptions";
+import { currentVapidKeys, vapidKeysByPublicKey } from "../store/vapid-keys";
 import type { Outcome, Transport } from "../transports/transport";
 import { webPushTransport, type WebPushTarget } from "../transports/web-push";
 import { MAX_DELIVERY_ATTEMPTS, SEND_CONCURRENCY, type DeadLetter, type DeliveryJob } from "./jobs";
@@ -35,9 +36,9 @@ export function planRetry(
   return { retry: { ...job, targets, attempt: job.attempt + 1 }, delaySeconds };
 }
 
-export async function deliver(jobs: DeliveryJob[], env: Env, transport: Transport<WebPushTarget>): Promise<void> {
+export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: (job: DeliveryJob) => Promise<Transport<WebPushTarget>>): Promise<void> {
   const sends = jobs.flatMap((job) => job.targets.map((target) => ({ job, target })));
-  const outcomes = await mapWithConcurrency(sends, SEND_CONCURRENCY, ({ job, target }) => transport.send(target, job.message));
+  const outcomes = await mapWithConcurrency(sends, SEND_CONCURRENCY, async ({ job, target }) => (await transportFor(job)).send(target, job.message));
 
   const record: DeliveryOutcomes = { delivered: [], gone: [], failed: [] };
   const retries = new Map<DeliveryJob, { target: WebPushTarget; afterSeconds: number | null; reason: string }[]>();
@@ -65,11 +66,26 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transport: Transpor
   await recordOutcomes(env.DB, record, nowSeconds());
 }
 
+/** One Web Push transport per signing key: the current key, or the one a rotation job names. */
+export function transportsFor(env: Env): (job: DeliveryJob) => Promise<Transport<WebPushTarget>> {
+  const transports = new Map<string, Promise<Transport<WebPushTarget>>>();
+  return (job) => {
+    const key = job.signWith ?? "";
+    let transport = transports.get(key);
+    if (transport === undefined) {
+      const keys = job.signWith === undefined ? currentVapidKeys(env) : vapidKeysByPublicKey(env, job.signWith);
+      transport = keys.then((pair) => webPushTransport(env, pair));
+      transports.set(key, transport);
+    }
+    return transport;
+  };
+}
+
 export async function consumeDeliveries(batch: MessageBatch<DeliveryJob>, env: Env): Promise<void> {
   await deliver(
     batch.messages.map((m) => m.body),
     env,
-    webPushTransport(env),
+    transportsFor(env),
   );
   batch.ackAll();
 }

@@ -10,7 +10,9 @@ import { pageTopicRecipients } from "../store/registrations";
 import type { PushMessage } from "../transports/transport";
 import { topicHeader, type WebPushTarget } from "../transports/web-push";
 import { pushMessageXml } from "../xml/push-message";
-import { FANOUT_PAGE_SIZE, FANOUT_PAGES_PER_JOB, sendBatches, TARGETS_PER_JOB, type DeliveryJob } from "./jobs";
+import { pageWebPushSubscriptions } from "../store/subscriptions";
+import { activateVapidKey } from "../store/vapid-keys";
+import { FANOUT_PAGE_SIZE, FANOUT_PAGES_PER_JOB, sendBatches, TARGETS_PER_JOB, type DeliveryJob, type VapidRotationJob } from "./jobs";
 import { variantFor, type Variant } from "./recipients";
 
 function messageFor(change: Change, variant: Variant, topic: string | null): PushMessage {
@@ -63,14 +65,51 @@ export async function fanOut(job: FanoutJob, env: Env): Promise<FanoutJob | null
   return more ? { ...job, after } : null;
 }
 
-export async function consumeFanout(batch: MessageBatch<FanoutJob>, env: Env): Promise<void> {
+/** Key-rotation push message (draft: Key Rotation): kept a week, as clients may be offline. */
+const ROTATION_MESSAGE: PushMessage = {
+  xml: pushMessageXml({ topic: null, contentUpdate: null, propertyUpdate: { transports: true } }),
+  ttl: 7 * 86_400,
+  urgency: "normal",
+  topic: null,
+};
+
+/**
+ * Sends the key-rotation message to every Web Push subscription, signed with the old key; when
+ * the last page is queued, the new key becomes the one that signs (retries keep the old key).
+ */
+export async function rotateVapidKey(job: VapidRotationJob, env: Env): Promise<VapidRotationJob | null> {
+  let after = job.after;
+  let more = true;
+  const jobs: DeliveryJob[] = [];
+  for (let page = 0; page < FANOUT_PAGES_PER_JOB && more && job.oldPublicKey !== null; page++) {
+    const rows = await pageWebPushSubscriptions(env.DB, after, FANOUT_PAGE_SIZE);
+    more = rows.length === FANOUT_PAGE_SIZE;
+    if (rows.length > 0) after = rows[rows.length - 1].id;
+    for (let i = 0; i < rows.length; i += TARGETS_PER_JOB) {
+      jobs.push({
+        tenantId: "",
+        message: ROTATION_MESSAGE,
+        targets: rows.slice(i, i + TARGETS_PER_JOB).map((r) => ({ subscriptionId: r.id, endpoint: r.identifier, p256dh: r.p256dh, auth: r.auth })),
+        attempt: 1,
+        signWith: job.oldPublicKey,
+      });
+    }
+  }
+  for (const batch of sendBatches(jobs)) await env.DELIVERIES.sendBatch(batch.map((body) => ({ body })));
+  if (more && job.oldPublicKey !== null) return { ...job, after };
+  await activateVapidKey(env.DB, job.keyId, nowSeconds());
+  return null;
+}
+
+export async function consumeFanout(batch: MessageBatch<FanoutJob | VapidRotationJob>, env: Env): Promise<void> {
   for (const message of batch.messages) {
+    const body = message.body;
     try {
-      const rest = await fanOut(message.body, env);
+      const rest = "kind" in body ? await rotateVapidKey(body, env) : await fanOut(body, env);
       if (rest !== null) await env.FANOUT.send(rest);
       message.ack();
     } catch (error) {
-      console.error(`fanout of topic ${JSON.stringify(message.body.change.topic)} failed`, error);
+      console.error(`fanout job failed`, error);
       message.retry({ delaySeconds: Math.min(60, 2 ** message.attempts) });
     }
   }

@@ -13,6 +13,19 @@ export interface DeliveryJob {
   targets: WebPushTarget[];
   /** 1 for the first try; a retried chunk holds only the targets that failed. */
   attempt: number;
+  /** Sign with this VAPID key (its public half) rather than the current one: key-rotation messages. */
+  signWith?: string;
+}
+
+/** On the fanout queue: tell every Web Push subscription the VAPID key changes, then switch. */
+export interface VapidRotationJob {
+  kind: "vapid-rotation";
+  /** vapid_keys row of the new key */
+  keyId: number;
+  /** the key the subscriptions were made with, which signs the rotation messages; null: none */
+  oldPublicKey: string | null;
+  /** keyset cursor over subscriptions.id */
+  after: number;
 }
 
 /** What lands in the dead-letter queue when a chunk's retries are used up. */

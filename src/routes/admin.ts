@@ -3,7 +3,8 @@ import { z } from "zod";
 import { requireAdmin } from "../auth/middleware";
 import { newGrantSecret, newNotifyToken, newTenantId } from "../auth/tenant-token";
 import { sha256Hex } from "../crypto/secrets";
-import { notFound } from "../errors";
+import { badRequest, notFound } from "../errors";
+import { encodeBase64url } from "../crypto/base64url";
 import { nowSeconds } from "../expiry";
 import {
   countTenantRecords,
@@ -18,6 +19,13 @@ import { CLOSE } from "../hub/frames";
 import { topicHubName } from "../hub/topic-hub";
 import { listDeadLetters } from "../store/dead-letters";
 import { tenantWebSocketTopics } from "../store/websocket-topics";
+import { getSupportedTriggers, setSupportedTriggers } from "../store/tenant-triggers";
+import { currentVapidKeys, insertPendingVapidKey, pendingVapidKey } from "../store/vapid-keys";
+import { checkVapidKeys } from "../crypto/vapid";
+import { ApiError } from "../errors";
+import { depthSchema } from "../validation";
+import { toDepth } from "../hub/change";
+import type { VapidRotationJob } from "../queues/jobs";
 import type { AppEnv } from "../types";
 import { parseWith, readJson } from "../validation";
 
@@ -83,9 +91,33 @@ admin.get("/tenants", async (c) => {
   });
 });
 
+const depthJson = (depth: 0 | 1 | 2 | null) => (depth === null ? null : { depth: depth === 2 ? "infinity" : depth });
+
 admin.get("/tenants/:id", async (c) => {
   const row = await tenantOr404(c.env.DB, c.req.param("id"));
-  return c.json({ ...tenantJson(row), counts: await countTenantRecords(c.env.DB, row.id, nowSeconds()) });
+  const supported = await getSupportedTriggers(c.env.DB, row.id);
+  return c.json({
+    ...tenantJson(row),
+    counts: await countTenantRecords(c.env.DB, row.id, nowSeconds()),
+    supported_triggers: { content_update: depthJson(supported.contentUpdate), property_update: depthJson(supported.propertyUpdate) },
+  });
+});
+
+const triggersSchema = z.object({
+  content_update: z.object({ depth: depthSchema }).nullable(),
+  property_update: z.object({ depth: depthSchema }).nullable(),
+});
+
+/** What the tenant's collections support (the draft's supported-triggers); null = not supported. */
+admin.put("/tenants/:id/triggers", async (c) => {
+  const row = await tenantOr404(c.env.DB, c.req.param("id"));
+  const input = await readJson(c, triggersSchema);
+  const supported = {
+    contentUpdate: input.content_update === null ? null : toDepth(input.content_update.depth, 1),
+    propertyUpdate: input.property_update === null ? null : toDepth(input.property_update.depth, 0),
+  };
+  await setSupportedTriggers(c.env.DB, row.id, supported, nowSeconds());
+  return c.json({ id: row.id, supported_triggers: { content_update: depthJson(supported.contentUpdate), property_update: depthJson(supported.propertyUpdate) } });
 });
 
 /** Issues new secrets (both unless told otherwise); the old ones stop working at once. */
@@ -137,3 +169,37 @@ admin.get("/dead-letters", async (c) => {
     next_before: rows.length === query.limit ? rows[rows.length - 1].id : null,
   });
 });
+
+admin.get("/vapid", async (c) => {
+  const [current, pending] = await Promise.all([currentVapidKeys(c.env), pendingVapidKey(c.env.DB)]);
+  return c.json({ public_key: current?.publicKey ?? null, pending_public_key: pending?.public_key ?? null });
+});
+
+const rotateVapidSchema = z.object({ public_key: z.string().min(1), private_key: z.string().min(1) });
+
+/**
+ * VAPID key rotation (the draft's Key Rotation): a new key pair (generated, or the one given) is
+ * pending while every Web Push subscription is sent the key-rotation message signed with the old
+ * key; then it signs. Answers 202 at once; GET /v1/admin/vapid shows when the switch is done.
+ */
+admin.post("/vapid/rotate", async (c) => {
+  if ((await pendingVapidKey(c.env.DB)) !== null) throw new ApiError(409, "rotation_in_progress", "a VAPID key rotation is still under way");
+  const hasBody = (c.req.header("Content-Length") ?? "0") !== "0" || c.req.header("Transfer-Encoding") !== undefined;
+  const keys = hasBody ? await readJson(c, rotateVapidSchema).then((k) => ({ publicKey: k.public_key, privateKey: k.private_key })) : await generateVapidKeys();
+  await checkVapidKeys(keys).catch((error: Error) => {
+    throw badRequest("invalid_request", error.message);
+  });
+  const current = await currentVapidKeys(c.env);
+  if (current?.publicKey === keys.publicKey) throw badRequest("invalid_request", "that key already signs");
+  const keyId = await insertPendingVapidKey(c.env.DB, keys, nowSeconds());
+  const job: VapidRotationJob = { kind: "vapid-rotation", keyId, oldPublicKey: current?.publicKey ?? null, after: 0 };
+  await c.env.FANOUT.send(job);
+  return c.json({ public_key: current?.publicKey ?? null, pending_public_key: keys.publicKey }, 202);
+});
+
+async function generateVapidKeys() {
+  const pair = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
+  const raw = new Uint8Array((await crypto.subtle.exportKey("raw", pair.publicKey)) as ArrayBuffer);
+  const jwk = (await crypto.subtle.exportKey("jwk", pair.privateKey)) as JsonWebKey;
+  return { publicKey: encodeBase64url(raw), privateKey: jwk.d! };
+}

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { MAX_BODY_BYTES, MAX_NOTIFY_BATCH, MAX_TOPIC_LENGTH, MIN_MAX_REGISTRATION_SECONDS, readConfig } from "../config";
+import { currentVapidKeys } from "../store/vapid-keys";
 import type { AppEnv } from "../types";
 import { SUBPROTOCOL } from "./websocket";
 
@@ -9,13 +10,12 @@ export const DRAFT_VERSION = "draft-bitfire-webdav-push-00";
 export const discovery = new Hono<AppEnv>();
 
 /** `GET /.well-known/webdav-push`: what a client or tenant needs to know before talking to us. */
-discovery.get("/webdav-push", (c) => {
+discovery.get("/webdav-push", async (c) => {
   const config = readConfig(c.env);
   const base = config.publicBaseUrl ?? new URL(c.req.url).origin;
   const transports: Record<string, unknown> = {};
-  if (c.env.VAPID_PUBLIC_KEY) {
-    transports.web_push = { vapid_public_key: c.env.VAPID_PUBLIC_KEY, content_encodings: ["aes128gcm"] };
-  }
+  const vapid = await currentVapidKeys(c.env);
+  if (vapid !== null) transports.web_push = { vapid_public_key: vapid.publicKey, content_encodings: ["aes128gcm"] };
   const ws = new URL("/v1/ws", base);
   ws.protocol = ws.protocol === "https:" ? "wss:" : "ws:";
   transports.websocket = {
@@ -33,6 +33,8 @@ discovery.get("/webdav-push", (c) => {
         notify: `${base}/v1/notify`,
         subscriptions: `${base}/v1/subscriptions`,
         registrations: `${base}/v1/registrations`,
+        register: `${base}/v1/register`,
+        transports_xml: `${base}/v1/transports.xml`,
       },
       limits: {
         max_registration_seconds: config.maxRegistrationSeconds,

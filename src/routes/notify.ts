@@ -3,6 +3,7 @@ import { z } from "zod";
 import { requireTenant } from "../auth/middleware";
 import { MAX_NOTIFY_BATCH, MAX_TTL_SECONDS } from "../config";
 import { registrationIdsOf, toDepth, type Change } from "../hub/change";
+import { parseDontNotify } from "../hub/dont-notify";
 import { topicHubName } from "../hub/topic-hub";
 import type { AppEnv } from "../types";
 import { depthSchema, parseWith, readJson, topicSchema } from "../validation";
@@ -18,6 +19,8 @@ const changeSchema = z.object({
   urgency: z.enum(["very-low", "low", "normal", "high"]).optional(),
   ttl: z.number().int().min(1).max(MAX_TTL_SECONDS).optional(),
   dont_notify: z.union([z.literal("*"), z.array(z.string().max(2048)).max(1000)]).optional(),
+  /** The client's Push-Dont-Notify header as received (one string, or one per header line). */
+  dont_notify_header: z.union([z.string().max(16_384), z.array(z.string().max(16_384)).max(50)]).optional(),
 });
 
 type ChangeInput = z.infer<typeof changeSchema>;
@@ -37,8 +40,15 @@ export function normalizeChange(input: ChangeInput): Change {
         : { props: input.property_update.props ?? null, depth: toDepth(input.property_update.depth, 1) },
     urgency: input.urgency ?? "normal",
     ttl: input.ttl ?? null,
-    dontNotify: input.dont_notify === "*" ? "*" : registrationIdsOf(input.dont_notify ?? []),
+    dontNotify: dontNotifyOf(input),
   };
+}
+
+/** `dont_notify` and the raw `dont_notify_header` together: "*" in either spares everyone. */
+function dontNotifyOf(input: ChangeInput): string[] | "*" {
+  const fromHeader = input.dont_notify_header === undefined ? [] : parseDontNotify(input.dont_notify_header);
+  if (input.dont_notify === "*" || fromHeader === "*") return "*";
+  return registrationIdsOf([...(input.dont_notify ?? []), ...fromHeader]);
 }
 
 function parseChanges(body: unknown): Change[] {

@@ -3,10 +3,10 @@ import { z } from "zod";
 import { requireTenantOrGrant } from "../auth/middleware";
 import { readConfig } from "../config";
 import { ApiError, badRequest, forbidden } from "../errors";
-import { grantedExpiry, imfFixdate, nowSeconds, parseExpires } from "../expiry";
+import { imfFixdate, nowSeconds, parseExpires } from "../expiry";
 import { toDepth } from "../hub/change";
-import { randomToken } from "../crypto/secrets";
-import { upsertRegistration, type Trigger } from "../store/registrations";
+import { register } from "../registration";
+import type { Requested } from "../triggers";
 import type { SubscriptionInput } from "../store/subscriptions";
 import { checkPushResource, checkWebPushKeys } from "../transports/push-resource";
 import type { AppEnv } from "../types";
@@ -61,15 +61,12 @@ async function subscriptionOf(input: SubscribeInput, env: Env): Promise<Subscrip
 }
 
 /** Without a trigger a registration follows content updates of internal members (draft leniency). */
-function triggerOf(input: SubscribeInput): Trigger {
-  if (input.trigger === undefined || (!input.trigger.content_update && !input.trigger.property_update)) {
-    return { contentUpdate: 1, propertyUpdate: null, props: null };
-  }
-  const { content_update: content, property_update: property } = input.trigger;
+function requestedTriggers(input: SubscribeInput): Requested {
+  const { content_update: content, property_update: property } = input.trigger ?? {};
+  if (content === undefined && property === undefined) return { contentUpdate: { depth: 1 }, propertyUpdate: null };
   return {
-    contentUpdate: content === undefined ? null : toDepth(content.depth, 1),
-    propertyUpdate: property === undefined ? null : toDepth(property.depth, 0),
-    props: property?.props ?? null,
+    contentUpdate: content === undefined ? null : { depth: toDepth(content.depth, 1) },
+    propertyUpdate: property === undefined ? null : { depth: toDepth(property.depth, 0), props: property.props ?? null },
   };
 }
 
@@ -89,20 +86,16 @@ subscriptions.post("/", requireTenantOrGrant, async (c) => {
     if (requested <= now) throw badRequest("invalid_request", "expires: lies in the past");
   }
   const subscription = await subscriptionOf(input, c.env);
-  const result = await upsertRegistration(
-    c.env.DB,
+  const result = await register(
+    c.env,
     actorOf(principal),
-    subscription,
-    {
-      id: randomToken(16),
-      topic: input.topic,
-      clientId: input.client_id ?? null,
-      trigger: triggerOf(input),
-      expiresAt: grantedExpiry(requested, now, readConfig(c.env).maxRegistrationSeconds),
-    },
+    { topic: input.topic, subscription, requested: requestedTriggers(input), clientId: input.client_id ?? null, requestedExpiry: requested },
     now,
   );
-  if (result === null) {
+  if (result.kind === "no_supported_trigger") {
+    throw forbidden("no_supported_trigger", "this tenant supports none of the requested triggers (see its supported-triggers)");
+  }
+  if (result.kind === "owned_by_another") {
     throw forbidden("registration_owned_by_another", "this push resource is registered for the topic by another user");
   }
   const { row, created } = result;

@@ -108,3 +108,12 @@ export async function recordOutcomes(db: D1Database, outcomes: DeliveryOutcomes,
   }
   if (statements.length > 0) await db.batch(statements);
 }
+
+/** Keyset page of every Web Push subscription (all tenants), for key-rotation messages. */
+export async function pageWebPushSubscriptions(db: D1Database, after: number, limit: number) {
+  const { results } = await db
+    .prepare("SELECT id, identifier, p256dh, auth FROM subscriptions WHERE transport = 'web_push' AND id > ? ORDER BY id LIMIT ?")
+    .bind(after, limit)
+    .all<{ id: number; identifier: string; p256dh: string; auth: string }>();
+  return results;
+}

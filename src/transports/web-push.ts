@@ -2,6 +2,7 @@
 import { encryptWebPush } from "../crypto/ece";
 import { encodeBase64url } from "../crypto/base64url";
 import { vapidSigner, type VapidSigner } from "../crypto/vapid";
+import type { VapidKeyPair } from "../store/vapid-keys";
 import { retryAfterSeconds, type Outcome, type PushMessage, type Transport } from "./transport";
 
 export interface WebPushTarget {
@@ -49,11 +50,9 @@ export function webPushOutcome(status: number, retryAfter: string | null): Outco
   return { kind: "failed", reason: `push service answered ${status}` };
 }
 
-export function webPushTransport(env: Env, fetcher: typeof fetch = fetch): Transport<WebPushTarget> {
-  const signer =
-    env.VAPID_PUBLIC_KEY && env.VAPID_PRIVATE_KEY
-      ? vapidSigner({ publicKey: env.VAPID_PUBLIC_KEY, privateKey: env.VAPID_PRIVATE_KEY, subject: env.VAPID_SUBJECT })
-      : null;
+/** Web Push signed with `keys` (RFC 8292), or unsigned when the director has no VAPID key. */
+export function webPushTransport(env: Env, keys: VapidKeyPair | null, fetcher: typeof fetch = fetch): Transport<WebPushTarget> {
+  const signer = keys === null ? null : vapidSigner({ ...keys, subject: env.VAPID_SUBJECT });
   return {
     async send(target, message) {
       let request: Request;

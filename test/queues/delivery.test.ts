@@ -4,9 +4,9 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { topicHubName } from "../../src/hub/topic-hub";
-import { deliver } from "../../src/queues/deliveries";
+import { deliver, transportsFor } from "../../src/queues/deliveries";
 import type { DeliveryJob } from "../../src/queues/jobs";
-import { topicHeader, webPushTransport } from "../../src/transports/web-push";
+import { topicHeader } from "../../src/transports/web-push";
 import { ADMIN, bearer, call, createTenant, pushService, registerSubscriber, type TestTenant } from "../helpers";
 
 async function notifyAndFlush(tenant: TestTenant, body: Record<string, unknown>) {
@@ -92,7 +92,7 @@ describe("Web Push delivery through the queues", () => {
       ),
       attempt: 1,
     };
-    await deliver([job], env, webPushTransport(env));
+    await deliver([job], env, transportsFor(env));
 
     expect((await subscription(ids.ok))!.last_success_at).toBeGreaterThan(0);
     expect(await subscription(ids.gone)).toBeNull();
@@ -120,7 +120,7 @@ describe("Web Push delivery through the queues", () => {
       targets: [{ subscriptionId, endpoint: down.endpoint, p256dh: down.p256dh, auth: down.auth }],
       attempt: 5,
     };
-    await deliver([job], env, webPushTransport(env));
+    await deliver([job], env, transportsFor(env));
     const letter = await vi.waitFor(
       async () => {
         const row = await env.DB.prepare("SELECT * FROM dead_letters WHERE tenant_id = ?").bind(tenant.id).first<{ body: string }>();

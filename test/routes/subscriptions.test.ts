@@ -216,15 +216,31 @@ describe("POST /v1/subscriptions", () => {
     expect(response.headers.get("Location")).toMatch(/^https:\/\/push\.example\.org\/v1\/registrations\/[A-Za-z0-9_-]{22}$/);
   });
 
-  it("stores requested triggers, with defaults for missing depths", async () => {
+  it("fits requested triggers to what the tenant supports, with defaults for missing depths", async () => {
     const tenant = await createTenant();
     const body = await webPushBody("t", {
       trigger: { content_update: { depth: "infinity" }, property_update: { props: ["{DAV:}displayname"] } },
     });
     const registration = await (await subscribe(tenant.notify_token, body)).json<Record<string, any>>();
+    // the default support is content updates to depth 1 and property updates at depth 0
     expect(registration.trigger).toEqual({
-      content_update: { depth: "infinity" },
+      content_update: { depth: 1 },
       property_update: { depth: 0, props: ["{DAV:}displayname"] },
     });
+  });
+
+  it("refuses with 403 no_supported_trigger when the tenant supports none of the triggers", async () => {
+    const tenant = await createTenant();
+    const set = await call(`/v1/admin/tenants/${tenant.id}/triggers`, {
+      method: "PUT",
+      headers: ADMIN,
+      json: { content_update: null, property_update: { depth: "infinity" } },
+    });
+    expect(set.status).toBe(200);
+    const refused = await subscribe(tenant.notify_token, await webPushBody("t"));
+    expect(refused.status).toBe(403);
+    expect(await errorCode(refused)).toBe("no_supported_trigger");
+    const property = await subscribe(tenant.notify_token, await webPushBody("t", { trigger: { property_update: { depth: 1 } } }));
+    expect((await property.json<Record<string, any>>()).trigger).toEqual({ content_update: null, property_update: { depth: 1, props: null } });
   });
 });

@@ -34,6 +34,8 @@ export interface Received {
 
 interface Subscriber extends SubscriberInfo {
   ecdh: ReturnType<typeof createECDH>;
+  /** The VAPID key this subscription is restricted to (RFC 8292 §4), when not the service's default. */
+  vapidPublicKey: string | null;
   behaviour: Behaviour;
   attempts: number;
   received: Received[];
@@ -74,7 +76,7 @@ export class PushService {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
-  addSubscriber(behaviour: Behaviour = { kind: "accept" }): SubscriberInfo {
+  addSubscriber(behaviour: Behaviour = { kind: "accept" }, vapidPublicKey: string | null = null): SubscriberInfo {
     const ecdh = createECDH("prime256v1");
     ecdh.generateKeys();
     const id = randomUUID();
@@ -84,6 +86,7 @@ export class PushService {
       p256dh: ecdh.getPublicKey().toString("base64url"),
       auth: randomBytes(16).toString("base64url"),
       ecdh,
+      vapidPublicKey,
       behaviour,
       attempts: 0,
       received: [],
@@ -175,7 +178,8 @@ export class PushService {
     const match = /^vapid t=([\w-]+\.[\w-]+\.[\w-]+), k=([\w-]+)$/.exec(req.headers["authorization"] ?? "");
     if (!match) return `Authorization ${req.headers["authorization"]} is not RFC 8292 vapid t=…, k=…`;
     const [, jwt, k] = match;
-    if (this.vapidPublicKey !== null && k !== this.vapidPublicKey) return "VAPID k is not the expected public key";
+    const expected = subscriber.vapidPublicKey ?? this.vapidPublicKey;
+    if (expected !== null && k !== expected) return "VAPID k is not the key this subscription was made for";
     let claims = this.verified.get(`${k} ${jwt}`);
     if (claims === undefined) {
       const point = Buffer.from(k, "base64url");
@@ -212,8 +216,8 @@ export class PushService {
     };
     const id = url.searchParams.get("id") ?? "";
     if (url.pathname === "/_subscribers" && method === "POST") {
-      const { behaviour } = JSON.parse(body.toString() || "{}") as { behaviour?: Behaviour };
-      return json(201, this.addSubscriber(behaviour));
+      const { behaviour, vapidPublicKey } = JSON.parse(body.toString() || "{}") as { behaviour?: Behaviour; vapidPublicKey?: string };
+      return json(201, this.addSubscriber(behaviour, vapidPublicKey ?? null));
     }
     if (url.pathname === "/_received") return json(200, { received: this.received(id), attempts: this.attempts(id) });
     if (url.pathname === "/_wait") {

@@ -1,0 +1,27 @@
+/**
+ * The draft's Push Properties as XML a WebDAV server can embed in its PROPFIND answers:
+ * `GET /v1/transports.xml` (anyone) and `GET /v1/topics/{topic}/properties.xml` (the tenant).
+ */
+import { Hono } from "hono";
+import { requireTenantOrGrant } from "../auth/middleware";
+import { currentVapidKeys } from "../store/vapid-keys";
+import { getSupportedTriggers } from "../store/tenant-triggers";
+import type { AppEnv } from "../types";
+import { parseWith, topicSchema } from "../validation";
+import { XML_DECLARATION } from "../xml/escape";
+import { topicPropertiesXml, transportsXml } from "../xml/properties";
+
+const XML = { "Content-Type": 'application/xml; charset="utf-8"' };
+
+export const properties = new Hono<AppEnv>();
+
+properties.get("/transports.xml", async (c) => {
+  const keys = await currentVapidKeys(c.env);
+  return c.body(`${XML_DECLARATION}${transportsXml(keys?.publicKey ?? null)}`, 200, { ...XML, "Cache-Control": "public, max-age=300" });
+});
+
+properties.get("/topics/:topic/properties.xml", requireTenantOrGrant, async (c) => {
+  const topic = parseWith(topicSchema, c.req.param("topic"));
+  const [keys, supported] = await Promise.all([currentVapidKeys(c.env), getSupportedTriggers(c.env.DB, c.get("principal").tenant.id)]);
+  return c.body(topicPropertiesXml(keys?.publicKey ?? null, topic, supported), 200, XML);
+});

@@ -1,0 +1,158 @@
+import { DOMParser, type Element } from "@xmldom/xmldom";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { ADMIN, bearer, call, createTenant, grant, userAgentKeys, type TestTenant } from "../helpers";
+
+const SAMPLE = env.TEST_SPEC_SAMPLES["sample-push-register.xml"];
+const PUSH = "https://bitfire.at/webdav-push";
+
+function post(token: string, body: string, headers: Record<string, string> = { "Push-Topic": "O7M1nQ7cKkKTKsoS_j6Z3w" }, path = "/v1/register") {
+  return call(path, { method: "POST", headers: { ...bearer(token), "Content-Type": 'application/xml; charset="utf-8"', ...headers }, body });
+}
+
+/** The precondition a 403 names: the element inside {DAV:}error. */
+async function preconditionOf(response: Response): Promise<string> {
+  expect(response.status).toBe(403);
+  expect(response.headers.get("Content-Type")).toMatch(/^application\/xml/);
+  const doc = new DOMParser().parseFromString(await response.text(), "application/xml");
+  const root = doc.documentElement!;
+  expect([root.namespaceURI, root.localName]).toEqual(["DAV:", "error"]);
+  const condition = [...Array.from(root.childNodes)].find((n) => n.nodeType === 1 && (n as Element).namespaceURI === PUSH) as Element;
+  return condition.localName ?? "";
+}
+
+async function registration(tenant: TestTenant, location: string) {
+  return (await call(new URL(location).pathname, { headers: bearer(tenant.notify_token) })).json<Record<string, any>>();
+}
+
+function registerXml(subscription: string, trigger = "<trigger><content-update><D:depth>1</D:depth></content-update></trigger>") {
+  return `<?xml version="1.0" encoding="utf-8"?><push-register xmlns="${PUSH}" xmlns:D="DAV:"><subscription>${subscription}</subscription>${trigger}</push-register>`;
+}
+
+async function webPush(endpoint = `https://push.example.net/${crypto.randomUUID()}`, extra = "<content-encoding>aes128gcm</content-encoding>") {
+  const keys = await userAgentKeys();
+  return `<web-push-subscription><push-resource>${endpoint}</push-resource>${extra}<subscription-public-key type="p256dh">${keys.p256dh}</subscription-public-key><auth-secret>${keys.auth}</auth-secret></web-push-subscription>`;
+}
+
+describe("POST /v1/register (push-register)", () => {
+  it("registers the draft's sample: 204, absolute Location, IMF-fixdate Expires, triggers fitted", async () => {
+    const tenant = await createTenant();
+    const response = await post(tenant.notify_token, SAMPLE);
+    expect(response.status).toBe(204);
+    const location = response.headers.get("Location")!;
+    expect(location).toMatch(/^https:\/\/director\.test\/v1\/registrations\/[A-Za-z0-9_-]{22}$/);
+    expect(response.headers.get("Expires")).toMatch(/^\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT$/);
+    // the sample's expiry lies in the past: taken as no wish, so the maximum (7 days)
+    expect(Date.parse(response.headers.get("Expires")!)).toBeGreaterThan(Date.now() + 6.9 * 86_400_000);
+    expect(await registration(tenant, location)).toMatchObject({
+      topic: "O7M1nQ7cKkKTKsoS_j6Z3w",
+      transport: "web_push",
+      push_resource: "https://up.example.net/yohd4yai5Phiz1wi",
+      // infinity downgraded to the supported depth 1 (the draft's Example 2)
+      trigger: { content_update: { depth: 1 }, property_update: { depth: 0, props: ["{DAV:}displayname", "{DAV:}owner"] } },
+    });
+    const stored = await env.DB.prepare("SELECT p256dh, auth, content_encoding FROM subscriptions WHERE identifier = ? AND tenant_id = ?")
+      .bind("https://up.example.net/yohd4yai5Phiz1wi", tenant.id)
+      .first();
+    expect(stored).toEqual({
+      p256dh: "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
+      auth: "BTBZMqHH6r4Tts7J_aSIgg",
+      content_encoding: "aes128gcm",
+    });
+  });
+
+  it("updates the registration when the same push resource registers the topic again", async () => {
+    const tenant = await createTenant();
+    const first = await post(tenant.notify_token, SAMPLE);
+    const second = await post(tenant.notify_token, SAMPLE.replace("<D:depth>infinity</D:depth>", "<D:depth>0</D:depth>"));
+    expect(second.status).toBe(204);
+    expect(second.headers.get("Location")).toBe(first.headers.get("Location"));
+    expect((await registration(tenant, second.headers.get("Location")!)).trigger.content_update).toEqual({ depth: 0 });
+  });
+
+  it("accepts older bodies without trigger or content-encoding, any prefixes, and ?topic=", async () => {
+    const tenant = await createTenant();
+    const keys = await userAgentKeys();
+    const body = `<wp:push-register xmlns:wp="${PUSH}"><wp:subscription><wp:web-push-subscription>
+      <wp:push-resource>https://push.example.net/old-davx5</wp:push-resource>
+      <wp:subscription-public-key type="p256dh">${keys.p256dh}</wp:subscription-public-key>
+      <wp:auth-secret>${keys.auth}</wp:auth-secret>
+    </wp:web-push-subscription></wp:subscription></wp:push-register>`;
+    const response = await post(tenant.notify_token, body, {}, "/v1/register?topic=addressbook");
+    expect(response.status).toBe(204);
+    expect((await registration(tenant, response.headers.get("Location")!)).trigger).toEqual({ content_update: { depth: 1 }, property_update: null });
+  });
+
+  it("takes a client grant for the topic and answers push-not-available for other topics", async () => {
+    const tenant = await createTenant();
+    const token = await grant(tenant, { topics: ["cal"] });
+    expect((await post(token, registerXml(await webPush()), { "Push-Topic": "cal" })).status).toBe(204);
+    expect(await preconditionOf(await post(token, registerXml(await webPush()), { "Push-Topic": "other" }))).toBe("push-not-available");
+    const bob = await grant(tenant, { topics: ["cal"] }, { sub: "bob" });
+    const shared = await webPush("https://push.example.net/shared");
+    expect((await post(token, registerXml(shared), { "Push-Topic": "cal" })).status).toBe(204);
+    expect(await preconditionOf(await post(bob, registerXml(shared), { "Push-Topic": "cal" }))).toBe("push-not-available");
+  });
+
+  it("answers 403 invalid-subscription for a subscription it cannot use", async () => {
+    const tenant = await createTenant();
+    const keys = await userAgentKeys();
+    const bodies = [
+      registerXml(""),
+      registerXml((await webPush()) + (await webPush())),
+      registerXml("<other-subscription/>"),
+      registerXml(await webPush("http://push.example.net/plain")),
+      registerXml(await webPush("https://localhost/x")),
+      registerXml(await webPush(undefined, "<content-encoding>aesgcm</content-encoding>")),
+      registerXml(`<web-push-subscription><push-resource>https://push.example.net/x</push-resource><auth-secret>${keys.auth}</auth-secret></web-push-subscription>`),
+      registerXml(
+        `<web-push-subscription><push-resource>https://push.example.net/x</push-resource><subscription-public-key type="p256dh">AAAA</subscription-public-key><auth-secret>${keys.auth}</auth-secret></web-push-subscription>`,
+      ),
+      registerXml(
+        `<web-push-subscription><push-resource>https://push.example.net/x</push-resource><subscription-public-key type="x25519">${keys.p256dh}</subscription-public-key><auth-secret>${keys.auth}</auth-secret></web-push-subscription>`,
+      ),
+    ];
+    for (const body of bodies) expect(await preconditionOf(await post(tenant.notify_token, body)), body).toBe("invalid-subscription");
+  });
+
+  it("answers 403 no-supported-trigger when every requested trigger is unsupported", async () => {
+    const tenant = await createTenant();
+    await call(`/v1/admin/tenants/${tenant.id}/triggers`, { method: "PUT", headers: ADMIN, json: { content_update: { depth: 1 }, property_update: null } });
+    const propertyOnly = "<trigger><property-update><D:depth>0</D:depth></property-update></trigger>";
+    expect(await preconditionOf(await post(tenant.notify_token, registerXml(await webPush(), propertyOnly)))).toBe("no-supported-trigger");
+    expect(await preconditionOf(await post(tenant.notify_token, registerXml(await webPush(), "<trigger/>")))).toBe("no-supported-trigger");
+    const badDepth = "<trigger><content-update><D:depth>2</D:depth></content-update></trigger>";
+    expect(await preconditionOf(await post(tenant.notify_token, registerXml(await webPush(), badDepth)))).toBe("no-supported-trigger");
+    // the property trigger is ignored, the content trigger kept (the draft's Example 2)
+    const both = await post(tenant.notify_token, SAMPLE);
+    expect((await registration(tenant, both.headers.get("Location")!)).trigger).toEqual({ content_update: { depth: 1 }, property_update: null });
+  });
+
+  it("refuses hostile and malformed XML with 400, never expanding an entity", async () => {
+    const tenant = await createTenant();
+    const laughs =
+      '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">' +
+      '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]><push-register xmlns="https://bitfire.at/webdav-push">&lol3;</push-register>';
+    const xxe = `<?xml version="1.0"?><!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><push-register xmlns="${PUSH}"><expires>&xxe;</expires></push-register>`;
+    const cases: [string, string][] = [
+      [laughs, "invalid_xml"],
+      [xxe, "invalid_xml"],
+      [`<push-register xmlns="${PUSH}"><expires>&undefined;</expires></push-register>`, "invalid_xml"],
+      ["<push-register", "invalid_xml"],
+      ["not xml at all", "invalid_xml"],
+      ["", "invalid_xml"],
+      [`<push-register xmlns="urn:other"/>`, "invalid_request"],
+      [`<propfind xmlns="DAV:"/>`, "invalid_request"],
+    ];
+    for (const [body, code] of cases) {
+      const response = await post(tenant.notify_token, body);
+      const text = await response.text();
+      expect(response.status, body).toBe(400);
+      expect(JSON.parse(text).error.code, text).toBe(code);
+    }
+    const json = await call("/v1/register", { method: "POST", headers: { ...bearer(tenant.notify_token), "Push-Topic": "t" }, json: {} });
+    expect(json.status).toBe(415);
+    expect((await post(tenant.notify_token, SAMPLE, {})).status).toBe(400);
+    expect((await call("/v1/register", { method: "POST", headers: { "Push-Topic": "t", "Content-Type": "application/xml" }, body: SAMPLE })).status).toBe(401);
+  });
+});
