@@ -1,5 +1,5 @@
 /** A change to a topic's resource, as the tenant reports it, normalised for the TopicHub. */
-import type { Depth } from "../store/registrations";
+import type { Depth } from "../depth";
 
 export type Urgency = "very-low" | "low" | "normal" | "high";
 

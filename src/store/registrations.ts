@@ -1,8 +1,9 @@
 /** D1 access to the `registrations` table: subscription x topic, with triggers and expiry. */
 import { deleteSubscriptionIfUnused, upsertSubscription, type SubscriptionInput, type Transport } from "./subscriptions";
 
-/** `{DAV:}depth` as stored: 0, 1, or 2 for "infinity" (so "covers" is `>=`). */
-export type Depth = 0 | 1 | 2;
+import type { Depth } from "../depth";
+
+export type { Depth };
 
 export interface Trigger {
   contentUpdate: Depth | null;

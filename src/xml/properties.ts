@@ -1,5 +1,5 @@
 /** The draft's Push Properties, ready to embed in a PROPFIND answer, and its error bodies. */
-import type { Depth } from "../store/registrations";
+import type { Depth } from "../depth";
 import { escapeXml, PUSH_NS, XML_DECLARATION } from "./escape";
 
 const depthText = (depth: Depth) => (depth === 2 ? "infinity" : String(depth));

@@ -1,7 +1,7 @@
 /** The draft's `push-register` request body (Subscription Registration), read leniently. */
 import type { Document } from "@xmldom/xmldom";
 import { badRequest } from "../errors";
-import type { Depth } from "../store/registrations";
+import type { Depth } from "../depth";
 import { PUSH_NS } from "./escape";
 import { child, childElements, clarkName, DAV_NS, textOf } from "./parse";
 

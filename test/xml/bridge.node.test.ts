@@ -27,7 +27,7 @@ function props(xml: string): Record<string, string> {
   const prop = new DOMParser().parseFromString(xml, "application/xml").documentElement!;
   const out: Record<string, string> = {};
   for (const child of Array.from(prop.childNodes).filter((n) => n.nodeType === 1) as Element[]) {
-    out[child.localName] = child.toString();
+    out[child.localName ?? ""] = child.toString();
   }
   return out;
 }
