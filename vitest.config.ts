@@ -31,6 +31,10 @@ export default defineConfig({
                   TEST_SCHEMA: migrations,
                   TEST_PUSH_SERVICE: inject("pushServiceUrl"),
                   TEST_SPEC_SAMPLES: SPEC_SAMPLES,
+                  FCM_SERVICE_ACCOUNT: inject("fcmServiceAccount"),
+                  FCM_API_BASE: inject("fcmServiceUrl"),
+                  GOOGLE_OAUTH_TOKEN_URL: inject("fcmTokenUrl"),
+                  TEST_FCM_SERVICE: inject("fcmServiceUrl"),
                   // small WebSocket limits, so the tests reach them
                   WS_REPLAY_SIZE: "5",
                   WS_MAX_SOCKETS_PER_CLIENT: "3",

@@ -7,8 +7,9 @@ import { nowSeconds } from "../expiry";
 import { recordOutcomes, type DeliveryOutcomes } from "../store/subscriptions";
 import { currentVapidKeys, vapidKeysByPublicKey } from "../store/vapid-keys";
 import type { Outcome, Transport } from "../transports/transport";
-import { webPushTransport, type WebPushTarget } from "../transports/web-push";
-import { MAX_DELIVERY_ATTEMPTS, SEND_CONCURRENCY, type DeadLetter, type DeliveryJob } from "./jobs";
+import { webPushTransport } from "../transports/web-push";
+import { fcmTransport, serviceAccountOf } from "../transports/fcm";
+import { MAX_DELIVERY_ATTEMPTS, SEND_CONCURRENCY, type DeadLetter, type DeliveryJob, type DeliveryTarget } from "./jobs";
 import { mapWithConcurrency } from "./pool";
 
 /** Queues delay messages by at most 12 hours. */
@@ -23,7 +24,7 @@ export function backoffSeconds(attempt: number, random = Math.random()): number 
 /** What to do with a chunk's failures: one retry job (the slowest Retry-After wins) or a dead letter. */
 export function planRetry(
   job: DeliveryJob,
-  retries: { target: WebPushTarget; afterSeconds: number | null; reason: string }[],
+  retries: { target: DeliveryTarget; afterSeconds: number | null; reason: string }[],
 ): { retry: DeliveryJob; delaySeconds: number } | { deadLetter: DeadLetter } | null {
   if (retries.length === 0) return null;
   const targets = retries.map((r) => r.target);
@@ -36,12 +37,12 @@ export function planRetry(
   return { retry: { ...job, targets, attempt: job.attempt + 1 }, delaySeconds };
 }
 
-export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: (job: DeliveryJob) => Promise<Transport<WebPushTarget>>): Promise<void> {
+export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: (job: DeliveryJob) => Promise<Transport<DeliveryTarget>>): Promise<void> {
   const sends = jobs.flatMap((job) => job.targets.map((target) => ({ job, target })));
   const outcomes = await mapWithConcurrency(sends, SEND_CONCURRENCY, async ({ job, target }) => (await transportFor(job)).send(target, job.message));
 
   const record: DeliveryOutcomes = { delivered: [], gone: [], failed: [] };
-  const retries = new Map<DeliveryJob, { target: WebPushTarget; afterSeconds: number | null; reason: string }[]>();
+  const retries = new Map<DeliveryJob, { target: DeliveryTarget; afterSeconds: number | null; reason: string }[]>();
   outcomes.forEach((outcome: Outcome, i) => {
     const { job, target } = sends[i];
     const id = target.subscriptionId;
@@ -66,15 +67,24 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: (job:
   await recordOutcomes(env.DB, record, nowSeconds());
 }
 
-/** One Web Push transport per signing key: the current key, or the one a rotation job names. */
-export function transportsFor(env: Env): (job: DeliveryJob) => Promise<Transport<WebPushTarget>> {
-  const transports = new Map<string, Promise<Transport<WebPushTarget>>>();
+const FCM_NOT_CONFIGURED: Transport<DeliveryTarget> = {
+  send: async () => ({ kind: "failed", reason: "FCM is not configured (FCM_SERVICE_ACCOUNT)" }),
+};
+
+/** One transport per kind and signing key: Web Push with the current key or the one a rotation job names, or FCM. */
+export function transportsFor(env: Env): (job: DeliveryJob) => Promise<Transport<DeliveryTarget>> {
+  const transports = new Map<string, Promise<Transport<DeliveryTarget>>>();
   return (job) => {
-    const key = job.signWith ?? "";
+    const key = job.transport === "fcm" ? "fcm" : `web_push ${job.signWith ?? ""}`;
     let transport = transports.get(key);
     if (transport === undefined) {
-      const keys = job.signWith === undefined ? currentVapidKeys(env) : vapidKeysByPublicKey(env, job.signWith);
-      transport = keys.then((pair) => webPushTransport(env, pair));
+      if (job.transport === "fcm") {
+        const account = serviceAccountOf(env);
+        transport = Promise.resolve(account === null ? FCM_NOT_CONFIGURED : (fcmTransport(env, account) as Transport<DeliveryTarget>));
+      } else {
+        const keys = job.signWith === undefined ? currentVapidKeys(env) : vapidKeysByPublicKey(env, job.signWith);
+        transport = keys.then((pair) => webPushTransport(env, pair) as Transport<DeliveryTarget>);
+      }
       transports.set(key, transport);
     }
     return transport;

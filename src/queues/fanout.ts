@@ -8,11 +8,12 @@ import { DEFAULT_TTL_SECONDS } from "../hub/merge";
 import type { FanoutJob } from "../hub/topic-hub";
 import { pageTopicRecipients } from "../store/registrations";
 import type { PushMessage } from "../transports/transport";
-import { topicHeader, type WebPushTarget } from "../transports/web-push";
+import { serviceAccountOf } from "../transports/fcm";
+import { topicHeader } from "../transports/web-push";
 import { pushMessageXml } from "../xml/push-message";
 import { pageWebPushSubscriptions } from "../store/subscriptions";
 import { activateVapidKey } from "../store/vapid-keys";
-import { FANOUT_PAGE_SIZE, FANOUT_PAGES_PER_JOB, sendBatches, TARGETS_PER_JOB, type DeliveryJob, type VapidRotationJob } from "./jobs";
+import { FANOUT_PAGE_SIZE, FANOUT_PAGES_PER_JOB, sendBatches, TARGETS_PER_JOB, type DeliveryJob, type DeliveryTarget, type VapidRotationJob } from "./jobs";
 import { variantFor, type Variant } from "./recipients";
 
 function messageFor(change: Change, variant: Variant, topic: string | null): PushMessage {
@@ -25,6 +26,10 @@ function messageFor(change: Change, variant: Variant, topic: string | null): Pus
     ttl: change.ttl ?? DEFAULT_TTL_SECONDS,
     urgency: change.urgency,
     topic,
+    data: {
+      topic: change.topic,
+      ...(variant.content && change.contentUpdate!.syncToken !== null ? { sync_token: change.contentUpdate!.syncToken } : {}),
+    },
   };
 }
 
@@ -35,11 +40,15 @@ export async function fanOut(job: FanoutJob, env: Env): Promise<FanoutJob | null
   const spared = new Set(change.dontNotify);
   const topic = await topicHeader(tenantId, change.topic);
   const now = nowSeconds();
-  // one chunk list per message variant (content, property or both)
-  const byVariant = new Map<string, { message: PushMessage; targets: WebPushTarget[] }>();
+  const fcm = serviceAccountOf(env) !== null;
+  // one chunk list per transport and message variant (content, property or both)
+  type Entry = { transport: "web_push" | "fcm"; message: PushMessage; targets: DeliveryTarget[] };
+  const byVariant = new Map<string, Entry>();
   const jobs: DeliveryJob[] = [];
-  const flush = (entry: { message: PushMessage; targets: WebPushTarget[] }) => {
-    if (entry.targets.length > 0) jobs.push({ tenantId, message: entry.message, targets: entry.targets, attempt: 1 });
+  const flush = (entry: Entry) => {
+    if (entry.targets.length > 0) {
+      jobs.push({ tenantId, message: entry.message, targets: entry.targets, attempt: 1, ...(entry.transport === "fcm" ? { transport: "fcm" as const } : {}) });
+    }
     entry.targets = [];
   };
 
@@ -50,13 +59,18 @@ export async function fanOut(job: FanoutJob, env: Env): Promise<FanoutJob | null
     more = rows.length === FANOUT_PAGE_SIZE;
     if (rows.length > 0) after = rows[rows.length - 1].id;
     for (const row of rows) {
-      if (row.transport !== "web_push" || row.p256dh === null || row.auth === null) continue;
+      const webPush = row.transport === "web_push" && row.p256dh !== null && row.auth !== null;
+      if (!webPush && !(row.transport === "fcm" && fcm)) continue;
       const variant = variantFor(row, change, spared);
       if (variant === null) continue;
-      const key = `${variant.content}/${variant.property}`;
+      const key = `${row.transport}/${variant.content}/${variant.property}`;
       let entry = byVariant.get(key);
-      if (entry === undefined) byVariant.set(key, (entry = { message: messageFor(change, variant, topic), targets: [] }));
-      entry.targets.push({ subscriptionId: row.subscription_id, endpoint: row.identifier, p256dh: row.p256dh, auth: row.auth });
+      if (entry === undefined) byVariant.set(key, (entry = { transport: row.transport, message: messageFor(change, variant, topic), targets: [] }));
+      entry.targets.push(
+        webPush
+          ? { subscriptionId: row.subscription_id, endpoint: row.identifier, p256dh: row.p256dh!, auth: row.auth! }
+          : { subscriptionId: row.subscription_id, token: row.identifier },
+      );
       if (entry.targets.length === TARGETS_PER_JOB) flush(entry);
     }
   }

@@ -1,6 +1,10 @@
 /** Queue message bodies and the limits that size them (Cloudflare Queues, Workers). */
 import type { PushMessage } from "../transports/transport";
+import type { FcmTarget } from "../transports/fcm";
 import type { WebPushTarget } from "../transports/web-push";
+
+/** One recipient of a delivery job; which kind the job's `transport` says. */
+export type DeliveryTarget = WebPushTarget | FcmTarget;
 
 export const FANOUT_QUEUE = "push-fanout";
 export const DELIVERIES_QUEUE = "push-deliveries";
@@ -10,7 +14,9 @@ export const DEAD_LETTER_QUEUE = "push-dead-letters";
 export interface DeliveryJob {
   tenantId: string;
   message: PushMessage;
-  targets: WebPushTarget[];
+  /** Absent: Web Push. */
+  transport?: "web_push" | "fcm";
+  targets: DeliveryTarget[];
   /** 1 for the first try; a retried chunk holds only the targets that failed. */
   attempt: number;
   /** Sign with this VAPID key (its public half) rather than the current one: key-rotation messages. */

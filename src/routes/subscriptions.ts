@@ -8,6 +8,7 @@ import { toDepth } from "../hub/change";
 import { register } from "../registration";
 import type { Requested } from "../triggers";
 import type { SubscriptionInput } from "../store/subscriptions";
+import { serviceAccountOf } from "../transports/fcm";
 import { checkPushResource, checkWebPushKeys } from "../transports/push-resource";
 import type { AppEnv } from "../types";
 import { depthSchema, readJson, topicSchema } from "../validation";
@@ -57,7 +58,8 @@ async function subscriptionOf(input: SubscribeInput, env: Env): Promise<Subscrip
       keys: await checkWebPushKeys(webPush.keys.p256dh, webPush.keys.auth),
     };
   }
-  throw new ApiError(400, "transport_unavailable", "the fcm transport is not configured on this director");
+  if (serviceAccountOf(env) === null) throw new ApiError(400, "transport_unavailable", "the fcm transport is not configured on this director");
+  return { transport: "fcm", identifier: input.push_services.fcm!.registration_token, keys: null };
 }
 
 /** Without a trigger a registration follows content updates of internal members (draft leniency). */

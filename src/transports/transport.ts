@@ -10,6 +10,8 @@ export interface PushMessage {
   urgency: Urgency;
   /** RFC 8030 §5.4 `Topic`: ≤ 32 base64url characters; null for none. */
   topic: string | null;
+  /** The message as string fields, for transports that carry data rather than the XML alone (FCM). */
+  data?: { topic?: string; sync_token?: string };
 }
 
 export type Outcome =

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { app } from "../../src/app";
 import { call } from "../helpers";
 
 describe("GET /.well-known/webdav-push", () => {
@@ -9,7 +10,9 @@ describe("GET /.well-known/webdav-push", () => {
     const body = await response.json<Record<string, any>>();
     expect(body.version).toBe("draft-bitfire-webdav-push-00");
     expect(body.transports.web_push).toEqual({ vapid_public_key: env.VAPID_PUBLIC_KEY, content_encodings: ["aes128gcm"] });
-    expect(body.transports.fcm).toBeUndefined();
+    expect(body.transports.fcm).toEqual({ project_id: "push-director-test" });
+    const unconfigured = await (await app.fetch(new Request("https://director.test/.well-known/webdav-push"), { ...env, FCM_SERVICE_ACCOUNT: "" })).json<any>();
+    expect(unconfigured.transports.fcm).toBeUndefined();
     expect(body.transports.websocket).toMatchObject({ url: "wss://director.test/v1/ws", subprotocol: "webdav-push", replay: { max_messages: 5 } });
     expect(body.endpoints.subscriptions).toBe("https://director.test/v1/subscriptions");
     expect(body.limits).toMatchObject({ max_registration_seconds: 604_800, notify_batch_max: 100 });

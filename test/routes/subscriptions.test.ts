@@ -148,7 +148,6 @@ describe("POST /v1/subscriptions", () => {
       [{ topic: "t" }, "invalid_request", /push_services/],
       [{ topic: "t", push_services: {} }, "invalid_request", /exactly one/],
       [{ topic: "t", push_services: { ...good.push_services, unified_push: good.push_services.web_push } }, "invalid_request", /exactly one/],
-      [{ topic: "t", push_services: { fcm: { registration_token: "abc" } } }, "transport_unavailable", /fcm/],
       [wp({ endpoint: "https://push.example.net/x" }), "invalid_request", /keys/],
       [wp({ endpoint: "http://push.example.net/x", keys }), "invalid_push_resource", /https/],
       [wp({ endpoint: "https://localhost/x", keys }), "invalid_push_resource", /public/],
@@ -186,6 +185,22 @@ describe("POST /v1/subscriptions", () => {
     const big = await post(JSON.stringify({ topic: "t", pad: "x".repeat(70_000) }));
     expect(big.status).toBe(413);
     expect(await errorCode(big)).toBe("body_too_large");
+  });
+
+  it("registers FCM tokens when FCM is configured, and refuses them when not", async () => {
+    const tenant = await createTenant();
+    const body = { topic: "t", push_services: { fcm: { registration_token: "fcm-token-1" } } };
+    const response = await subscribe(tenant.notify_token, body);
+    expect(response.status).toBe(201);
+    expect(await response.json()).toMatchObject({ transport: "fcm", registration_token: "fcm-token-1" });
+    const request = new Request("https://director.test/v1/subscriptions", {
+      method: "POST",
+      headers: { ...bearer(tenant.notify_token), "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const refused = await app.fetch(request, { ...env, FCM_SERVICE_ACCOUNT: "" });
+    expect(refused.status).toBe(400);
+    expect(await errorCode(refused)).toBe("transport_unavailable");
   });
 
   it("lets http: and loopback push resources through only in insecure mode", async () => {

@@ -2,6 +2,7 @@
 // service (in Node) that expects it. Tests inside workerd reach the service over HTTP.
 import { webcrypto } from "node:crypto";
 import type { TestProject } from "vitest/node";
+import { FcmService } from "./fcm-service";
 import { PushService } from "./push-service";
 
 declare module "vitest" {
@@ -9,6 +10,9 @@ declare module "vitest" {
     pushServiceUrl: string;
     vapidPublicKey: string;
     vapidPrivateKey: string;
+    fcmServiceUrl: string;
+    fcmTokenUrl: string;
+    fcmServiceAccount: string;
   }
 }
 
@@ -17,8 +21,14 @@ export default async function setup(project: TestProject) {
   const publicKey = Buffer.from(await webcrypto.subtle.exportKey("raw", pair.publicKey)).toString("base64url");
   const { d } = await webcrypto.subtle.exportKey("jwk", pair.privateKey);
   const service = await new PushService({ vapidPublicKey: publicKey }).start();
+  const fcm = await new FcmService().start();
+  project.provide("fcmServiceUrl", fcm.url);
+  project.provide("fcmTokenUrl", fcm.tokenUrl);
+  project.provide("fcmServiceAccount", fcm.serviceAccount());
   project.provide("pushServiceUrl", service.url);
   project.provide("vapidPublicKey", publicKey);
   project.provide("vapidPrivateKey", d!);
-  return () => service.stop();
+  return async () => {
+    await Promise.all([service.stop(), fcm.stop()]);
+  };
 }

@@ -1,0 +1,157 @@
+/**
+ * The FCM HTTP v1 transport: a service account's RS256 JWT (jose) buys an OAuth2 access token
+ * (cached until shortly before it expires), then one `messages:send` per registration token
+ * (the batch endpoint is gone) with a data message.
+ */
+import { importPKCS8, SignJWT } from "jose";
+import type { Urgency } from "../hub/change";
+import { retryAfterSeconds, type Outcome, type PushMessage, type Transport } from "./transport";
+
+export interface FcmTarget {
+  subscriptionId: number;
+  token: string;
+}
+
+export interface ServiceAccount {
+  project_id: string;
+  client_email: string;
+  private_key: string;
+}
+
+const SCOPE = "https://www.googleapis.com/auth/firebase.messaging";
+/** FCM refuses data payloads above 4096 bytes. */
+export const MAX_DATA_BYTES = 4096;
+const REQUEST_TIMEOUT_MS = 15_000;
+/** Renew the access token this long before Google says it expires. */
+const RENEW_BEFORE_SECONDS = 300;
+
+/** The configured service account, or null when FCM is not set up (or the JSON is unusable). */
+export function serviceAccountOf(env: Env): ServiceAccount | null {
+  const text = (env.FCM_SERVICE_ACCOUNT ?? "").trim();
+  if (text === "") return null;
+  try {
+    const account = JSON.parse(text) as Partial<ServiceAccount>;
+    if (typeof account.project_id === "string" && typeof account.client_email === "string" && typeof account.private_key === "string") {
+      return account as ServiceAccount;
+    }
+  } catch {
+    // fall through
+  }
+  console.error("FCM_SERVICE_ACCOUNT is not a service account JSON with project_id, client_email and private_key");
+  return null;
+}
+
+interface CachedToken {
+  token: string;
+  expiresAt: number;
+}
+
+const tokens = new Map<string, Promise<CachedToken>>();
+
+/** An OAuth2 access token for the service account (RFC 7523 JWT bearer grant), cached per isolate. */
+export async function accessToken(account: ServiceAccount, tokenUrl: string, fetcher: typeof fetch, forceRefresh = false): Promise<string> {
+  const key = `${account.client_email}\n${tokenUrl}`;
+  const now = Math.floor(Date.now() / 1000);
+  const cached = tokens.get(key);
+  if (!forceRefresh && cached !== undefined) {
+    const value = await cached.catch(() => null);
+    if (value !== null && value.expiresAt - RENEW_BEFORE_SECONDS > now) return value.token;
+  }
+  const fresh = (async (): Promise<CachedToken> => {
+    const assertion = await new SignJWT({ scope: SCOPE })
+      .setProtectedHeader({ alg: "RS256", typ: "JWT" })
+      .setIssuer(account.client_email)
+      .setAudience(tokenUrl)
+      .setIssuedAt(now)
+      .setExpirationTime(now + 3600)
+      .sign(await importPKCS8(account.private_key, "RS256"));
+    const response = await fetcher(tokenUrl, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: "urn:ietf:params:oauth:grant-type:jwt-bearer", assertion }),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    if (!response.ok) throw new Error(`OAuth token endpoint answered ${response.status}`);
+    const body = (await response.json()) as { access_token?: string; expires_in?: number };
+    if (typeof body.access_token !== "string") throw new Error("OAuth token endpoint sent no access_token");
+    return { token: body.access_token, expiresAt: now + (body.expires_in ?? 3600) };
+  })();
+  tokens.set(key, fresh);
+  fresh.catch(() => tokens.delete(key));
+  return (await fresh).token;
+}
+
+const PRIORITY: Record<Urgency, "NORMAL" | "HIGH"> = { "very-low": "NORMAL", low: "NORMAL", normal: "NORMAL", high: "HIGH" };
+
+/** The v1 request body: a data message (string values) with Android delivery options. */
+export function fcmMessage(token: string, message: PushMessage) {
+  const data: Record<string, string> = { ...message.data };
+  const size = (d: Record<string, string>) => new TextEncoder().encode(Object.entries(d).flat().join("")).byteLength;
+  // the push-message XML goes along when it fits in FCM's data limit
+  if (size({ ...data, push_message: message.xml }) <= MAX_DATA_BYTES) data.push_message = message.xml;
+  return {
+    message: {
+      token,
+      data,
+      android: {
+        priority: PRIORITY[message.urgency],
+        ttl: `${message.ttl}s`,
+        ...(message.topic === null ? {} : { collapse_key: message.topic }),
+      },
+    },
+  };
+}
+
+interface FcmErrorBody {
+  error?: { status?: string; details?: { "@type"?: string; errorCode?: string; fieldViolations?: { field?: string }[] }[] };
+}
+
+/** FCM v1 error codes (firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode) to outcomes. */
+export function fcmOutcome(status: number, body: FcmErrorBody | null, retryAfter: string | null): Outcome {
+  if (status >= 200 && status < 300) return { kind: "delivered" };
+  const details = body?.error?.details ?? [];
+  const code = details.find((d) => d.errorCode)?.errorCode ?? body?.error?.status ?? String(status);
+  const reason = `FCM answered ${status} ${code}`;
+  if (code === "UNREGISTERED" || status === 404) return { kind: "gone", reason };
+  if (code === "INVALID_ARGUMENT" && details.some((d) => d.fieldViolations?.some((v) => v.field === "message.token"))) {
+    return { kind: "gone", reason: `${reason} (invalid registration token)` };
+  }
+  if (status === 429 || code === "QUOTA_EXCEEDED" || code === "UNAVAILABLE" || code === "INTERNAL" || status >= 500) {
+    return { kind: "retry", afterSeconds: retryAfterSeconds(retryAfter), reason };
+  }
+  return { kind: "failed", reason };
+}
+
+/** FCM delivery: one `messages:send` per registration token; a 401 refreshes the access token once. */
+export function fcmTransport(env: Env, account: ServiceAccount, fetcher: typeof fetch = fetch): Transport<FcmTarget> {
+  const url = `${env.FCM_API_BASE.replace(/\/+$/, "")}/v1/projects/${encodeURIComponent(account.project_id)}/messages:send`;
+  const post = async (body: string, forceRefresh: boolean) =>
+    fetcher(url, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${await accessToken(account, env.GOOGLE_OAUTH_TOKEN_URL, fetcher, forceRefresh)}`, "Content-Type": "application/json" },
+      body,
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+  return {
+    async send(target, message) {
+      const body = JSON.stringify(fcmMessage(target.token, message));
+      try {
+        let response = await post(body, false);
+        if (response.status === 401) {
+          await response.body?.cancel();
+          response = await post(body, true);
+        }
+        const text = await response.text();
+        let parsed: FcmErrorBody | null = null;
+        try {
+          parsed = text ? (JSON.parse(text) as FcmErrorBody) : null;
+        } catch {
+          parsed = null;
+        }
+        return fcmOutcome(response.status, parsed, response.headers.get("Retry-After"));
+      } catch (error) {
+        return { kind: "retry", afterSeconds: null, reason: `FCM: ${(error as Error).message}` };
+      }
+    },
+  };
+}

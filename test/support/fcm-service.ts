@@ -1,0 +1,170 @@
+// A stand-in for Google's OAuth token endpoint and FCM HTTP v1 (Node). It owns a service account
+// key pair, verifies each JWT assertion with the public key (RS256, iss, scope, aud, ≤ 1 h), hands
+// out access tokens, and checks every messages:send: a valid access token, the message shape
+// (token, string data, android priority/ttl/collapse_key) and the 4096-byte data limit. Tokens
+// answer as told: accept, unregistered (404), invalid (400 on message.token), unavailable once
+// (503), sender mismatch (403).
+import { generateKeyPairSync, randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { importSPKI, jwtVerify } from "jose";
+
+export type FcmBehaviour = "accept" | "unregistered" | "invalid" | "unavailable-once" | "sender-mismatch";
+
+export interface FcmReceived {
+  data: Record<string, string>;
+  android: { priority: string; ttl: string; collapse_key?: string };
+}
+
+export class FcmService {
+  private server: Server | null = null;
+  url = "";
+  readonly projectId = "push-director-test";
+  readonly clientEmail = "director@push-director-test.iam.gserviceaccount.com";
+  private readonly keys = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  private readonly accessTokens = new Set<string>();
+  private readonly behaviours = new Map<string, FcmBehaviour>();
+  private readonly attempts = new Map<string, number>();
+  readonly received = new Map<string, FcmReceived[]>();
+  readonly errors: string[] = [];
+  tokensIssued = 0;
+  private readonly waiters = new Set<() => void>();
+
+  get tokenUrl() {
+    return `${this.url}/token`;
+  }
+
+  /** The service account JSON the director is configured with. */
+  serviceAccount(): string {
+    return JSON.stringify({
+      type: "service_account",
+      project_id: this.projectId,
+      client_email: this.clientEmail,
+      private_key: this.keys.privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+      token_uri: this.tokenUrl,
+    });
+  }
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  addToken(behaviour: FcmBehaviour = "accept"): string {
+    const token = `fcm-${randomUUID()}`;
+    this.behaviours.set(token, behaviour);
+    return token;
+  }
+
+  /** Makes every access token issued so far invalid, as if revoked (FCM then answers 401). */
+  revokeAccessTokens() {
+    this.accessTokens.clear();
+  }
+
+  attemptsFor(token: string) {
+    return this.attempts.get(token) ?? 0;
+  }
+
+  waitUntil(done: () => boolean, timeoutMs = 30_000): Promise<void> {
+    if (done()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`fcm stand-in: timed out (errors: ${this.errors.join("; ")})`)), timeoutMs);
+      const check = () => {
+        if (!done()) return;
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve();
+      };
+      this.waiters.add(check);
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks).toString();
+    const json = (status: number, value: unknown, headers: Record<string, string> = {}) =>
+      res.writeHead(status, { "Content-Type": "application/json", ...headers }).end(JSON.stringify(value));
+    try {
+      const url = new URL(req.url ?? "/", this.url);
+      if (url.pathname === "/token" && req.method === "POST") return await this.token(body, json);
+      if (url.pathname === `/v1/projects/${this.projectId}/messages:send` && req.method === "POST") return await this.send(req, body, json);
+      if (url.pathname === "/_state") return json(200, { received: Object.fromEntries(this.received), errors: this.errors, tokensIssued: this.tokensIssued });
+      if (url.pathname === "/_tokens" && req.method === "POST") return json(201, { token: this.addToken(JSON.parse(body || "{}").behaviour) });
+      if (url.pathname === "/_revoke" && req.method === "POST") return (this.revokeAccessTokens(), json(200, {}));
+      json(404, {});
+    } catch (error) {
+      this.errors.push(`handler: ${(error as Error).message}`);
+      json(500, {});
+    } finally {
+      for (const waiter of [...this.waiters]) waiter();
+    }
+  }
+
+  private async token(body: string, json: (status: number, value: unknown) => void) {
+    const form = new URLSearchParams(body);
+    if (form.get("grant_type") !== "urn:ietf:params:oauth:grant-type:jwt-bearer") {
+      this.errors.push(`token: grant_type ${form.get("grant_type")}`);
+      return json(400, { error: "unsupported_grant_type" });
+    }
+    try {
+      const key = await importSPKI(this.keys.publicKey.export({ type: "spki", format: "pem" }).toString(), "RS256");
+      const { payload } = await jwtVerify(form.get("assertion") ?? "", key, { algorithms: ["RS256"], issuer: this.clientEmail, audience: this.tokenUrl });
+      if (payload.scope !== "https://www.googleapis.com/auth/firebase.messaging") throw new Error(`scope ${payload.scope}`);
+      if ((payload.exp ?? 0) - (payload.iat ?? 0) > 3600) throw new Error("assertion lives more than an hour");
+    } catch (error) {
+      this.errors.push(`token: ${(error as Error).message}`);
+      return json(400, { error: "invalid_grant" });
+    }
+    const accessToken = `ya29.${randomUUID()}`;
+    this.accessTokens.add(accessToken);
+    this.tokensIssued++;
+    json(200, { access_token: accessToken, expires_in: 3599, token_type: "Bearer" });
+  }
+
+  private async send(req: IncomingMessage, body: string, json: (status: number, value: unknown, headers?: Record<string, string>) => void) {
+    const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? "")?.[1];
+    if (bearer === undefined || !this.accessTokens.has(bearer)) return json(401, { error: { code: 401, status: "UNAUTHENTICATED" } });
+    const { message } = JSON.parse(body) as { message: { token: string; data: Record<string, unknown>; android: FcmReceived["android"] } };
+    const problems: string[] = [];
+    if (typeof message?.token !== "string") problems.push("no token");
+    if (Object.values(message?.data ?? {}).some((v) => typeof v !== "string")) problems.push("data values must be strings");
+    if (Buffer.byteLength(Object.entries(message?.data ?? {}).flat().join("")) > 4096) problems.push("data over 4096 bytes");
+    if (!["NORMAL", "HIGH"].includes(message?.android?.priority)) problems.push(`android.priority ${message?.android?.priority}`);
+    if (!/^\d+(\.\d+)?s$/.test(message?.android?.ttl ?? "")) problems.push(`android.ttl ${message?.android?.ttl}`);
+    if (problems.length > 0) {
+      this.errors.push(`send: ${problems.join(", ")}`);
+      return json(400, { error: { code: 400, status: "INVALID_ARGUMENT", details: [{ "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", errorCode: "INVALID_ARGUMENT" }] } });
+    }
+    const token = message.token;
+    const attempt = (this.attempts.get(token) ?? 0) + 1;
+    this.attempts.set(token, attempt);
+    const fcmError = (code: number, status: string, errorCode: string, extra: object[] = []) => ({
+      error: { code, status, details: [{ "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", errorCode }, ...extra] },
+    });
+    switch (this.behaviours.get(token)) {
+      case "unregistered":
+        return json(404, fcmError(404, "NOT_FOUND", "UNREGISTERED"));
+      case "invalid":
+        return json(400, fcmError(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", [{ "@type": "type.googleapis.com/google.rpc.BadRequest", fieldViolations: [{ field: "message.token", description: "Invalid registration token" }] }]));
+      case "sender-mismatch":
+        return json(403, fcmError(403, "PERMISSION_DENIED", "SENDER_ID_MISMATCH"));
+      case "unavailable-once":
+        if (attempt === 1) return json(503, fcmError(503, "UNAVAILABLE", "UNAVAILABLE"), { "Retry-After": "1" });
+        break;
+      case undefined:
+        return json(404, fcmError(404, "NOT_FOUND", "UNREGISTERED"));
+    }
+    const list = this.received.get(token) ?? [];
+    list.push({ data: message.data as Record<string, string>, android: message.android });
+    this.received.set(token, list);
+    json(200, { name: `projects/${this.projectId}/messages/${randomUUID()}` });
+  }
+}
