@@ -14,10 +14,9 @@ import os from "node:os";
 import path from "node:path";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { SignJWT } from "jose";
 import webpush from "web-push";
 import WebSocket, { WebSocketServer } from "ws";
-import { api, freePort, startDirector } from "../test/e2e/director.ts";
+import { api, freePort, mintGrant, startDirector } from "../test/e2e/director.ts";
 import { PushService } from "../test/support/push-service.ts";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -193,12 +192,7 @@ async function websockets(count: number, rounds: number) {
   const ours: number[] = [];
   try {
     const tenant = (await api(director, "/v1/admin/tenants", director.adminToken, { json: { name: "ws-bench" } })).body;
-    const token = await new SignJWT({ topics: ["room"] })
-      .setProtectedHeader({ alg: "HS256" })
-      .setIssuer(tenant.id)
-      .setSubject("bench")
-      .setExpirationTime("1h")
-      .sign(new TextEncoder().encode(tenant.grant_secret));
+    const token = await mintGrant(tenant, ["room"], "bench", "1h");
     const { sockets, next } = await openSockets(`${director.url.replace("http:", "ws:")}/v1/ws?topic=room`, () => ["webdav-push", `bearer.${token}`], count);
     for (let round = 0; round <= rounds; round++) {
       const arrivals = next();

@@ -1,5 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { app } from "../src/app";
+import type { Change } from "../src/hub/change";
 import { SignJWT } from "jose";
 
 export const ORIGIN = "https://director.test";
@@ -118,3 +119,14 @@ export async function registerSubscriber(
   if (response.status !== 201) throw new Error(`registration answered ${response.status}: ${await response.text()}`);
   return response.json();
 }
+
+/** A normalised change (src/hub/change.ts) with nothing set but what `over` says. */
+export const change = (over: Partial<Change>): Change => ({
+  topic: "t",
+  contentUpdate: null,
+  propertyUpdate: null,
+  urgency: "normal",
+  ttl: null,
+  dontNotify: [],
+  ...over,
+});

@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { SignJWT } from "jose";
 
 const root = path.resolve(import.meta.dirname, "../..");
 
@@ -77,4 +78,14 @@ export async function startDirector(extraEnv: Record<string, string> = {}, wrang
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A client grant as a tenant mints it (HS256 with its grant secret). */
+export function mintGrant(tenant: { id: string; grant_secret: string }, topics: string[], sub: string, expiresIn: string | number = "10m"): Promise<string> {
+  return new SignJWT({ topics })
+    .setProtectedHeader({ alg: "HS256" })
+    .setIssuer(tenant.id)
+    .setSubject(sub)
+    .setExpirationTime(expiresIn)
+    .sign(new TextEncoder().encode(tenant.grant_secret));
 }

@@ -3,12 +3,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { FcmService } from "../support/fcm-service";
 import { PushService } from "../support/push-service";
-import { api, startDirector, type Director } from "./director";
+import { api, mintGrant, startDirector, type Director } from "./director";
 
 let director: Director;
 let webPush: PushService;
@@ -48,12 +47,7 @@ describe("a mixed topic through wrangler dev", () => {
       const r = await api(director, "/v1/subscriptions", tenant.notify_token, { json: { topic: "shared", push_services: { fcm: { registration_token: token } } } });
       expect(r.status).toBe(201);
     }
-    const grant = await new SignJWT({ topics: ["shared"] })
-      .setProtectedHeader({ alg: "HS256" })
-      .setIssuer(tenant.id)
-      .setSubject("viewer")
-      .setExpirationTime("10m")
-      .sign(new TextEncoder().encode(tenant.grant_secret));
+    const grant = await mintGrant(tenant, ["shared"], "viewer");
     const sockets = await Promise.all(
       Array.from(
         { length: 5 },

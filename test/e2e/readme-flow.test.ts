@@ -1,8 +1,7 @@
 // The README's flow over HTTP against `npm start`: create tenant → subscribe → list → notify → delete.
 import { webcrypto } from "node:crypto";
-import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, startDirector, type Director } from "./director";
+import { api, mintGrant, startDirector, type Director } from "./director";
 
 let director: Director;
 
@@ -40,12 +39,7 @@ describe("npm start", () => {
     const { id, notify_token: notifyToken, grant_secret: grantSecret } = tenant.body;
 
     // a client with a grant the tenant minted
-    const grant = await new SignJWT({ topics: ["calendar-1"] })
-      .setProtectedHeader({ alg: "HS256" })
-      .setIssuer(id)
-      .setSubject("alice")
-      .setExpirationTime("10m")
-      .sign(new TextEncoder().encode(grantSecret));
+    const grant = await mintGrant({ id, grant_secret: grantSecret }, ["calendar-1"], "alice");
     const subscribed = await call("/v1/subscriptions", grant, {
       json: {
         client_id: "e2e",

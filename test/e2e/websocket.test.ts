@@ -1,9 +1,8 @@
 // WebSockets end to end: 200 clients (the `ws` package) on one topic of `npm start` all receive
 // one notify; a reconnect with ?since= replays what was missed.
-import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { api, startDirector, type Director } from "./director";
+import { api, mintGrant, startDirector, type Director } from "./director";
 
 let director: Director;
 
@@ -43,16 +42,7 @@ describe("WebSockets through wrangler dev", () => {
   it("pushes one notify to 200 sockets of a topic, and replays it after a reconnect", async () => {
     const tenant = (await api(director, "/v1/admin/tenants", director.adminToken, { json: { name: "ws" } })).body;
     const wsUrl = `${director.url.replace("http:", "ws:")}/v1/ws?topic=room`;
-    const grants = await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        new SignJWT({ topics: ["room"] })
-          .setProtectedHeader({ alg: "HS256" })
-          .setIssuer(tenant.id)
-          .setSubject(`user-${i}`)
-          .setExpirationTime("10m")
-          .sign(new TextEncoder().encode(tenant.grant_secret)),
-      ),
-    );
+    const grants = await Promise.all(Array.from({ length: 20 }, (_, i) => mintGrant(tenant, ["room"], `user-${i}`)));
     // 10 sockets per user: under the default per-client limit of 20
     const sockets: Socket[] = [];
     for (let i = 0; i < 200; i += 20) sockets.push(...(await Promise.all(grants.map((g) => connect(wsUrl, g)))));

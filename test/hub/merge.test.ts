@@ -1,16 +1,7 @@
 import { describe, expect, it } from "vitest";
-import type { Change } from "../../src/hub/change";
+import { change } from "../helpers";
 import { mergeChanges } from "../../src/hub/merge";
 
-const change = (over: Partial<Change>): Change => ({
-  topic: "t",
-  contentUpdate: null,
-  propertyUpdate: null,
-  urgency: "normal",
-  ttl: null,
-  dontNotify: [],
-  ...over,
-});
 
 describe("mergeChanges", () => {
   it("keeps the latest sync-token and the widest depth of content updates", () => {

@@ -3,24 +3,18 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Change } from "../../src/hub/change";
 import type { TopicHub } from "../../src/hub/topic-hub";
+import { change } from "../helpers";
 
-const change = (over: Partial<Change>): Change => ({
-  topic: "t",
-  contentUpdate: { syncToken: null, depth: 1 },
-  propertyUpdate: null,
-  urgency: "normal",
-  ttl: null,
-  dontNotify: [],
-  ...over,
-});
+/** A content update of a member unless `over` says otherwise. */
+const contentChange = (over: Partial<Change> = {}): Change => change({ contentUpdate: { syncToken: null, depth: 1 }, ...over });
 
 const hub = (name: string) => env.TOPIC_HUB.get(env.TOPIC_HUB.idFromName(name));
 
 describe("TopicHub", () => {
   it("merges changes within the window into one pending message and sets one alarm", async () => {
     const stub = hub("merge-window");
-    await stub.accept("tenant", [change({ contentUpdate: { syncToken: "s1", depth: 1 } })]);
-    await stub.accept("tenant", [change({ contentUpdate: { syncToken: "s2", depth: 1 } }), change({ contentUpdate: null, propertyUpdate: { props: null, depth: 0 } })]);
+    await stub.accept("tenant", [contentChange({ contentUpdate: { syncToken: "s1", depth: 1 } })]);
+    await stub.accept("tenant", [contentChange({ contentUpdate: { syncToken: "s2", depth: 1 } }), contentChange({ contentUpdate: null, propertyUpdate: { props: null, depth: 0 } })]);
     const state = await runInDurableObject(stub, async (_instance: TopicHub, ctx) => ({
       pending: await ctx.storage.get<{ change: Change }>("pending"),
       alarm: await ctx.storage.getAlarm(),
@@ -35,9 +29,9 @@ describe("TopicHub", () => {
 
   it("flushes on the alarm: one numbered message, nothing left pending", async () => {
     const stub = hub("flush");
-    await stub.accept("tenant", [change({})]);
+    await stub.accept("tenant", [contentChange({})]);
     expect(await runDurableObjectAlarm(stub)).toBe(true);
-    await stub.accept("tenant", [change({})]);
+    await stub.accept("tenant", [contentChange({})]);
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     const state = await runInDurableObject(stub, async (_instance: TopicHub, ctx) => ({
       pending: await ctx.storage.get("pending"),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Change } from "../../src/hub/change";
+import { change } from "../helpers";
 import { planRetry, backoffSeconds } from "../../src/queues/deliveries";
 import { MAX_DELIVERY_ATTEMPTS, sendBatches, type DeliveryJob } from "../../src/queues/jobs";
 import { mapWithConcurrency } from "../../src/queues/pool";
@@ -19,15 +19,6 @@ const row = (over: Partial<RecipientRow>): RecipientRow => ({
   ...over,
 });
 
-const change = (over: Partial<Change>): Change => ({
-  topic: "t",
-  contentUpdate: null,
-  propertyUpdate: null,
-  urgency: "normal",
-  ttl: null,
-  dontNotify: [],
-  ...over,
-});
 
 describe("variantFor", () => {
   const none = new Set<string>();

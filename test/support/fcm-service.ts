@@ -5,9 +5,9 @@
 // answer as told: accept, unregistered (404), invalid (400 on message.token), unavailable once
 // (503), sender mismatch (403).
 import { generateKeyPairSync, randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { importSPKI, jwtVerify } from "jose";
+import { StandIn } from "./stand-in";
 
 export type FcmBehaviour = "accept" | "unregistered" | "invalid" | "unavailable-once" | "sender-mismatch";
 
@@ -16,9 +16,7 @@ export interface FcmReceived {
   android: { priority: string; ttl: string; collapse_key?: string };
 }
 
-export class FcmService {
-  private server: Server | null = null;
-  url = "";
+export class FcmService extends StandIn {
   readonly projectId = "push-director-test";
   readonly clientEmail = "director@push-director-test.iam.gserviceaccount.com";
   private readonly keys = generateKeyPairSync("rsa", { modulusLength: 2048 });
@@ -26,9 +24,7 @@ export class FcmService {
   private readonly behaviours = new Map<string, FcmBehaviour>();
   private readonly attempts = new Map<string, number>();
   readonly received = new Map<string, FcmReceived[]>();
-  readonly errors: string[] = [];
   tokensIssued = 0;
-  private readonly waiters = new Set<() => void>();
 
   get tokenUrl() {
     return `${this.url}/token`;
@@ -43,18 +39,6 @@ export class FcmService {
       private_key: this.keys.privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
       token_uri: this.tokenUrl,
     });
-  }
-
-  async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
   addToken(behaviour: FcmBehaviour = "accept"): string {
@@ -72,40 +56,18 @@ export class FcmService {
     return this.attempts.get(token) ?? 0;
   }
 
-  waitUntil(done: () => boolean, timeoutMs = 30_000): Promise<void> {
-    if (done()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`fcm stand-in: timed out (errors: ${this.errors.join("; ")})`)), timeoutMs);
-      const check = () => {
-        if (!done()) return;
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        resolve();
-      };
-      this.waiters.add(check);
-    });
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse) {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const body = Buffer.concat(chunks).toString();
-    const json = (status: number, value: unknown, headers: Record<string, string> = {}) =>
+  protected async handle(req: IncomingMessage, raw: Buffer, res: ServerResponse) {
+    const body = raw.toString();
+    const json = (status: number, value: unknown, headers: Record<string, string> = {}): void => {
       res.writeHead(status, { "Content-Type": "application/json", ...headers }).end(JSON.stringify(value));
-    try {
-      const url = new URL(req.url ?? "/", this.url);
-      if (url.pathname === "/token" && req.method === "POST") return await this.token(body, json);
-      if (url.pathname === `/v1/projects/${this.projectId}/messages:send` && req.method === "POST") return await this.send(req, body, json);
-      if (url.pathname === "/_state") return json(200, { received: Object.fromEntries(this.received), errors: this.errors, tokensIssued: this.tokensIssued });
-      if (url.pathname === "/_tokens" && req.method === "POST") return json(201, { token: this.addToken(JSON.parse(body || "{}").behaviour) });
-      if (url.pathname === "/_revoke" && req.method === "POST") return (this.revokeAccessTokens(), json(200, {}));
-      json(404, {});
-    } catch (error) {
-      this.errors.push(`handler: ${(error as Error).message}`);
-      json(500, {});
-    } finally {
-      for (const waiter of [...this.waiters]) waiter();
-    }
+    };
+    const url = new URL(req.url ?? "/", this.url);
+    if (url.pathname === "/token" && req.method === "POST") return this.token(body, json);
+    if (url.pathname === `/v1/projects/${this.projectId}/messages:send` && req.method === "POST") return this.send(req, body, json);
+    if (url.pathname === "/_state") return json(200, { received: Object.fromEntries(this.received), errors: this.errors, tokensIssued: this.tokensIssued });
+    if (url.pathname === "/_tokens" && req.method === "POST") return json(201, { token: this.addToken(JSON.parse(body || "{}").behaviour) });
+    if (url.pathname === "/_revoke" && req.method === "POST") return (this.revokeAccessTokens(), json(200, {}));
+    json(404, {});
   }
 
   private async token(body: string, json: (status: number, value: unknown) => void) {

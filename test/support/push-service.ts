@@ -5,10 +5,10 @@
 // number of tries, or answer a fixed status. It has an HTTP control API (/_…) so tests running
 // inside workerd can drive it too.
 import { createECDH, randomBytes, randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import * as ece from "http_ece";
 import { importJWK, jwtVerify } from "jose";
+import { StandIn } from "./stand-in";
 
 export type Behaviour =
   | { kind: "accept" }
@@ -43,14 +43,10 @@ interface Subscriber extends SubscriberInfo {
 
 const MAX_VAPID_LIFETIME = 24 * 3600;
 
-export class PushService {
-  private server: Server | null = null;
+export class PushService extends StandIn {
   private readonly subscribers = new Map<string, Subscriber>();
-  private readonly waiters = new Set<() => void>();
-  readonly errors: string[] = [];
   /** Requests answered, successful or not. */
   requests = 0;
-  url = "";
   /** When set, the VAPID `k` must be this key (base64url). */
   vapidPublicKey: string | null;
   /** Decrypt every n-th message that passed the other checks (1 = all); the rest are only counted. */
@@ -60,20 +56,8 @@ export class PushService {
   private readonly verified = new Map<string, Record<string, unknown>>();
 
   constructor(options: { vapidPublicKey?: string } = {}) {
+    super();
     this.vapidPublicKey = options.vapidPublicKey ?? null;
-  }
-
-  async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    this.server.keepAliveTimeout = 60_000;
-    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
   addSubscriber(behaviour: Behaviour = { kind: "accept" }, vapidPublicKey: string | null = null): SubscriberInfo {
@@ -103,58 +87,26 @@ export class PushService {
     return this.subscribers.get(id)?.attempts ?? 0;
   }
 
-  /** Resolves as soon as `done()` holds, re-checked after every request this service answers. */
-  waitUntil(done: () => boolean, timeoutMs = 30_000): Promise<void> {
-    if (done()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(check);
-        reject(new Error(`push service: condition not met within ${timeoutMs} ms (${this.requests} requests, errors: ${this.errors.join("; ")})`));
-      }, timeoutMs);
-      const check = () => {
-        if (!done()) return;
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        resolve();
-      };
-      this.waiters.add(check);
-    });
-  }
-
-  private notify() {
-    for (const waiter of [...this.waiters]) waiter();
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse) {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const body = Buffer.concat(chunks);
+  protected async handle(req: IncomingMessage, body: Buffer, res: ServerResponse) {
     const url = new URL(req.url ?? "/", this.url);
-    try {
-      if (url.pathname.startsWith("/_")) return this.control(url, req.method ?? "GET", body, res);
-      const match = /^\/push\/([\w-]+)$/.exec(url.pathname);
-      const subscriber = match ? this.subscribers.get(match[1]) : undefined;
-      if (req.method !== "POST" || subscriber === undefined) return this.answer(res, 404);
-      subscriber.attempts++;
-      const checked = await this.check(req, body, subscriber);
-      if (typeof checked === "string") {
-        this.errors.push(`${subscriber.id}: ${checked}`);
-        return this.answer(res, 400);
-      }
-      const behaviour = subscriber.behaviour;
-      if (behaviour.kind === "gone") return this.answer(res, 410);
-      if (behaviour.kind === "status") return this.answer(res, behaviour.status);
-      if (behaviour.kind === "unavailable" && subscriber.attempts <= behaviour.times) {
-        return this.answer(res, 503, behaviour.retryAfter === undefined ? {} : { "Retry-After": String(behaviour.retryAfter) });
-      }
-      subscriber.received.push(checked);
-      this.answer(res, 201, { Location: `${this.url}/message/${randomUUID()}` });
-    } catch (error) {
-      this.errors.push(`handler: ${(error as Error).message}`);
-      this.answer(res, 500);
-    } finally {
-      this.notify();
+    if (url.pathname.startsWith("/_")) return this.control(url, req.method ?? "GET", body, res);
+    const match = /^\/push\/([\w-]+)$/.exec(url.pathname);
+    const subscriber = match ? this.subscribers.get(match[1]) : undefined;
+    if (req.method !== "POST" || subscriber === undefined) return this.answer(res, 404);
+    subscriber.attempts++;
+    const checked = await this.check(req, body, subscriber);
+    if (typeof checked === "string") {
+      this.errors.push(`${subscriber.id}: ${checked}`);
+      return this.answer(res, 400);
     }
+    const behaviour = subscriber.behaviour;
+    if (behaviour.kind === "gone") return this.answer(res, 410);
+    if (behaviour.kind === "status") return this.answer(res, behaviour.status);
+    if (behaviour.kind === "unavailable" && subscriber.attempts <= behaviour.times) {
+      return this.answer(res, 503, behaviour.retryAfter === undefined ? {} : { "Retry-After": String(behaviour.retryAfter) });
+    }
+    subscriber.received.push(checked);
+    this.answer(res, 201, { Location: `${this.url}/message/${randomUUID()}` });
   }
 
   private answer(res: ServerResponse, status: number, headers: Record<string, string> = {}) {
