@@ -45,3 +45,9 @@ export async function readJson<T>(c: Context, schema: z.ZodType<T>): Promise<T> 
   }
   return parseWith(schema, value);
 }
+
+/** Like readJson, but an absent body means `{}` (for POSTs whose options all have defaults). */
+export async function readOptionalJson<T>(c: Context, schema: z.ZodType<T>): Promise<T> {
+  const hasBody = (c.req.header("Content-Length") ?? "0") !== "0" || c.req.header("Transfer-Encoding") !== undefined;
+  return hasBody ? readJson(c, schema) : parseWith(schema, {});
+}

@@ -14,6 +14,9 @@ describe("scheduled purge", () => {
     const living = await register("b", shared);
     const lonely = await register("c", await webPushBody());
     const past = Math.floor(Date.now() / 1000) - 1;
+    await env.DB.prepare("INSERT INTO dead_letters (tenant_id, queue, body, created_at) VALUES (?, 'q', '{}', ?), (?, 'q', '{\"fresh\":true}', ?)")
+      .bind(tenant.id, past - 31 * 86_400, tenant.id, past)
+      .run();
     await env.DB.prepare("UPDATE registrations SET expires_at = ? WHERE id IN (?, ?)").bind(past, expiring.id, lonely.id).run();
 
     const ctx = createExecutionContext();
@@ -24,5 +27,7 @@ describe("scheduled purge", () => {
     expect(ids.map((r) => r.id)).toEqual([living.id]);
     const subs = await env.DB.prepare("SELECT identifier FROM subscriptions WHERE tenant_id = ?").bind(tenant.id).all<{ identifier: string }>();
     expect(subs.results.map((s) => s.identifier)).toEqual([(shared.push_services as any).web_push.endpoint]);
+    const letters = await env.DB.prepare("SELECT body FROM dead_letters WHERE tenant_id = ?").bind(tenant.id).all<{ body: string }>();
+    expect(letters.results).toEqual([{ body: '{"fresh":true}' }]);
   });
 });

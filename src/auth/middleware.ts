@@ -6,10 +6,14 @@ import type { AppEnv, Principal } from "../types";
 import { grantIssuer, verifyGrant } from "./grant";
 import { isTenantToken, tenantIdOfToken } from "./tenant-token";
 
-function bearer(header: string | undefined): string {
-  const match = /^Bearer[ \t]+(\S+)\s*$/i.exec(header ?? "");
-  if (!match) throw unauthorized("send `Authorization: Bearer <token>`");
-  return match[1];
+/** The token of an RFC 6750 `Authorization: Bearer` header, or undefined. */
+export const bearerOf = (header: string | undefined): string | undefined => /^Bearer[ \t]+(\S+)\s*$/i.exec(header ?? "")?.[1];
+
+/** The bearer token, or a 401 that says how to send one. */
+export function bearer(header: string | undefined, hint = "send `Authorization: Bearer <token>`"): string {
+  const token = bearerOf(header);
+  if (token === undefined) throw unauthorized(hint);
+  return token;
 }
 
 /** Operator routes: the ADMIN_TOKEN secret, compared in constant time. */

@@ -27,7 +27,7 @@ import { depthSchema } from "../validation";
 import { toDepth } from "../hub/change";
 import type { VapidRotationJob } from "../queues/jobs";
 import type { AppEnv } from "../types";
-import { parseWith, readJson } from "../validation";
+import { parseWith, readJson, readOptionalJson } from "../validation";
 
 /** A tenant as the operator sees it: never its token hash or grant secret. */
 const tenantJson = (row: TenantRow) => ({
@@ -123,8 +123,7 @@ admin.put("/tenants/:id/triggers", async (c) => {
 /** Issues new secrets (both unless told otherwise); the old ones stop working at once. */
 admin.post("/tenants/:id/rotate", async (c) => {
   const row = await tenantOr404(c.env.DB, c.req.param("id"));
-  const hasBody = (c.req.header("Content-Length") ?? "0") !== "0" || c.req.header("Transfer-Encoding") !== undefined;
-  const which = hasBody ? await readJson(c, rotateSchema) : parseWith(rotateSchema, {});
+  const which = await readOptionalJson(c, rotateSchema);
   const notifyToken = which.notify_token ? newNotifyToken(row.id) : undefined;
   const grantSecret = which.grant_secret ? newGrantSecret() : undefined;
   await updateTenantSecrets(
@@ -175,7 +174,7 @@ admin.get("/vapid", async (c) => {
   return c.json({ public_key: current?.publicKey ?? null, pending_public_key: pending?.public_key ?? null });
 });
 
-const rotateVapidSchema = z.object({ public_key: z.string().min(1), private_key: z.string().min(1) });
+const rotateVapidSchema = z.object({ public_key: z.string().min(1), private_key: z.string().min(1) }).partial();
 
 /**
  * VAPID key rotation (the draft's Key Rotation): a new key pair (generated, or the one given) is
@@ -184,8 +183,11 @@ const rotateVapidSchema = z.object({ public_key: z.string().min(1), private_key:
  */
 admin.post("/vapid/rotate", async (c) => {
   if ((await pendingVapidKey(c.env.DB)) !== null) throw new ApiError(409, "rotation_in_progress", "a VAPID key rotation is still under way");
-  const hasBody = (c.req.header("Content-Length") ?? "0") !== "0" || c.req.header("Transfer-Encoding") !== undefined;
-  const keys = hasBody ? await readJson(c, rotateVapidSchema).then((k) => ({ publicKey: k.public_key, privateKey: k.private_key })) : await generateVapidKeys();
+  const given = await readOptionalJson(c, rotateVapidSchema);
+  if ((given.public_key === undefined) !== (given.private_key === undefined)) {
+    throw badRequest("invalid_request", "give both public_key and private_key, or neither for a generated pair");
+  }
+  const keys = given.public_key !== undefined ? { publicKey: given.public_key, privateKey: given.private_key! } : await generateVapidKeys();
   await checkVapidKeys(keys).catch((error: Error) => {
     throw badRequest("invalid_request", error.message);
   });

@@ -4,6 +4,7 @@
  */
 import { Hono } from "hono";
 import { requireTenantOrGrant } from "../auth/middleware";
+import { forbidden } from "../errors";
 import { currentVapidKeys } from "../store/vapid-keys";
 import { getSupportedTriggers } from "../store/tenant-triggers";
 import type { AppEnv } from "../types";
@@ -22,6 +23,8 @@ properties.get("/transports.xml", async (c) => {
 
 properties.get("/topics/:topic/properties.xml", requireTenantOrGrant, async (c) => {
   const topic = parseWith(topicSchema, c.req.param("topic"));
-  const [keys, supported] = await Promise.all([currentVapidKeys(c.env), getSupportedTriggers(c.env.DB, c.get("principal").tenant.id)]);
+  const principal = c.get("principal");
+  if (principal.kind === "grant" && !principal.topics.includes(topic)) throw forbidden("topic_not_granted", "the client grant does not cover this topic");
+  const [keys, supported] = await Promise.all([currentVapidKeys(c.env), getSupportedTriggers(c.env.DB, principal.tenant.id)]);
   return c.body(topicPropertiesXml(keys?.publicKey ?? null, topic, supported), 200, XML);
 });

@@ -4,8 +4,8 @@
  * back: 204 with `Location` and `Expires`, or 403 with a `{DAV:}error` precondition.
  */
 import { Hono, type Context } from "hono";
-import { authenticate } from "../auth/middleware";
-import { ApiError, badRequest, unauthorized } from "../errors";
+import { authenticate, bearer } from "../auth/middleware";
+import { ApiError, badRequest } from "../errors";
 import { imfFixdate, nowSeconds } from "../expiry";
 import { register } from "../registration";
 import type { SubscriptionInput } from "../store/subscriptions";
@@ -46,12 +46,6 @@ async function subscriptionOf(xml: WebPushSubscriptionXml | null, env: Env): Pro
   }
 }
 
-function bearerToken(header: string | undefined): string {
-  const match = /^Bearer[ \t]+(\S+)\s*$/i.exec(header ?? "");
-  if (!match) throw unauthorized("send `Authorization: Bearer <token>` (the tenant's notify token or a client grant)");
-  return match[1];
-}
-
 export const pushRegister = new Hono<AppEnv>();
 
 pushRegister.post("/", async (c) => {
@@ -59,7 +53,10 @@ pushRegister.post("/", async (c) => {
   if (type !== undefined && !/^(application|text)\/([\w.+-]+\+)?xml\s*(;|$)/i.test(type)) {
     throw new ApiError(415, "unsupported_media_type", `expected Content-Type: application/xml, got ${JSON.stringify(type)}`);
   }
-  const principal = await authenticate(c.env.DB, bearerToken(c.req.header("Authorization")));
+  const principal = await authenticate(
+    c.env.DB,
+    bearer(c.req.header("Authorization"), "send `Authorization: Bearer <token>` (the tenant's notify token or a client grant)"),
+  );
   const topicValue = c.req.header("Push-Topic") ?? c.req.query("topic");
   if (topicValue === undefined) throw badRequest("invalid_request", "name the topic in the Push-Topic header or ?topic=");
   const topic = parseWith(topicSchema, topicValue);

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { authenticate } from "../auth/middleware";
+import { authenticate, bearerOf } from "../auth/middleware";
 import { ApiError, forbidden, unauthorized } from "../errors";
 import { HUB_HEADERS, topicHubName } from "../hub/topic-hub";
 import type { AppEnv } from "../types";
@@ -23,7 +23,7 @@ const query = z.object({
  * `access_token` query parameter (RFC 6750 §2.3).
  */
 function tokenOf(authorization: string | undefined, protocols: string[], accessToken: string | undefined): string {
-  const fromHeader = /^Bearer[ \t]+(\S+)\s*$/i.exec(authorization ?? "")?.[1];
+  const fromHeader = bearerOf(authorization);
   const fromProtocol = protocols.find((p) => p.startsWith(TOKEN_PREFIX))?.slice(TOKEN_PREFIX.length);
   const token = fromHeader ?? fromProtocol ?? accessToken;
   if (token === undefined || token === "") {

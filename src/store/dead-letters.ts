@@ -25,3 +25,12 @@ export async function listDeadLetters(db: D1Database, tenantId: string | null, b
       : db.prepare("SELECT * FROM dead_letters WHERE tenant_id = ? AND id < ? ORDER BY id DESC LIMIT ?").bind(tenantId, before, limit);
   return (await statement.all<DeadLetterRow>()).results;
 }
+
+/** Deletes up to `limit` dead letters created before `before`; returns how many. */
+export async function purgeDeadLetters(db: D1Database, before: number, limit: number): Promise<number> {
+  const result = await db
+    .prepare("DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE created_at < ? ORDER BY id LIMIT ?)")
+    .bind(before, limit)
+    .run();
+  return result.meta.changes;
+}

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ADMIN, bearer, call, createTenant } from "../helpers";
+import { ADMIN, bearer, call, createTenant, grant } from "../helpers";
 
 describe("PROPFIND-ready XML", () => {
   it("serves transports with the VAPID public key to anyone", async () => {
@@ -25,6 +25,8 @@ describe("PROPFIND-ready XML", () => {
     await call(`/v1/admin/tenants/${tenant.id}/triggers`, { method: "PUT", headers: ADMIN, json: { content_update: { depth: "infinity" }, property_update: null } });
     const changed = await (await call(path, { headers: bearer(tenant.notify_token) })).text();
     expect(changed).toContain("<P:supported-triggers><P:content-update><D:depth>infinity</D:depth></P:content-update></P:supported-triggers>");
+    const forOtherTopic = await call(path, { headers: bearer(await grant(tenant, { topics: ["elsewhere"] })) });
+    expect(forOtherTopic.status).toBe(403);
     const bad = await call(`/v1/admin/tenants/${tenant.id}/triggers`, { method: "PUT", headers: ADMIN, json: { content_update: { depth: 5 }, property_update: null } });
     expect(bad.status).toBe(400);
   });

@@ -60,6 +60,8 @@ describe("POST /v1/admin/vapid/rotate", () => {
     await env.DB.prepare("DELETE FROM vapid_keys WHERE public_key = 'Bpending'").run();
     const bad = await call("/v1/admin/vapid/rotate", { method: "POST", headers: ADMIN, json: { public_key: "BAAA", private_key: "short" } });
     expect(bad.status).toBe(400);
+    const half = await call("/v1/admin/vapid/rotate", { method: "POST", headers: ADMIN, json: { public_key: env.VAPID_PUBLIC_KEY } });
+    expect(half.status).toBe(400);
     expect((await call("/v1/admin/vapid/rotate", { method: "POST" })).status).toBe(401);
   });
 });
