@@ -7,7 +7,7 @@
 import { generateKeyPairSync, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { importSPKI, jwtVerify } from "jose";
-import { StandIn } from "./stand-in";
+import { StandIn } from "./stand-in.ts";
 
 export type FcmBehaviour = "accept" | "unregistered" | "invalid" | "unavailable-once" | "sender-mismatch";
 

@@ -8,7 +8,7 @@ import { createECDH, randomBytes, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import * as ece from "http_ece";
 import { importJWK, jwtVerify } from "jose";
-import { StandIn } from "./stand-in";
+import { StandIn } from "./stand-in.ts";
 
 export type Behaviour =
   | { kind: "accept" }
