@@ -32,10 +32,16 @@ describe("schema.sql", () => {
   });
 
   it("serves the per-notification and per-request queries from indexes", async () => {
-    // fan-out: a keyset page of one topic's registrations
-    expect(await plan("SELECT * FROM registrations WHERE tenant_id = ? AND topic = ? AND id > ? ORDER BY id LIMIT 100", "t", "x", "")).toMatch(
-      /USING INDEX registrations_by_topic/,
+    // fan-out: a keyset page of one topic's registrations with their subscriptions (pageTopicRecipients)
+    const page = await plan(
+      `SELECT r.id, r.subscription_id, s.transport, s.identifier, s.p256dh, s.auth
+       FROM registrations r JOIN subscriptions s ON s.id = r.subscription_id
+       WHERE r.tenant_id = ? AND r.topic = ? AND r.id > ? AND r.expires_at > ? ORDER BY r.id LIMIT ?`,
+      "t", "x", "", 0, 1000,
     );
+    expect(page).toMatch(/SEARCH r USING INDEX registrations_by_topic/);
+    expect(page).toMatch(/SEARCH s USING INTEGER PRIMARY KEY/);
+    expect(page).not.toMatch(/TEMP B-TREE/);
     expect(await plan("SELECT * FROM registrations WHERE tenant_id = ? AND owner = ? AND id > ? ORDER BY id LIMIT 50", "t", "o", "")).toMatch(
       /USING INDEX registrations_by_owner/,
     );
