@@ -1,7 +1,7 @@
 // Benchmark worker: prepares Web Push requests (RFC 8291 encryption + RFC 8292 VAPID header) with
 // the director's own code inside workerd. POST /prepare?n=N with a JSON array of targets.
 import { vapidSigner } from "../src/crypto/vapid";
-import { webPushRequest, type WebPushTarget } from "../src/transports/web-push";
+import { prepareWebPush, type WebPushTarget } from "../src/transports/web-push";
 
 interface BenchEnv {
   VAPID_PUBLIC_KEY: string;
@@ -24,8 +24,8 @@ export default {
     const signer = vapidSigner({ publicKey: env.VAPID_PUBLIC_KEY, privateKey: env.VAPID_PRIVATE_KEY, subject: "mailto:bench@example.org" });
     let bytes = 0;
     for (let i = 0; i < n; i++) {
-      const prepared = await webPushRequest(targets[i % targets.length], message, signer);
-      bytes += (await prepared.arrayBuffer()).byteLength;
+      const prepared = await prepareWebPush(targets[i % targets.length], message, signer);
+      bytes += prepared.body.byteLength + prepared.headers.Authorization.length;
     }
     return Response.json({ n, bytes });
   },

@@ -264,12 +264,13 @@ Figures are medians; each is set against a baseline measured in the same run.
 
 | implementation | µs per message (median of ${prep.rounds} runs of ${prep.n}) |
 | --- | --- |
-| director (\`webPushRequest\`, WebCrypto in workerd via \`wrangler dev\`) | ${fmt(prep.ours)} |
+| director (\`prepareWebPush\`, WebCrypto in workerd via \`wrangler dev\`) | ${fmt(prep.ours)} |
 | baseline: \`web-push\` ${JSON.parse(readFileSync(path.join(root, "node_modules/web-push/package.json"), "utf8")).version} \`generateRequestDetails\` in Node | ${fmt(prep.baseline)} |
 
 Ratio: the director prepares a message in **${fmt(prep.baseline / prep.ours, 2)}×** less time than \`web-push\`
 (target ≥ 2×). Both encrypt with a fresh key pair and salt per message; the director signs one VAPID
-JWT per push-service origin and reuses it, \`web-push\` signs one per message. The workerd figure is
+JWT per push-service origin and reuses it, \`web-push\` signs one per message. Both produce the
+request as data (URL, headers, encrypted body), not yet sent. The workerd figure is
 the wall time of a request preparing ${prep.n} messages minus that of an empty one, so it includes
 nothing but the preparation.
 

@@ -24,22 +24,37 @@ export async function topicHeader(tenantId: string, topic: string): Promise<stri
   return encodeBase64url(new Uint8Array(digest).subarray(0, 24));
 }
 
-/** The request a push service receives for one target (RFC 8030 §5, RFC 8291 §4, RFC 8292 §3). */
-export async function webPushRequest(target: WebPushTarget, message: PushMessage, signer: VapidSigner | null): Promise<Request> {
-  const [body, authorization] = await Promise.all([
-    encryptWebPush(new TextEncoder().encode(message.xml), target),
-    signer?.authorization(target.endpoint) ?? null,
-  ]);
-  const headers = new Headers({
+/** A prepared push message: where to POST it, with which headers and body. */
+export interface PreparedPush {
+  url: string;
+  headers: Record<string, string>;
+  body: Uint8Array<ArrayBuffer>;
+}
+
+/** One fan-out chunk sends the same XML to every target: encode it once. */
+let lastXml = "";
+let lastPlaintext: Uint8Array = new Uint8Array(0);
+function plaintextOf(xml: string): Uint8Array {
+  if (xml !== lastXml) {
+    lastPlaintext = new TextEncoder().encode(xml);
+    lastXml = xml;
+  }
+  return lastPlaintext;
+}
+
+/** What a push service receives for one target (RFC 8030 §5, RFC 8291 §4, RFC 8292 §3). */
+export async function prepareWebPush(target: WebPushTarget, message: PushMessage, signer: VapidSigner | null): Promise<PreparedPush> {
+  const body = await encryptWebPush(plaintextOf(message.xml), target);
+  const headers: Record<string, string> = {
     TTL: String(message.ttl),
     Urgency: message.urgency,
     "Content-Encoding": "aes128gcm",
     // the draft's Push Message section
     "Content-Type": 'application/xml; charset="UTF-8"',
-  });
-  if (message.topic !== null) headers.set("Topic", message.topic);
-  if (authorization !== null) headers.set("Authorization", authorization);
-  return new Request(target.endpoint, { method: "POST", headers, body });
+  };
+  if (message.topic !== null) headers.Topic = message.topic;
+  if (signer !== null) headers.Authorization = await signer.authorization(target.endpoint);
+  return { url: target.endpoint, headers, body };
 }
 
 /** RFC 8030 §5 / §8.4 answers, and what push services do in practice. */
@@ -55,15 +70,20 @@ export function webPushTransport(env: Env, keys: VapidKeyPair | null, fetcher: t
   const signer = keys === null ? null : vapidSigner({ ...keys, subject: env.VAPID_SUBJECT });
   return {
     async send(target, message) {
-      let request: Request;
+      let prepared: PreparedPush;
       try {
-        request = await webPushRequest(target, message, signer);
+        prepared = await prepareWebPush(target, message, signer);
       } catch (error) {
         // undecryptable keys or an oversize message: no retry can fix it
         return { kind: "failed", reason: `cannot prepare message: ${(error as Error).message}` };
       }
       try {
-        const response = await fetcher(request, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+        const response = await fetcher(prepared.url, {
+          method: "POST",
+          headers: prepared.headers,
+          body: prepared.body,
+          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        });
         await response.body?.cancel();
         return webPushOutcome(response.status, response.headers.get("Retry-After"));
       } catch (error) {
