@@ -13,11 +13,16 @@ const DEAD_LETTER_SECONDS = 30 * 86_400;
  */
 export async function purge(env: Env): Promise<{ registrations: number; subscriptions: number; deadLetters: number }> {
   const now = nowSeconds();
-  let registrations = 0;
-  for (let n = PAGE; n === PAGE; registrations += n) n = await purgeExpiredRegistrations(env.DB, now, PAGE);
-  let subscriptions = 0;
-  for (let n = PAGE; n === PAGE; subscriptions += n) n = await purgeOrphanSubscriptions(env.DB, PAGE);
-  let deadLetters = 0;
-  for (let n = PAGE; n === PAGE; deadLetters += n) n = await purgeDeadLetters(env.DB, now - DEAD_LETTER_SECONDS, PAGE);
-  return { registrations, subscriptions, deadLetters };
+  return {
+    registrations: await drain(() => purgeExpiredRegistrations(env.DB, now, PAGE)),
+    subscriptions: await drain(() => purgeOrphanSubscriptions(env.DB, PAGE)),
+    deadLetters: await drain(() => purgeDeadLetters(env.DB, now - DEAD_LETTER_SECONDS, PAGE)),
+  };
+}
+
+/** Runs a page-sized delete until a page comes back short (bounded statements); returns the total. */
+async function drain(deletePage: () => Promise<number>): Promise<number> {
+  let total = 0;
+  for (let n = PAGE; n === PAGE; total += n) n = await deletePage();
+  return total;
 }

@@ -74,6 +74,14 @@ export class VapidSigner {
   }
 }
 
+/** A fresh P-256 key pair in the forms VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY take. */
+export async function generateVapidKeys(): Promise<{ publicKey: string; privateKey: string }> {
+  const pair = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
+  const raw = new Uint8Array((await crypto.subtle.exportKey("raw", pair.publicKey)) as ArrayBuffer);
+  const jwk = (await crypto.subtle.exportKey("jwk", pair.privateKey)) as JsonWebKey;
+  return { publicKey: encodeBase64url(raw), privateKey: jwk.d! };
+}
+
 /** Throws with a readable message unless the pair is a usable P-256 key (it signs a test JWT). */
 export async function checkVapidKeys(keys: { publicKey: string; privateKey: string }): Promise<void> {
   await new VapidSigner({ ...keys, subject: "mailto:check@example.org" }).authorization("https://check.example/");

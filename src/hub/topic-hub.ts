@@ -43,7 +43,10 @@ export const HUB_HEADERS = {
 } as const;
 
 /** The name of the TopicHub that owns a topic: one per (tenant, topic). */
-export const topicHubName = (tenantId: string, topic: string) => `${tenantId}\n${topic}`;
+const topicHubName = (tenantId: string, topic: string) => `${tenantId}\n${topic}`;
+
+/** The stub of the TopicHub that owns a tenant's topic. */
+export const topicHub = (env: Env, tenantId: string, topic: string) => env.TOPIC_HUB.get(env.TOPIC_HUB.idFromName(topicHubName(tenantId, topic)));
 
 const logKey = (seq: number) => `log:${String(seq).padStart(12, "0")}`;
 

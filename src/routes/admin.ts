@@ -4,7 +4,6 @@ import { requireAdmin } from "../auth/middleware";
 import { newGrantSecret, newNotifyToken, newTenantId } from "../auth/tenant-token";
 import { sha256Hex } from "../crypto/secrets";
 import { badRequest, notFound } from "../errors";
-import { encodeBase64url } from "../crypto/base64url";
 import { nowSeconds } from "../expiry";
 import {
   countTenantRecords,
@@ -16,15 +15,16 @@ import {
   type TenantRow,
 } from "../store/tenants";
 import { CLOSE } from "../hub/frames";
-import { topicHubName } from "../hub/topic-hub";
+import { topicHub } from "../hub/topic-hub";
 import { listDeadLetters } from "../store/dead-letters";
 import { tenantWebSocketTopics } from "../store/websocket-topics";
 import { getSupportedTriggers, setSupportedTriggers } from "../store/tenant-triggers";
 import { currentVapidKeys, insertPendingVapidKey, pendingVapidKey } from "../store/vapid-keys";
-import { checkVapidKeys } from "../crypto/vapid";
+import { checkVapidKeys, generateVapidKeys } from "../crypto/vapid";
 import { ApiError } from "../errors";
 import { depthSchema } from "../validation";
 import { toDepth } from "../hub/change";
+import { depthToJson, type Depth } from "../depth";
 import type { VapidRotationJob } from "../queues/jobs";
 import type { AppEnv } from "../types";
 import { parseWith, readJson, readOptionalJson } from "../validation";
@@ -91,7 +91,7 @@ admin.get("/tenants", async (c) => {
   });
 });
 
-const depthJson = (depth: 0 | 1 | 2 | null) => (depth === null ? null : { depth: depth === 2 ? "infinity" : depth });
+const depthJson = (depth: Depth | null) => (depth === null ? null : { depth: depthToJson(depth) });
 
 admin.get("/tenants/:id", async (c) => {
   const row = await tenantOr404(c.env.DB, c.req.param("id"));
@@ -142,7 +142,7 @@ admin.post("/tenants/:id/disable", async (c) => {
   if (row.disabled_at === null) await setTenantDisabled(c.env.DB, row.id, now, now);
   const topics = await tenantWebSocketTopics(c.env.DB, row.id);
   const closed = await Promise.all(
-    topics.map((topic) => c.env.TOPIC_HUB.get(c.env.TOPIC_HUB.idFromName(topicHubName(row.id, topic))).closeAll(CLOSE.tenantDisabled, "tenant disabled")),
+    topics.map((topic) => topicHub(c.env, row.id, topic).closeAll(CLOSE.tenantDisabled, "tenant disabled")),
   );
   return c.json({ ...tenantJson(await tenantOr404(c.env.DB, row.id)), closed_sockets: closed.reduce((a, b) => a + b, 0) });
 });
@@ -198,10 +198,3 @@ admin.post("/vapid/rotate", async (c) => {
   await c.env.FANOUT.send(job);
   return c.json({ public_key: current?.publicKey ?? null, pending_public_key: keys.publicKey }, 202);
 });
-
-async function generateVapidKeys() {
-  const pair = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
-  const raw = new Uint8Array((await crypto.subtle.exportKey("raw", pair.publicKey)) as ArrayBuffer);
-  const jwk = (await crypto.subtle.exportKey("jwk", pair.privateKey)) as JsonWebKey;
-  return { publicKey: encodeBase64url(raw), privateKey: jwk.d! };
-}

@@ -4,7 +4,7 @@ import { requireTenant } from "../auth/middleware";
 import { MAX_NOTIFY_BATCH, MAX_TTL_SECONDS } from "../config";
 import { registrationIdsOf, toDepth, type Change } from "../hub/change";
 import { parseDontNotify } from "../hub/dont-notify";
-import { topicHubName } from "../hub/topic-hub";
+import { topicHub } from "../hub/topic-hub";
 import type { AppEnv } from "../types";
 import { depthSchema, parseWith, readJson, topicSchema } from "../validation";
 
@@ -67,7 +67,7 @@ notify.post("/", requireTenant, async (c) => {
   // Each topic's changes go to that topic's hub; delivery happens later, off this request.
   await Promise.all(
     [...byTopic].map(([topic, topicChanges]) =>
-      c.env.TOPIC_HUB.get(c.env.TOPIC_HUB.idFromName(topicHubName(tenantId, topic))).accept(tenantId, topicChanges),
+      topicHub(c.env, tenantId, topic).accept(tenantId, topicChanges),
     ),
   );
   return c.json({ accepted: changes.length, topics: byTopic.size }, 202);

@@ -4,7 +4,8 @@ import { requireTenantOrGrant } from "../auth/middleware";
 import { readConfig } from "../config";
 import { notFound } from "../errors";
 import { imfFixdate, nowSeconds } from "../expiry";
-import { deleteRegistration, getRegistration, listRegistrations, type Actor, type Depth, type RegistrationRow } from "../store/registrations";
+import { depthToJson } from "../depth";
+import { deleteRegistration, getRegistration, listRegistrations, type Actor, type RegistrationRow } from "../store/registrations";
 import type { AppEnv, Principal } from "../types";
 import { parseWith, topicSchema } from "../validation";
 
@@ -19,8 +20,6 @@ export function registrationUrl(c: Context<AppEnv>, id: string): string {
   return `${base}/v1/registrations/${id}`;
 }
 
-const depthJson = (depth: Depth) => (depth === 2 ? "infinity" : depth);
-
 export function registrationJson(c: Context<AppEnv>, row: RegistrationRow) {
   return {
     id: row.id,
@@ -31,12 +30,12 @@ export function registrationJson(c: Context<AppEnv>, row: RegistrationRow) {
     client_id: row.client_id,
     owner: row.owner,
     trigger: {
-      content_update: row.content_update_depth === null ? null : { depth: depthJson(row.content_update_depth) },
+      content_update: row.content_update_depth === null ? null : { depth: depthToJson(row.content_update_depth) },
       property_update:
         row.property_update_depth === null
           ? null
           : {
-              depth: depthJson(row.property_update_depth),
+              depth: depthToJson(row.property_update_depth),
               props: row.property_update_props === null ? null : (JSON.parse(row.property_update_props) as string[]),
             },
     },

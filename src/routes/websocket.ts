@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { authenticate, bearerOf } from "../auth/middleware";
 import { ApiError, forbidden, unauthorized } from "../errors";
-import { HUB_HEADERS, topicHubName } from "../hub/topic-hub";
+import { HUB_HEADERS, topicHub } from "../hub/topic-hub";
 import type { AppEnv } from "../types";
 import { parseWith, topicSchema } from "../validation";
 
@@ -48,7 +48,7 @@ websocket.get("/", async (c) => {
   if (principal.kind === "grant" && !principal.topics.includes(topic)) {
     throw forbidden("topic_not_granted", "the client grant does not cover this topic");
   }
-  const hub = c.env.TOPIC_HUB.get(c.env.TOPIC_HUB.idFromName(topicHubName(principal.tenant.id, topic)));
+  const hub = topicHub(c.env, principal.tenant.id, topic);
   const url = new URL("https://topic-hub/connect");
   if (since !== undefined) url.searchParams.set("since", String(since));
   return hub.fetch(url, {

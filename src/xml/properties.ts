@@ -1,8 +1,8 @@
 /** The draft's Push Properties, ready to embed in a PROPFIND answer, and its error bodies. */
-import type { Depth } from "../depth";
+import { depthToJson, type Depth } from "../depth";
 import { escapeXml, PUSH_NS, XML_DECLARATION } from "./escape";
 
-const depthText = (depth: Depth) => (depth === 2 ? "infinity" : String(depth));
+const depthText = (depth: Depth) => String(depthToJson(depth));
 
 /** `{…webdav-push}transports`: Web Push with the VAPID public key (draft: VAPID). */
 export function transportsXml(vapidPublicKey: string | null, declarations = ` xmlns:P="${PUSH_NS}"`): string {

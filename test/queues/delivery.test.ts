@@ -3,7 +3,7 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { topicHubName } from "../../src/hub/topic-hub";
+import { topicHub } from "../../src/hub/topic-hub";
 import { deliver, transportsFor } from "../../src/queues/deliveries";
 import type { DeliveryJob } from "../../src/queues/jobs";
 import { topicHeader } from "../../src/transports/web-push";
@@ -12,7 +12,7 @@ import { ADMIN, bearer, call, createTenant, pushService, registerSubscriber, typ
 async function notifyAndFlush(tenant: TestTenant, body: Record<string, unknown>) {
   const response = await call("/v1/notify", { method: "POST", headers: bearer(tenant.notify_token), json: body });
   expect(response.status).toBe(202);
-  await runDurableObjectAlarm(env.TOPIC_HUB.get(env.TOPIC_HUB.idFromName(topicHubName(tenant.id, body.topic as string))));
+  await runDurableObjectAlarm(topicHub(env, tenant.id, body.topic as string));
 }
 
 const subscription = (id: number) =>

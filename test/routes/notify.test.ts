@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { topicHubName } from "../../src/hub/topic-hub";
+import { topicHub } from "../../src/hub/topic-hub";
 import { normalizeChange } from "../../src/routes/notify";
 import { bearer, call, createTenant, grant } from "../helpers";
 
@@ -9,7 +9,7 @@ const notify = (token: string, json: unknown) => call("/v1/notify", { method: "P
 
 /** Flushes the topic's hub (its alarm) and answers how many messages it has sent to fan-out. */
 async function hubSeq(tenantId: string, topic: string): Promise<number | undefined> {
-  const stub = env.TOPIC_HUB.get(env.TOPIC_HUB.idFromName(topicHubName(tenantId, topic)));
+  const stub = topicHub(env, tenantId, topic);
   await runDurableObjectAlarm(stub);
   return runInDurableObject(stub, (_hub, state) => state.storage.get<number>("seq"));
 }

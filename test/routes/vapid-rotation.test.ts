@@ -4,7 +4,7 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { topicHubName } from "../../src/hub/topic-hub";
+import { topicHub } from "../../src/hub/topic-hub";
 import { ADMIN, bearer, call, createTenant, pushService, registerSubscriber } from "../helpers";
 
 const ROTATION_XML =
@@ -46,7 +46,7 @@ describe("POST /v1/admin/vapid/rotate", () => {
     const renewed = await pushService.subscriber({ kind: "accept" }, newKey);
     await registerSubscriber(tenant, "cal2", renewed);
     await call("/v1/notify", { method: "POST", headers: bearer(tenant.notify_token), json: { topic: "cal2" } });
-    await runDurableObjectAlarm(env.TOPIC_HUB.get(env.TOPIC_HUB.idFromName(topicHubName(tenant.id, "cal2"))));
+    await runDurableObjectAlarm(topicHub(env, tenant.id, "cal2"));
     const { received } = await pushService.wait(renewed.id, 1);
     expect(received[0].xml).toContain("<topic>cal2</topic>");
     expect(await pushService.errors()).toEqual([]);

@@ -1,7 +1,7 @@
 import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { topicHubName } from "../../src/hub/topic-hub";
+import { topicHub } from "../../src/hub/topic-hub";
 import { ADMIN, bearer, call, createTenant, grant, ORIGIN, type TestTenant } from "../helpers";
 
 type Frame = Record<string, any>;
@@ -49,7 +49,7 @@ async function connect(tenant: TestTenant, topic: string, query = "", token?: st
   return new Client(response.webSocket!);
 }
 
-const hub = (tenant: TestTenant, topic: string) => env.TOPIC_HUB.get(env.TOPIC_HUB.idFromName(topicHubName(tenant.id, topic)));
+const hub = (tenant: TestTenant, topic: string) => topicHub(env, tenant.id, topic);
 
 async function notify(tenant: TestTenant, topic: string, syncToken: string) {
   const response = await call("/v1/notify", { method: "POST", headers: bearer(tenant.notify_token), json: { topic, content_update: { sync_token: syncToken } } });

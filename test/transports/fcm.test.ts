@@ -3,7 +3,7 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { topicHubName } from "../../src/hub/topic-hub";
+import { topicHub } from "../../src/hub/topic-hub";
 import { fcmMessage, fcmOutcome, MAX_DATA_BYTES } from "../../src/transports/fcm";
 import { topicHeader } from "../../src/transports/web-push";
 import { bearer, call, createTenant, pushService, registerSubscriber, type TestTenant } from "../helpers";
@@ -27,7 +27,7 @@ async function registerToken(tenant: TestTenant, topic: string, token: string): 
 
 async function notifyAndFlush(tenant: TestTenant, topic: string, body: Record<string, unknown>) {
   expect((await call("/v1/notify", { method: "POST", headers: bearer(tenant.notify_token), json: { topic, ...body } })).status).toBe(202);
-  await runDurableObjectAlarm(env.TOPIC_HUB.get(env.TOPIC_HUB.idFromName(topicHubName(tenant.id, topic))));
+  await runDurableObjectAlarm(topicHub(env, tenant.id, topic));
 }
 
 const subscription = (id: number) => env.DB.prepare("SELECT * FROM subscriptions WHERE id = ?").bind(id).first<Record<string, unknown>>();
