@@ -69,8 +69,14 @@ export async function accessToken(account: ServiceAccount, tokenUrl: string, fet
       method: "POST",
       headers: { "Content-Type": "application/x-www-form-urlencoded" },
       body: new URLSearchParams({ grant_type: "urn:ietf:params:oauth:grant-type:jwt-bearer", assertion }),
+      // the signed assertion goes to the configured endpoint only, never to a Location it names
+      redirect: "manual",
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
+    if (response.status >= 300 && response.status < 400) {
+      await response.body?.cancel();
+      throw new Error(`OAuth token endpoint answered ${response.status} (redirects are not followed)`);
+    }
     if (!response.ok) throw new Error(`OAuth token endpoint answered ${response.status}`);
     const body = (await response.json()) as { access_token?: string; expires_in?: number };
     if (typeof body.access_token !== "string") throw new Error("OAuth token endpoint sent no access_token");
@@ -106,9 +112,13 @@ interface FcmErrorBody {
   error?: { status?: string; details?: { "@type"?: string; errorCode?: string; fieldViolations?: { field?: string }[] }[] };
 }
 
-/** FCM v1 error codes (firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode) to outcomes. */
+/**
+ * FCM v1 error codes (firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode) to outcomes. FCM
+ * never redirects `messages:send`; a 3xx would carry the access token elsewhere, so it is refused.
+ */
 export function fcmOutcome(status: number, body: FcmErrorBody | null, retryAfter: string | null): Outcome {
   if (status >= 200 && status < 300) return { kind: "delivered" };
+  if (status >= 300 && status < 400) return { kind: "failed", reason: `FCM answered ${status} (redirects are not followed)` };
   const details = body?.error?.details ?? [];
   const code = details.find((d) => d.errorCode)?.errorCode ?? body?.error?.status ?? String(status);
   const reason = `FCM answered ${status} ${code}`;
@@ -130,6 +140,8 @@ export function fcmTransport(env: Env, account: ServiceAccount, fetcher: typeof 
       method: "POST",
       headers: { Authorization: `Bearer ${await accessToken(account, env.GOOGLE_OAUTH_TOKEN_URL, fetcher, forceRefresh)}`, "Content-Type": "application/json" },
       body,
+      // a 3xx comes back as it is, and fcmOutcome refuses it
+      redirect: "manual",
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
   return {

@@ -57,9 +57,14 @@ export async function prepareWebPush(target: WebPushTarget, message: PushMessage
   return { url: target.endpoint, headers, body };
 }
 
-/** RFC 8030 §5 / §8.4 answers, and what push services do in practice. */
+/**
+ * RFC 8030 §5 / §8.4 answers, and what push services do in practice. A redirect is a refusal:
+ * the push resource is the URL the user agent was given (RFC 8030 §5), and only its host passed
+ * `checkPushResource`, so following a Location could carry the message to a private host.
+ */
 export function webPushOutcome(status: number, retryAfter: string | null): Outcome {
   if (status >= 200 && status < 300) return { kind: "delivered" };
+  if (status >= 300 && status < 400) return { kind: "failed", reason: `push service answered ${status} (redirects are not followed)` };
   if (status === 404 || status === 410) return { kind: "gone", reason: `push service answered ${status}` };
   if (status === 429 || status >= 500) return { kind: "retry", afterSeconds: retryAfterSeconds(retryAfter), reason: `push service answered ${status}` };
   return { kind: "failed", reason: `push service answered ${status}` };
@@ -82,6 +87,8 @@ export function webPushTransport(env: Env, keys: VapidKeyPair | null, fetcher: t
           method: "POST",
           headers: prepared.headers,
           body: prepared.body,
+          // a 3xx comes back as it is, and webPushOutcome refuses it
+          redirect: "manual",
           signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
         });
         await response.body?.cancel();

@@ -3,13 +3,15 @@
 // out access tokens, and checks every messages:send: a valid access token, the message shape
 // (token, string data, android priority/ttl/collapse_key) and the 4096-byte data limit. Tokens
 // answer as told: accept, unregistered (404), invalid (400 on message.token), unavailable once
-// (503), sender mismatch (403).
+// (503), sender mismatch (403), or redirect (307 to /redirected/<token>). /token-redirect/<key>
+// redirects a token request to /redirected/<key>; every request to /redirected/… is counted, so a
+// test sees whether the director followed.
 import { generateKeyPairSync, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { importSPKI, jwtVerify } from "jose";
 import { StandIn } from "./stand-in.ts";
 
-export type FcmBehaviour = "accept" | "unregistered" | "invalid" | "unavailable-once" | "sender-mismatch";
+export type FcmBehaviour = "accept" | "unregistered" | "invalid" | "unavailable-once" | "sender-mismatch" | "redirect";
 
 export interface FcmReceived {
   data: Record<string, string>;
@@ -24,6 +26,8 @@ export class FcmService extends StandIn {
   private readonly behaviours = new Map<string, FcmBehaviour>();
   private readonly attempts = new Map<string, number>();
   readonly received = new Map<string, FcmReceived[]>();
+  /** Requests that followed a redirect, by the token or key in the Location. */
+  private readonly redirected = new Map<string, number>();
   tokensIssued = 0;
 
   get tokenUrl() {
@@ -64,7 +68,23 @@ export class FcmService extends StandIn {
     const url = new URL(req.url ?? "/", this.url);
     if (url.pathname === "/token" && req.method === "POST") return this.token(body, json);
     if (url.pathname === `/v1/projects/${this.projectId}/messages:send` && req.method === "POST") return this.send(req, body, json);
-    if (url.pathname === "/_state") return json(200, { received: Object.fromEntries(this.received), errors: this.errors, tokensIssued: this.tokensIssued });
+    if (url.pathname.startsWith("/token-redirect/") && req.method === "POST") {
+      return json(307, {}, { Location: `${this.url}/redirected/${url.pathname.slice("/token-redirect/".length)}` });
+    }
+    if (url.pathname.startsWith("/redirected/")) {
+      const key = url.pathname.slice("/redirected/".length);
+      this.redirected.set(key, (this.redirected.get(key) ?? 0) + 1);
+      return json(200, { access_token: "ya29.followed-a-redirect", expires_in: 3599, name: "followed-a-redirect" });
+    }
+    if (url.pathname === "/_state") {
+      return json(200, {
+        received: Object.fromEntries(this.received),
+        attempts: Object.fromEntries(this.attempts),
+        redirected: Object.fromEntries(this.redirected),
+        errors: this.errors,
+        tokensIssued: this.tokensIssued,
+      });
+    }
     if (url.pathname === "/_tokens" && req.method === "POST") return json(201, { token: this.addToken(JSON.parse(body || "{}").behaviour) });
     if (url.pathname === "/_revoke" && req.method === "POST") return (this.revokeAccessTokens(), json(200, {}));
     json(404, {});
@@ -118,6 +138,8 @@ export class FcmService extends StandIn {
         return json(400, fcmError(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", [{ "@type": "type.googleapis.com/google.rpc.BadRequest", fieldViolations: [{ field: "message.token", description: "Invalid registration token" }] }]));
       case "sender-mismatch":
         return json(403, fcmError(403, "PERMISSION_DENIED", "SENDER_ID_MISMATCH"));
+      case "redirect":
+        return json(307, {}, { Location: `${this.url}/redirected/${token}` });
       case "unavailable-once":
         if (attempt === 1) return json(503, fcmError(503, "UNAVAILABLE", "UNAVAILABLE"), { "Retry-After": "1" });
         break;

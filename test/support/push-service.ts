@@ -2,8 +2,9 @@
 // TTL, Topic, Urgency and Content-Encoding, verifies the VAPID JWT with jose (ES256, aud, exp
 // ≤ 24 h, sub) and decrypts the body with http_ece, an implementation independent of ours.
 // Subscribers answer as told: accept, be gone (410), be unavailable (503 + Retry-After) for a
-// number of tries, or answer a fixed status. It has an HTTP control API (/_…) so tests running
-// inside workerd can drive it too.
+// number of tries, answer a fixed status, or redirect (a 3xx with a Location, such as another
+// subscriber's endpoint, whose attempts then show whether the director followed). It has an HTTP
+// control API (/_…) so tests running inside workerd can drive it too.
 import { createECDH, randomBytes, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import * as ece from "http_ece";
@@ -14,7 +15,8 @@ export type Behaviour =
   | { kind: "accept" }
   | { kind: "gone" }
   | { kind: "unavailable"; times: number; retryAfter?: number }
-  | { kind: "status"; status: number };
+  | { kind: "status"; status: number }
+  | { kind: "redirect"; status: number; location: string };
 
 export interface SubscriberInfo {
   id: string;
@@ -102,6 +104,7 @@ export class PushService extends StandIn {
     const behaviour = subscriber.behaviour;
     if (behaviour.kind === "gone") return this.answer(res, 410);
     if (behaviour.kind === "status") return this.answer(res, behaviour.status);
+    if (behaviour.kind === "redirect") return this.answer(res, behaviour.status, { Location: behaviour.location });
     if (behaviour.kind === "unavailable" && subscriber.attempts <= behaviour.times) {
       return this.answer(res, 503, behaviour.retryAfter === undefined ? {} : { "Retry-After": String(behaviour.retryAfter) });
     }

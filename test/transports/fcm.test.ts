@@ -4,7 +4,7 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { topicHub } from "../../src/hub/topic-hub";
-import { fcmMessage, fcmOutcome, MAX_DATA_BYTES } from "../../src/transports/fcm";
+import { fcmMessage, fcmOutcome, fcmTransport, MAX_DATA_BYTES, serviceAccountOf } from "../../src/transports/fcm";
 import { topicHeader } from "../../src/transports/web-push";
 import { bearer, call, createTenant, pushService, registerSubscriber, type TestTenant } from "../helpers";
 
@@ -12,7 +12,13 @@ const fcmControl = {
   async token(behaviour = "accept"): Promise<string> {
     return ((await (await fetch(`${env.TEST_FCM_SERVICE}/_tokens`, { method: "POST", body: JSON.stringify({ behaviour }) })).json()) as { token: string }).token;
   },
-  async state(): Promise<{ received: Record<string, { data: Record<string, string>; android: Record<string, string> }[]>; errors: string[]; tokensIssued: number }> {
+  async state(): Promise<{
+    received: Record<string, { data: Record<string, string>; android: Record<string, string> }[]>;
+    attempts: Record<string, number>;
+    redirected: Record<string, number>;
+    errors: string[];
+    tokensIssued: number;
+  }> {
     return (await fetch(`${env.TEST_FCM_SERVICE}/_state`)).json();
   },
   revoke: () => fetch(`${env.TEST_FCM_SERVICE}/_revoke`, { method: "POST" }),
@@ -91,6 +97,52 @@ describe("FCM HTTP v1", () => {
     expect((await fcmControl.state()).tokensIssued).toBe(issued + 1);
   }, 30_000);
 
+  it("refuses a redirect from messages:send: failed, never retried, the Location never requested", async () => {
+    const tenant = await createTenant();
+    const redirecting = await fcmControl.token("redirect");
+    // answers 503 once: its retry shows what the retry job holds
+    const flaky = await fcmControl.token("unavailable-once");
+    const ids = { redirecting: await registerToken(tenant, "moved", redirecting), flaky: await registerToken(tenant, "moved", flaky) };
+    await notifyAndFlush(tenant, "moved", { content_update: { sync_token: "r1" } });
+    await vi.waitFor(async () => expect((await fcmControl.state()).received[flaky]).toHaveLength(1), { timeout: 15_000, interval: 50 });
+    const state = await fcmControl.state();
+    expect(state.attempts[flaky]).toBe(2);
+    expect(state.attempts[redirecting]).toBe(1);
+    expect(state.redirected[redirecting]).toBeUndefined();
+    expect(await subscription(ids.redirecting)).toMatchObject({ consecutive_failures: 1, last_failure_reason: "FCM answered 307 (redirects are not followed)" });
+  }, 30_000);
+
+  it("never follows a redirect from the OAuth token endpoint: the send is retried later", async () => {
+    const account = serviceAccountOf(env)!;
+    const key = `oauth-${crypto.randomUUID()}`;
+    const requested: { url: string; redirect: RequestInit["redirect"] }[] = [];
+    const recording: typeof fetch = (input, init) => {
+      requested.push({ url: String(input), redirect: init?.redirect });
+      return fetch(input, init);
+    };
+    const transport = fcmTransport({ ...env, GOOGLE_OAUTH_TOKEN_URL: `${env.TEST_FCM_SERVICE}/token-redirect/${key}` }, account, recording);
+    const outcome = await transport.send({ subscriptionId: 1, token: await fcmControl.token("accept") }, { xml: "<push-message/>", ttl: 60, urgency: "normal", topic: null });
+    expect(outcome).toEqual({ kind: "retry", afterSeconds: null, reason: "FCM: OAuth token endpoint answered 307 (redirects are not followed)" });
+    expect(requested).toEqual([{ url: `${env.TEST_FCM_SERVICE}/token-redirect/${key}`, redirect: "manual" }]);
+    expect((await fcmControl.state()).redirected[key]).toBeUndefined();
+  });
+
+  it("asks fetch not to follow redirects, for the access token and the send alike", async () => {
+    const token = await fcmControl.token("accept");
+    const requested: { url: string; redirect: RequestInit["redirect"] }[] = [];
+    const recording: typeof fetch = (input, init) => {
+      requested.push({ url: String(input), redirect: init?.redirect });
+      return fetch(input, init);
+    };
+    // with the access tokens revoked, a token request comes whether one was cached or not
+    await fcmControl.revoke();
+    const transport = fcmTransport(env, serviceAccountOf(env)!, recording);
+    expect(await transport.send({ subscriptionId: 1, token }, { xml: "<push-message/>", ttl: 60, urgency: "normal", topic: null })).toEqual({ kind: "delivered" });
+    expect(requested.map((r) => r.url)).toContain(env.GOOGLE_OAUTH_TOKEN_URL);
+    expect(requested.map((r) => r.url)).toContain(`${env.FCM_API_BASE}/v1/projects/${serviceAccountOf(env)!.project_id}/messages:send`);
+    expect(requested.every((r) => r.redirect === "manual")).toBe(true);
+  });
+
   it("delivers to Web Push and FCM subscribers of one topic, once each", async () => {
     const tenant = await createTenant();
     const token = await fcmControl.token("accept");
@@ -128,5 +180,8 @@ describe("FCM messages and answers", () => {
     expect(fcmOutcome(503, error(503, "UNAVAILABLE"), null).kind).toBe("retry");
     expect(fcmOutcome(500, error(500, "INTERNAL"), null).kind).toBe("retry");
     expect(fcmOutcome(403, error(403, "SENDER_ID_MISMATCH"), null)).toEqual({ kind: "failed", reason: "FCM answered 403 SENDER_ID_MISMATCH" });
+    for (const status of [301, 302, 303, 307, 308]) {
+      expect(fcmOutcome(status, null, "5")).toEqual({ kind: "failed", reason: `FCM answered ${status} (redirects are not followed)` });
+    }
   });
 });
