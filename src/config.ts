@@ -9,12 +9,17 @@ export const MAX_NOTIFY_BATCH = 100;
 export const MAX_TOPIC_LENGTH = 256;
 /** RFC 8030 leaves TTL open; the big push services keep messages at most four weeks. */
 export const MAX_TTL_SECONDS = 28 * DAY;
+/** A client grant lives at most a day by default; never less than a minute, the clock skew we allow. */
+export const DEFAULT_MAX_GRANT_SECONDS = DAY;
+export const MIN_MAX_GRANT_SECONDS = 60;
 
 export interface Config {
   maxRegistrationSeconds: number;
   allowInsecurePushResources: boolean;
   publicBaseUrl: string | null;
   coalesceMs: number;
+  /** How far ahead of now a client grant's `exp` may lie (and `exp - iat` at most). */
+  maxGrantSeconds: number;
   websocket: {
     /** Sockets one topic holds at most (a Durable Object holds at most 32,768). */
     maxPerTopic: number;
@@ -41,6 +46,7 @@ export function readConfig(env: Env): Config {
     allowInsecurePushResources: env.ALLOW_INSECURE_PUSH_RESOURCES === "true",
     publicBaseUrl: base === "" ? null : base,
     coalesceMs: intOr(env.COALESCE_MS, 1000),
+    maxGrantSeconds: Math.max(MIN_MAX_GRANT_SECONDS, intOr(env.MAX_GRANT_SECONDS, DEFAULT_MAX_GRANT_SECONDS)),
     websocket: {
       maxPerTopic: Math.min(32_768, intOr(env.WS_MAX_SOCKETS_PER_TOPIC, 10_000)),
       maxPerClient: intOr(env.WS_MAX_SOCKETS_PER_CLIENT, 20),

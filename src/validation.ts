@@ -1,14 +1,14 @@
+/** Request validation: the zod schemas routes share and the helpers that turn a mismatch into a 400. */
 import type { Context } from "hono";
 import { z } from "zod";
 import { ApiError, badRequest } from "./errors";
-import { MAX_TOPIC_LENGTH } from "./config";
+import { topicProblem } from "./topic";
 
-/** A topic is opaque to the director: any text without control characters, of bounded length. */
-export const topicSchema = z
-  .string()
-  .min(1, "must not be empty")
-  .max(MAX_TOPIC_LENGTH, `must be at most ${MAX_TOPIC_LENGTH} characters`)
-  .regex(/^[^\u0000-\u001f\u007f]+$/, "must not contain control characters");
+/** A topic as JSON or a path segment: a string that passes the one topic rule (src/topic.ts), kept as sent. */
+export const topicSchema = z.string().superRefine((value, ctx) => {
+  const problem = topicProblem(value);
+  if (problem !== null) ctx.addIssue({ code: "custom", message: problem });
+});
 
 /** `{DAV:}depth` as JSON: 0, 1 or "infinity" ("0"/"1" as strings too, as in XML). */
 export const depthSchema = z.union([z.literal(0), z.literal(1), z.literal("0"), z.literal("1"), z.literal("infinity")], {
