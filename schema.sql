@@ -1,16 +1,19 @@
--- Push Director schema (D1 / SQLite). Idempotent: applies to an empty database and again to an
--- applied one. Times are Unix seconds. Depths are 0, 1 or 2 (= "infinity"), so "the requested
--- depth covers the change's distance" is a plain `>=`.
+-- Push Director schema (D1 / SQLite): the schema that migrations/ builds, in one file to read.
+-- Databases are built and upgraded by `wrangler d1 migrations apply` (npm start and the tests do
+-- it); this file applies to an empty database, and again to an applied one.
+-- Times are Unix seconds. Depths are 0, 1 or 2 (= "infinity"), so "the requested depth covers
+-- the change's distance" is a plain `>=`.
 
 -- One row per application server (WebDAV server) that hands changes to the director.
 CREATE TABLE IF NOT EXISTS tenants (
   id                TEXT PRIMARY KEY,             -- 24 hex chars; the grant's `iss`
   name              TEXT NOT NULL,
   notify_token_hash TEXT NOT NULL,                -- SHA-256 (hex) of the notify token; the token is shown once
-  grant_secret      TEXT NOT NULL,                -- HS256 key for client grants (must be kept to verify them)
+  grant_secret      TEXT NOT NULL,                -- HS256 key for client grants, sealed (src/crypto/sealed.ts)
   disabled_at       INTEGER,                      -- NULL while enabled
   created_at        INTEGER NOT NULL,
-  updated_at        INTEGER NOT NULL
+  updated_at        INTEGER NOT NULL,
+  grant_keys        TEXT NOT NULL DEFAULT '[]'    -- public JWKs (ES256/EdDSA) for client grants: [{kid, alg, jwk}]
 );
 
 -- Where to deliver: stored once per tenant, transport and identifier (push resource URL or FCM
@@ -19,9 +22,9 @@ CREATE TABLE IF NOT EXISTS subscriptions (
   id                   INTEGER PRIMARY KEY,
   tenant_id            TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
   transport            TEXT NOT NULL CHECK (transport IN ('web_push', 'fcm')),
-  identifier           TEXT NOT NULL,
+  identifier           TEXT NOT NULL,             -- web_push: the push resource URL; fcm: SHA-256 (hex) of the token
   p256dh               TEXT,                      -- web_push: user agent public key (RFC 8291 §3.1)
-  auth                 TEXT,                      -- web_push: authentication secret (RFC 8291 §3.2)
+  auth                 TEXT,                      -- web_push: authentication secret (RFC 8291 §3.2), sealed
   content_encoding     TEXT,                      -- web_push: 'aes128gcm'
   created_at           INTEGER NOT NULL,
   updated_at           INTEGER NOT NULL,
@@ -29,6 +32,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (
   last_failure_at      INTEGER,
   last_failure_reason  TEXT,
   consecutive_failures INTEGER NOT NULL DEFAULT 0,
+  sealed_token         TEXT,                      -- fcm: the registration token, sealed
   UNIQUE (tenant_id, transport, identifier)
 );
 
@@ -91,7 +95,7 @@ CREATE TABLE IF NOT EXISTS tenant_triggers (
 CREATE TABLE IF NOT EXISTS vapid_keys (
   id           INTEGER PRIMARY KEY,
   public_key   TEXT NOT NULL UNIQUE,
-  private_key  TEXT NOT NULL,
+  private_key  TEXT NOT NULL,                   -- sealed (src/crypto/sealed.ts)
   state        TEXT NOT NULL CHECK (state IN ('pending', 'active', 'retired')),
   created_at   INTEGER NOT NULL,
   activated_at INTEGER

@@ -18,17 +18,23 @@ export default defineConfig({
         // Unit and integration tests inside workerd, with the real D1, Durable Objects and Queues.
         plugins: [
           cloudflareTest(async ({ inject }) => {
-            const migrations = (await readD1Migrations(path.resolve("."))).filter((m) => m.name === "schema.sql");
+            const migrations = await readD1Migrations(path.resolve("migrations"));
             return {
               wrangler: { configPath: "./wrangler.toml" },
               miniflare: {
+                // beside DB: a database built from schema.sql, and one upgraded from an old schema
+                d1Databases: ["SCHEMA_DB", "UPGRADE_DB"],
                 bindings: {
                   ADMIN_TOKEN: "test-admin-token",
                   ALLOW_INSECURE_PUSH_RESOURCES: "false",
                   VAPID_PUBLIC_KEY: inject("vapidPublicKey"),
                   VAPID_PRIVATE_KEY: inject("vapidPrivateKey"),
                   VAPID_SUBJECT: "mailto:ops@push-director.example",
-                  TEST_SCHEMA: migrations,
+                  TEST_MIGRATIONS: migrations,
+                  // schema.sql as one migration, to compare with what migrations/ builds
+                  TEST_SCHEMA_SQL: (await readD1Migrations(path.resolve("."))).filter((m) => m.name === "schema.sql"),
+                  // a fixed key, so tests can seal and open as the director does
+                  SECRETS_KEY: "dGVzdC1zZWNyZXRzLWtleS0zMi1ieXRlcy1sb25nISE",
                   TEST_PUSH_SERVICE: inject("pushServiceUrl"),
                   TEST_SPEC_SAMPLES: SPEC_SAMPLES,
                   FCM_SERVICE_ACCOUNT: inject("fcmServiceAccount"),

@@ -2,6 +2,7 @@ import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { MAX_BODY_BYTES } from "./config";
+import { SecretsKeyMissing, SecretUndecryptable } from "./crypto/sealed";
 import { ApiError } from "./errors";
 import { admin } from "./routes/admin";
 import { demo } from "./routes/demo";
@@ -27,6 +28,21 @@ app.use(
   }),
 );
 
+/**
+ * Percent-encoding must decode to UTF-8 (RFC 3986 §2.5): otherwise the router would keep the
+ * bytes as literal `%XX` text, and a topic in `?topic=` or a path would silently become another.
+ */
+app.use(async (c, next) => {
+  const url = new URL(c.req.url);
+  try {
+    decodeURIComponent(url.pathname);
+    decodeURIComponent(url.search);
+  } catch {
+    throw new ApiError(400, "invalid_url", "the URL's percent-encoding does not decode to UTF-8 (RFC 3986 §2.5)");
+  }
+  await next();
+});
+
 app.get("/", (c) => c.json({ service: "push-director", discovery: "/.well-known/webdav-push" }));
 app.route("/.well-known", discovery);
 app.route("/demo", demo);
@@ -43,6 +59,15 @@ app.notFound((c) => errorJson(c, 404, "not_found", `no route for ${c.req.method}
 app.onError((error, c) => {
   if (error instanceof ApiError) return errorJson(c, error.status, error.code, error.message, error.headers);
   if (error instanceof HTTPException) return errorJson(c, error.status, "http_error", error.message || "request failed");
+  // secrets at rest: never served in clear as a fallback, the operator is told instead
+  if (error instanceof SecretsKeyMissing) {
+    console.error(JSON.stringify({ event: "secrets_key_missing", message: error.message }));
+    return errorJson(c, 503, "secrets_key_missing", "the director cannot read its stored secrets: SECRETS_KEY is not set (operator: see README, Security)");
+  }
+  if (error instanceof SecretUndecryptable) {
+    console.error(JSON.stringify({ event: "secret_undecryptable", message: error.message }));
+    return errorJson(c, 503, "secret_undecryptable", "a stored secret does not open with SECRETS_KEY or SECRETS_KEY_PREVIOUS");
+  }
   console.error("unhandled error", error);
   return errorJson(c, 500, "internal_error", "the director failed to handle this request");
 });

@@ -3,11 +3,12 @@
  * push-register bridge: fit the triggers to the tenant, clamp the expiry, create or update.
  */
 import { readConfig } from "./config";
+import { keyringOf } from "./crypto/sealed";
 import { randomToken } from "./crypto/secrets";
 import { grantedExpiry } from "./expiry";
 import { getSupportedTriggers } from "./store/tenant-triggers";
 import { upsertRegistration, type Actor, type RegistrationRow } from "./store/registrations";
-import type { SubscriptionInput } from "./store/subscriptions";
+import { storedSubscription, type SubscriptionInput } from "./store/subscriptions";
 import { downgradeTriggers, type Requested } from "./triggers";
 
 export type RegisterResult =
@@ -23,10 +24,12 @@ export async function register(
 ): Promise<RegisterResult> {
   const trigger = downgradeTriggers(input.requested, await getSupportedTriggers(env.DB, actor.tenantId));
   if (trigger === null) return { kind: "no_supported_trigger" };
+  const keys = () => keyringOf(env);
   const result = await upsertRegistration(
     env.DB,
+    keys,
     actor,
-    input.subscription,
+    await storedSubscription(await keys(), actor.tenantId, input.subscription),
     {
       id: randomToken(16),
       topic: input.topic,

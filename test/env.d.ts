@@ -3,8 +3,14 @@ import type { D1Migration } from "cloudflare:test";
 declare global {
   namespace Cloudflare {
     interface Env {
-      /** schema.sql split into statements, handed in by vitest.config.ts. */
-      TEST_SCHEMA: D1Migration[];
+      /** migrations/, handed in by vitest.config.ts. */
+      TEST_MIGRATIONS: D1Migration[];
+      /** schema.sql as one migration. */
+      TEST_SCHEMA_SQL: D1Migration[];
+      /** Built from schema.sql (test/schema.test.ts). */
+      SCHEMA_DB: D1Database;
+      /** Built from an old migration, filled, then upgraded (test/schema.test.ts). */
+      UPGRADE_DB: D1Database;
       /** Base URL of the stand-in push service (test/support/push-service.ts) for this run. */
       TEST_PUSH_SERVICE: string;
       /** Base URL of the OAuth + FCM stand-in (test/support/fcm-service.ts). */

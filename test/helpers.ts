@@ -1,6 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { app } from "../src/app";
 import type { Change } from "../src/hub/change";
+import type { QueuedWebPushTarget } from "../src/queues/jobs";
 import { SignJWT } from "jose";
 
 export const ORIGIN = "https://director.test";
@@ -130,3 +131,14 @@ export const change = (over: Partial<Change>): Change => ({
   dontNotify: [],
   ...over,
 });
+
+/** A Web Push target as fan-out queues it: read from D1, its `auth` still sealed. */
+export async function queuedTarget(registrationId: string): Promise<QueuedWebPushTarget> {
+  const row = await env.DB.prepare(
+    `SELECT s.id, s.tenant_id, s.identifier, s.p256dh, s.auth FROM registrations r JOIN subscriptions s ON s.id = r.subscription_id WHERE r.id = ?`,
+  )
+    .bind(registrationId)
+    .first<{ id: number; tenant_id: string; identifier: string; p256dh: string; auth: string }>();
+  if (row === null) throw new Error(`no registration ${registrationId}`);
+  return { subscriptionId: row.id, tenantId: row.tenant_id, endpoint: row.identifier, p256dh: row.p256dh, sealedAuth: row.auth };
+}

@@ -1,7 +1,29 @@
+import { applyD1Migrations } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { keyringOf } from "../src/crypto/sealed";
+import { sha256Hex } from "../src/crypto/secrets";
+import { countUnsealed, resealPage, SEALED_TABLES } from "../src/store/sealed-columns";
+import { openAuth, openToken, OWNED_BY_ANOTHER } from "../src/store/subscriptions";
+import { openGrantSecret, type TenantRow } from "../src/store/tenants";
+import { vapidKeysByPublicKey } from "../src/store/vapid-keys";
 
-const statements = () => env.TEST_SCHEMA.flatMap((migration) => migration.queries);
+const statements = () => env.TEST_SCHEMA_SQL.flatMap((migration) => migration.queries);
+
+/** Every table's columns and every index, as SQLite describes them (not the CREATE text, which ALTER appends to). */
+async function shape(db: D1Database) {
+  const { results: objects } = await db
+    .prepare("SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name NOT IN ('d1_migrations', '_cf_KV') AND name NOT LIKE '_cf_%' ORDER BY name")
+    .all<{ type: string; name: string; tbl_name: string }>();
+  const out: Record<string, unknown> = {};
+  for (const object of objects) {
+    out[object.name] =
+      object.type === "table"
+        ? (await db.prepare(`SELECT name, type, "notnull", dflt_value, pk FROM pragma_table_info(?)`).bind(object.name).all()).results
+        : (await db.prepare("SELECT name FROM pragma_index_info(?)").bind(object.name).all()).results;
+  }
+  return out;
+}
 
 async function plan(sql: string, ...params: unknown[]): Promise<string> {
   const { results } = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`).bind(...params).all<{ detail: string }>();
@@ -9,11 +31,14 @@ async function plan(sql: string, ...params: unknown[]): Promise<string> {
 }
 
 describe("schema.sql", () => {
-  it("applies again to an applied database without error or change", async () => {
-    const before = await env.DB.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY name").all();
-    await env.DB.batch(statements().map((sql) => env.DB.prepare(sql)));
-    const after = await env.DB.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY name").all();
+  it("applies to an empty database, again without error or change, and is the schema migrations/ builds", async () => {
+    const db = env.SCHEMA_DB;
+    await db.batch(statements().map((sql) => db.prepare(sql)));
+    const before = await db.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY name").all();
+    await db.batch(statements().map((sql) => db.prepare(sql)));
+    const after = await db.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY name").all();
     expect(after.results).toEqual(before.results);
+    expect(await shape(db)).toEqual(await shape(env.DB));
     const names = before.results.map((row) => row.name);
     for (const name of ["tenants", "subscriptions", "registrations", "registrations_by_topic", "registrations_by_owner", "registrations_by_expiry"]) {
       expect(names).toContain(name);
@@ -34,7 +59,7 @@ describe("schema.sql", () => {
   it("serves the per-notification and per-request queries from indexes", async () => {
     // fan-out: a keyset page of one topic's registrations with their subscriptions (pageTopicRecipients)
     const page = await plan(
-      `SELECT r.id, r.subscription_id, s.transport, s.identifier, s.p256dh, s.auth
+      `SELECT r.id, r.subscription_id, s.transport, s.identifier, s.p256dh, s.auth, s.sealed_token
        FROM registrations r JOIN subscriptions s ON s.id = r.subscription_id
        WHERE r.tenant_id = ? AND r.topic = ? AND r.id > ? AND r.expires_at > ? ORDER BY r.id LIMIT ?`,
       "t", "x", "", 0, 1000,
@@ -53,5 +78,56 @@ describe("schema.sql", () => {
       /USING (COVERING )?INDEX sqlite_autoindex_subscriptions/,
     );
     expect(await plan("SELECT 1 FROM registrations WHERE subscription_id = ?", 1)).toMatch(/USING (COVERING )?INDEX sqlite_autoindex_registrations/);
+    // the ownership check every registration makes: a subscription by its unique key, its registrations by subscription
+    const owned = await plan(`SELECT ${OWNED_BY_ANOTHER}`, "t", "web_push", "https://p/1", 0, "alice");
+    expect(owned).toMatch(/SEARCH os USING (COVERING )?INDEX sqlite_autoindex_subscriptions/);
+    expect(owned).toMatch(/SEARCH orr USING INDEX sqlite_autoindex_registrations/);
+  });
+});
+
+describe("migrations/", () => {
+  it("upgrade a filled database from before secrets were sealed without losing a row, and rotation seals it", async () => {
+    const db = env.UPGRADE_DB;
+    const [initial, ...later] = env.TEST_MIGRATIONS;
+    expect(initial.name).toBe("0001_initial.sql");
+    await applyD1Migrations(db, [initial]);
+    // as a deployment kept them: secrets in clear, the FCM token as the identifier
+    const tenant = "0123456789abcdef01234567";
+    const vapid = { publicKey: "BPublicKeyOfAnOldRotation", privateKey: "old-private-d" };
+    await db.batch([
+      db.prepare("INSERT INTO tenants (id, name, notify_token_hash, grant_secret, created_at, updated_at) VALUES (?, 'old', 'hash', 'plain-grant-secret', 1, 1)").bind(tenant),
+      db.prepare("INSERT INTO subscriptions (id, tenant_id, transport, identifier, p256dh, auth, content_encoding, created_at, updated_at) VALUES (1, ?, 'web_push', 'https://push.example.net/1', 'BKey', 'plain-auth-secret', 'aes128gcm', 1, 1)").bind(tenant),
+      db.prepare("INSERT INTO subscriptions (id, tenant_id, transport, identifier, created_at, updated_at) VALUES (2, ?, 'fcm', 'plain-fcm-token:APA91b', 1, 1)").bind(tenant),
+      db.prepare("INSERT INTO registrations (id, tenant_id, topic, subscription_id, expires_at, created_at, updated_at) VALUES ('r1aaaaaaaaaaaaaaaaaaaa', ?, 'cal', 1, 9999999999, 1, 1)").bind(tenant),
+      db.prepare("INSERT INTO registrations (id, tenant_id, topic, subscription_id, expires_at, created_at, updated_at) VALUES ('r2aaaaaaaaaaaaaaaaaaaa', ?, 'cal', 2, 9999999999, 1, 1)").bind(tenant),
+      db.prepare("INSERT INTO vapid_keys (public_key, private_key, state, created_at) VALUES (?, ?, 'retired', 1)").bind(vapid.publicKey, vapid.privateKey),
+    ]);
+    const count = async () =>
+      (await db.prepare("SELECT (SELECT COUNT(*) FROM tenants) + (SELECT COUNT(*) FROM subscriptions) + (SELECT COUNT(*) FROM registrations) + (SELECT COUNT(*) FROM vapid_keys) AS n").first<{ n: number }>())!.n;
+    expect(await count()).toBe(6);
+
+    await applyD1Migrations(db, env.TEST_MIGRATIONS);
+    await applyD1Migrations(db, env.TEST_MIGRATIONS); // twice: nothing more happens
+    expect(later.length).toBeGreaterThan(0);
+    expect(await count()).toBe(6);
+    expect(await shape(db)).toEqual(await shape(env.DB));
+
+    const keyring = await keyringOf(env);
+    expect(await countUnsealed(db, keyring.current.id)).toBe(4);
+    for (const table of SEALED_TABLES) for (let after: string | null = ""; after !== null; ) after = (await resealPage(db, keyring, table, after)).next;
+    expect(await countUnsealed(db, keyring.current.id)).toBe(0);
+    expect(await count()).toBe(6);
+
+    const row = (await db.prepare("SELECT * FROM tenants WHERE id = ?").bind(tenant).first<TenantRow>())!;
+    expect(row.grant_secret).toMatch(/^v1\./);
+    expect(await openGrantSecret(keyring, row)).toBe("plain-grant-secret");
+    const web = (await db.prepare("SELECT * FROM subscriptions WHERE id = 1").first<{ identifier: string; auth: string }>())!;
+    expect(await openAuth(keyring, tenant, web.identifier, web.auth)).toBe("plain-auth-secret");
+    const fcm = (await db.prepare("SELECT * FROM subscriptions WHERE id = 2").first<{ identifier: string; sealed_token: string }>())!;
+    expect(fcm.identifier).toBe(await sha256Hex("plain-fcm-token:APA91b"));
+    expect(await openToken(keyring, tenant, fcm.identifier, fcm.sealed_token)).toBe("plain-fcm-token:APA91b");
+    expect(await vapidKeysByPublicKey({ ...env, DB: db }, vapid.publicKey)).toEqual(vapid);
+    const dump = JSON.stringify((await db.prepare("SELECT * FROM tenants, subscriptions, vapid_keys").all()).results);
+    for (const secret of ["plain-grant-secret", "plain-auth-secret", "plain-fcm-token", "old-private-d"]) expect(dump).not.toContain(secret);
   });
 });

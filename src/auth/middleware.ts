@@ -1,8 +1,12 @@
 import { createMiddleware } from "hono/factory";
+import { readConfig } from "../config";
+import { keyringOf } from "../crypto/sealed";
 import { ApiError, forbidden, unauthorized } from "../errors";
 import { matchesHash, secretsEqual } from "../crypto/secrets";
-import { getTenant } from "../store/tenants";
+import { nowSeconds } from "../expiry";
+import { getTenant, openGrantSecret } from "../store/tenants";
 import type { AppEnv, Principal } from "../types";
+import { grantKeysOf, grantKeyTag, grantSecretTag, notifyTokenTag } from "./credential";
 import { grantIssuer, verifyGrant } from "./grant";
 import { isTenantToken, tenantIdOfToken } from "./tenant-token";
 
@@ -25,23 +29,31 @@ export const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
 });
 
 /** Who presents this token: the tenant (notify token) or one of its users (client grant). */
-export async function authenticate(db: D1Database, token: string): Promise<Principal> {
+export async function authenticate(env: Env, token: string): Promise<Principal> {
   if (isTenantToken(token)) {
     const tenantId = tenantIdOfToken(token);
-    const tenant = tenantId === null ? null : await getTenant(db, tenantId);
+    const tenant = tenantId === null ? null : await getTenant(env.DB, tenantId);
     if (tenant === null || !(await matchesHash(token, tenant.notify_token_hash))) throw unauthorized("invalid tenant token");
-    return { kind: "tenant", tenant };
+    return { kind: "tenant", tenant, credential: notifyTokenTag(tenant.notify_token_hash) };
   }
   const issuer = grantIssuer(token);
-  const tenant = /^[0-9a-f]{24}$/.test(issuer) ? await getTenant(db, issuer) : null;
+  const tenant = /^[0-9a-f]{24}$/.test(issuer) ? await getTenant(env.DB, issuer) : null;
   if (tenant === null) throw new ApiError(401, "unknown_tenant", `no tenant ${JSON.stringify(issuer)} (the grant's iss)`);
-  const grant = await verifyGrant(token, tenant.id, tenant.grant_secret);
-  return { kind: "grant", tenant, sub: grant.sub, topics: grant.topics, expiresAt: grant.exp };
+  const grantSecret = await openGrantSecret(await keyringOf(env), tenant);
+  const grantKeys = grantKeysOf(tenant);
+  const grant = await verifyGrant(
+    token,
+    { id: tenant.id, grantSecret, grantKeys },
+    { nowSeconds: nowSeconds(), maxGrantSeconds: readConfig(env).maxGrantSeconds },
+  );
+  const key = grant.kid === null ? undefined : grantKeys.find((k) => k.kid === grant.kid);
+  const credential = key === undefined ? await grantSecretTag(grantSecret) : await grantKeyTag(key);
+  return { kind: "grant", tenant, sub: grant.sub, topics: grant.topics, expiresAt: grant.exp, credential };
 }
 
 /** Routes a tenant or one of its users may call; sets `principal`. */
 export const requireTenantOrGrant = createMiddleware<AppEnv>(async (c, next) => {
-  const principal = await authenticate(c.env.DB, bearer(c.req.header("Authorization")));
+  const principal = await authenticate(c.env, bearer(c.req.header("Authorization")));
   if (principal.tenant.disabled_at !== null) throw forbidden("tenant_disabled", "this tenant is disabled");
   c.set("principal", principal);
   await next();
@@ -49,7 +61,7 @@ export const requireTenantOrGrant = createMiddleware<AppEnv>(async (c, next) => 
 
 /** Routes only the tenant may call (notify). */
 export const requireTenant = createMiddleware<AppEnv>(async (c, next) => {
-  const principal = await authenticate(c.env.DB, bearer(c.req.header("Authorization")));
+  const principal = await authenticate(c.env, bearer(c.req.header("Authorization")));
   if (principal.kind !== "tenant") {
     throw forbidden("tenant_token_required", "this route needs the tenant's notify token, not a client grant");
   }

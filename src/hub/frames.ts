@@ -52,6 +52,7 @@ export function pushFrame(seq: number, change: Change): PushFrame {
 
 /** WebSocket close codes (4000–4999 are the application's, RFC 6455 §7.4.2). */
 export const CLOSE = {
-  grantExpired: 4001,
+  /** The credential the socket opened with is no longer valid: the grant expired, tokens were rotated, its key was removed. */
+  credentialInvalid: 4001,
   tenantDisabled: 4003,
 } as const;

@@ -1,8 +1,12 @@
 import { DurableObject } from "cloudflare:workers";
+import { credentialStillValid } from "../auth/credential";
 import { readConfig } from "../config";
+import { sha256Hex } from "../crypto/secrets";
+import { tenantWebSocketTopics } from "../store/websocket-topics";
 import type { Change } from "./change";
 import { CLOSE, pushFrame, type Frame, type PushFrame } from "./frames";
 import { mergeChanges } from "./merge";
+import { fitsQueueMessage } from "../queues/jobs";
 
 /** What the `fanout` queue carries: one topic's message, to be expanded into deliveries. */
 export interface FanoutJob {
@@ -33,20 +37,45 @@ interface LogEntry {
   frame: PushFrame;
 }
 
-/** Headers the Worker sets when it hands an authorised WebSocket upgrade to the hub. */
-export const HUB_HEADERS = {
-  tenant: "X-Hub-Tenant",
-  topic: "X-Hub-Topic",
-  owner: "X-Hub-Owner",
-  expires: "X-Hub-Expires",
-  protocol: "X-Hub-Protocol",
-} as const;
+/**
+ * What the Worker hands the hub with an authorised WebSocket upgrade. It travels as JSON in the
+ * URL (`?connect=`), never as header values, which HTTP trims and which cannot carry CR/LF: the
+ * topic and `sub` must reach the hub byte-exact.
+ */
+export interface HubConnect {
+  tenantId: string;
+  topic: string;
+  /** The grant's `sub`, or null for the tenant's own token. */
+  owner: string | null;
+  /** When the grant expires (Unix seconds); null for the tenant's token. */
+  expiresAt: number | null;
+  /** The credential's tag (src/auth/credential.ts): rotating or removing it closes the socket. */
+  credential: string;
+  /** The subprotocol to answer with, or null. */
+  protocol: string | null;
+  /** `?since=`: replay what came after this message number. */
+  since: number | null;
+}
+
+export const hubConnectUrl = (connect: HubConnect) => `https://topic-hub/connect?connect=${encodeURIComponent(JSON.stringify(connect))}`;
 
 /** The name of the TopicHub that owns a topic: one per (tenant, topic). */
 const topicHubName = (tenantId: string, topic: string) => `${tenantId}\n${topic}`;
 
 /** The stub of the TopicHub that owns a tenant's topic. */
 export const topicHub = (env: Env, tenantId: string, topic: string) => env.TOPIC_HUB.get(env.TOPIC_HUB.idFromName(topicHubName(tenantId, topic)));
+
+type HubStub = ReturnType<typeof topicHub>;
+
+/**
+ * Runs `action` on every hub of the tenant that has held sockets, one call per hub, all at once;
+ * answers the sum (sockets closed).
+ */
+export async function onTenantSockets(env: Env, tenantId: string, action: (hub: HubStub) => Promise<number>): Promise<number> {
+  const topics = await tenantWebSocketTopics(env.DB, tenantId);
+  const counts = await Promise.all(topics.map((topic) => action(topicHub(env, tenantId, topic))));
+  return counts.reduce((a, b) => a + b, 0);
+}
 
 const logKey = (seq: number) => `log:${String(seq).padStart(12, "0")}`;
 
@@ -86,37 +115,43 @@ export class TopicHub extends DurableObject<Env> {
     await this.schedule();
   }
 
+  /** Credentials revoked while this hub was awake: a handshake racing the revocation is refused. */
+  private readonly revoked = new Set<string>();
+
   /** A WebSocket upgrade the Worker has authorised (see routes/websocket.ts). */
   async fetch(request: Request): Promise<Response> {
-    const header = (name: string) => request.headers.get(name) ?? "";
-    const topic = header(HUB_HEADERS.topic);
-    const owner = header(HUB_HEADERS.owner) || null;
-    const expires = Number(header(HUB_HEADERS.expires));
-    const since = new URL(request.url).searchParams.get("since");
+    const connect = JSON.parse(new URL(request.url).searchParams.get("connect") ?? "null") as HubConnect | null;
+    if (connect === null) return Response.json({ error: { code: "not_found", message: "no such hub route" } }, { status: 404 });
+    const { topic, owner, since } = connect;
     const limits = readConfig(this.env).websocket;
 
     if (this.ctx.getWebSockets().length >= limits.maxPerTopic) {
       return Response.json({ error: { code: "too_many_sockets", message: `this topic holds ${limits.maxPerTopic} sockets at most` } }, { status: 429 });
     }
-    const clientTag = `client:${owner ?? ""}`;
+    // a digest: tags are short, and `sub` is the tenant's text, not ours to echo into them
+    const clientTag = `client:${await sha256Hex(owner ?? "")}`;
     if (this.ctx.getWebSockets(clientTag).length >= limits.maxPerClient) {
       return Response.json(
         { error: { code: "too_many_sockets", message: `one client holds ${limits.maxPerClient} sockets on a topic at most` } },
         { status: 429 },
       );
     }
-    await this.rememberTopic(header(HUB_HEADERS.tenant), topic);
+    await this.rememberTopic(connect.tenantId, topic);
+    // Checked after the topic is on record: a rotation either finds this topic (and closes the
+    // socket, or marks the credential revoked here first) or changed D1 before this read.
+    if (!(await credentialStillValid(this.env, connect.tenantId, connect.credential)) || this.revoked.has(connect.credential)) {
+      return Response.json({ error: { code: "unauthorized", message: "the credential was revoked while the socket opened" } }, { status: 401 });
+    }
 
     const [client, server] = Object.values(new WebSocketPair());
-    this.ctx.acceptWebSocket(server, [clientTag]);
-    const state: SocketState = { connectionId: crypto.randomUUID(), owner, expiresAt: expires > 0 ? expires : null };
+    this.ctx.acceptWebSocket(server, [clientTag, connect.credential]);
+    const state: SocketState = { connectionId: crypto.randomUUID(), owner, expiresAt: connect.expiresAt };
     server.serializeAttachment(state);
     const seq = (await this.ctx.storage.get<number>("seq")) ?? 0;
     send(server, { type: "hello", connection_id: state.connectionId, topic, seq });
-    if (since !== null) await this.replay(server, Number(since), seq);
+    if (since !== null) await this.replay(server, since, seq);
     await this.schedule();
-    const protocol = header(HUB_HEADERS.protocol);
-    return new Response(null, { status: 101, webSocket: client, headers: protocol ? { "Sec-WebSocket-Protocol": protocol } : {} });
+    return new Response(null, { status: 101, webSocket: client, headers: connect.protocol ? { "Sec-WebSocket-Protocol": connect.protocol } : {} });
   }
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -138,6 +173,23 @@ export class TopicHub extends DurableObject<Env> {
     const sockets = this.ctx.getWebSockets();
     for (const ws of sockets) ws.close(code, reason);
     return sockets.length;
+  }
+
+  /** Closes the sockets opened with any of these credentials (revoked), and refuses them from now on. */
+  async closeCredentials(tags: string[], code: number, reason: string): Promise<number> {
+    const closing = new Set<WebSocket>();
+    for (const tag of tags) {
+      this.revoked.add(tag);
+      for (const ws of this.ctx.getWebSockets(tag)) closing.add(ws);
+    }
+    for (const ws of closing) {
+      try {
+        ws.close(code, reason);
+      } catch {
+        // closed meanwhile
+      }
+    }
+    return closing.size;
   }
 
   /** `?since=SEQ`: what the client missed, or a reset when the log no longer reaches back. */
@@ -163,7 +215,18 @@ export class TopicHub extends DurableObject<Env> {
     if (pending !== undefined) {
       const seq = ((await storage.get<number>("seq")) ?? 0) + 1;
       const outbox = (await storage.get<FanoutJob[]>("outbox")) ?? [];
-      outbox.push({ tenantId: pending.tenantId, seq, change: pending.change });
+      const job: FanoutJob = { tenantId: pending.tenantId, seq, change: pending.change };
+      // A job the queue would refuse must never sit in the outbox, where it would block every
+      // later one: it becomes a dead letter (a summary; the job itself is too large to send).
+      if (fitsQueueMessage(job)) outbox.push(job);
+      else {
+        await this.env.DEAD_LETTERS.send({
+          tenantId: pending.tenantId,
+          seq,
+          topic: pending.change.topic,
+          reason: "fan-out job larger than a queue message (128 KB); the WebSocket clients got it",
+        });
+      }
       const frame = pushFrame(seq, pending.change);
       await storage.put({ seq, outbox, [logKey(seq)]: { at: Date.now(), frame } satisfies LogEntry });
       await storage.delete(["pending", "flushAt"]);
@@ -201,7 +264,7 @@ export class TopicHub extends DurableObject<Env> {
     const now = Date.now() / 1000;
     for (const ws of this.ctx.getWebSockets()) {
       const state = ws.deserializeAttachment() as SocketState | null;
-      if (state?.expiresAt != null && state.expiresAt <= now) ws.close(CLOSE.grantExpired, "client grant expired");
+      if (state?.expiresAt != null && state.expiresAt <= now) ws.close(CLOSE.credentialInvalid, "client grant expired");
     }
   }
 

@@ -3,12 +3,13 @@
  * outcomes, and re-enqueues only the targets worth another try (Retry-After, else exponential
  * backoff with jitter) until their attempts run out and they go to the dead-letter queue.
  */
+import { keyringOf, SecretsKeyMissing, SecretUndecryptable, type Keyring } from "../crypto/sealed";
 import { nowSeconds } from "../expiry";
-import { recordOutcomes, type DeliveryOutcomes } from "../store/subscriptions";
+import { openAuth, openToken, recordOutcomes, type DeliveryOutcomes } from "../store/subscriptions";
 import { currentVapidKeys, vapidKeysByPublicKey } from "../store/vapid-keys";
 import type { Outcome, Transport } from "../transports/transport";
-import { webPushTransport } from "../transports/web-push";
-import { fcmTransport, serviceAccountOf } from "../transports/fcm";
+import { webPushTransport, type WebPushTarget } from "../transports/web-push";
+import { fcmTransport, serviceAccountOf, type FcmTarget } from "../transports/fcm";
 import { MAX_DELIVERY_ATTEMPTS, SEND_CONCURRENCY, type DeadLetter, type DeliveryJob, type DeliveryTarget } from "./jobs";
 import { mapWithConcurrency } from "./pool";
 
@@ -37,9 +38,33 @@ export function planRetry(
   return { retry: { ...job, targets, attempt: job.attempt + 1 }, delaySeconds };
 }
 
-export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: (job: DeliveryJob) => Promise<Transport<DeliveryTarget>>): Promise<void> {
+/** The target as a transport sends to it, its secret opened; a failure is the outcome instead. */
+export async function openTarget(keyring: () => Promise<Keyring>, target: DeliveryTarget): Promise<WebPushTarget | FcmTarget | Outcome> {
+  try {
+    if ("sealedToken" in target) {
+      return { subscriptionId: target.subscriptionId, token: await openToken(await keyring(), target.tenantId, target.tokenDigest, target.sealedToken) };
+    }
+    const auth = await openAuth(await keyring(), target.tenantId, target.endpoint, target.sealedAuth);
+    return { subscriptionId: target.subscriptionId, endpoint: target.endpoint, p256dh: target.p256dh, auth };
+  } catch (error) {
+    // a missing key is the operator's to fix: keep the message until it is set
+    if (error instanceof SecretsKeyMissing) return { kind: "retry", afterSeconds: null, reason: "SECRETS_KEY is not set" };
+    if (error instanceof SecretUndecryptable) {
+      console.error(JSON.stringify({ event: "secret_undecryptable", subscription: target.subscriptionId, message: error.message }));
+      return { kind: "failed", reason: "secret_undecryptable: the subscription's secret does not open with SECRETS_KEY or SECRETS_KEY_PREVIOUS" };
+    }
+    throw error;
+  }
+}
+
+export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: (job: DeliveryJob) => Promise<Transport<WebPushTarget | FcmTarget>>): Promise<void> {
   const sends = jobs.flatMap((job) => job.targets.map((target) => ({ job, target })));
-  const outcomes = await mapWithConcurrency(sends, SEND_CONCURRENCY, async ({ job, target }) => (await transportFor(job)).send(target, job.message));
+  let keyring: Promise<Keyring> | undefined;
+  const keys = () => (keyring ??= keyringOf(env));
+  const outcomes = await mapWithConcurrency(sends, SEND_CONCURRENCY, async ({ job, target }) => {
+    const opened = await openTarget(keys, target);
+    return "kind" in opened ? opened : (await transportFor(job)).send(opened, job.message);
+  });
 
   const record: DeliveryOutcomes = { delivered: [], gone: [], failed: [] };
   const retries = new Map<DeliveryJob, { target: DeliveryTarget; afterSeconds: number | null; reason: string }[]>();
@@ -67,23 +92,23 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: (job:
   await recordOutcomes(env.DB, record, nowSeconds());
 }
 
-const FCM_NOT_CONFIGURED: Transport<DeliveryTarget> = {
+const FCM_NOT_CONFIGURED: Transport<WebPushTarget | FcmTarget> = {
   send: async () => ({ kind: "failed", reason: "FCM is not configured (FCM_SERVICE_ACCOUNT)" }),
 };
 
 /** One transport per kind and signing key: Web Push with the current key or the one a rotation job names, or FCM. */
-export function transportsFor(env: Env): (job: DeliveryJob) => Promise<Transport<DeliveryTarget>> {
-  const transports = new Map<string, Promise<Transport<DeliveryTarget>>>();
+export function transportsFor(env: Env): (job: DeliveryJob) => Promise<Transport<WebPushTarget | FcmTarget>> {
+  const transports = new Map<string, Promise<Transport<WebPushTarget | FcmTarget>>>();
   return (job) => {
     const key = job.transport === "fcm" ? "fcm" : `web_push ${job.signWith ?? ""}`;
     let transport = transports.get(key);
     if (transport === undefined) {
       if (job.transport === "fcm") {
         const account = serviceAccountOf(env);
-        transport = Promise.resolve(account === null ? FCM_NOT_CONFIGURED : (fcmTransport(env, account) as Transport<DeliveryTarget>));
+        transport = Promise.resolve(account === null ? FCM_NOT_CONFIGURED : (fcmTransport(env, account) as Transport<WebPushTarget | FcmTarget>));
       } else {
         const keys = job.signWith === undefined ? currentVapidKeys(env) : vapidKeysByPublicKey(env, job.signWith);
-        transport = keys.then((pair) => webPushTransport(env, pair) as Transport<DeliveryTarget>);
+        transport = keys.then((pair) => webPushTransport(env, pair) as Transport<WebPushTarget | FcmTarget>);
       }
       transports.set(key, transport);
     }

@@ -13,7 +13,9 @@ import { topicHeader } from "../transports/web-push";
 import { pushMessageXml } from "../xml/push-message";
 import { pageWebPushSubscriptions } from "../store/subscriptions";
 import { activateVapidKey } from "../store/vapid-keys";
-import { FANOUT_PAGE_SIZE, FANOUT_PAGES_PER_JOB, sendBatches, TARGETS_PER_JOB, type DeliveryJob, type DeliveryTarget, type VapidRotationJob } from "./jobs";
+import { keyringOf } from "../crypto/sealed";
+import { resealPage, SEALED_TABLES } from "../store/sealed-columns";
+import { FANOUT_PAGE_SIZE, FANOUT_PAGES_PER_JOB, sendBatches, TARGETS_PER_JOB, type DeliveryJob, type DeliveryTarget, type SecretsRotationJob, type VapidRotationJob } from "./jobs";
 import { variantFor, type Variant } from "./recipients";
 
 function messageFor(change: Change, variant: Variant, topic: string | null): PushMessage {
@@ -68,8 +70,8 @@ export async function fanOut(job: FanoutJob, env: Env): Promise<FanoutJob | null
       if (entry === undefined) byVariant.set(key, (entry = { transport: row.transport, message: messageFor(change, variant, topic), targets: [] }));
       entry.targets.push(
         webPush
-          ? { subscriptionId: row.subscription_id, endpoint: row.identifier, p256dh: row.p256dh!, auth: row.auth! }
-          : { subscriptionId: row.subscription_id, token: row.identifier },
+          ? { subscriptionId: row.subscription_id, tenantId, endpoint: row.identifier, p256dh: row.p256dh!, sealedAuth: row.auth! }
+          : { subscriptionId: row.subscription_id, tenantId, tokenDigest: row.identifier, sealedToken: row.sealed_token ?? "" },
       );
       if (entry.targets.length === TARGETS_PER_JOB) flush(entry);
     }
@@ -103,7 +105,9 @@ export async function rotateVapidKey(job: VapidRotationJob, env: Env): Promise<V
       jobs.push({
         tenantId: "",
         message: ROTATION_MESSAGE,
-        targets: rows.slice(i, i + TARGETS_PER_JOB).map((r) => ({ subscriptionId: r.id, endpoint: r.identifier, p256dh: r.p256dh, auth: r.auth })),
+        targets: rows
+          .slice(i, i + TARGETS_PER_JOB)
+          .map((r) => ({ subscriptionId: r.id, tenantId: r.tenant_id, endpoint: r.identifier, p256dh: r.p256dh, sealedAuth: r.auth })),
         attempt: 1,
         signWith: job.oldPublicKey,
       });
@@ -115,11 +119,19 @@ export async function rotateVapidKey(job: VapidRotationJob, env: Env): Promise<V
   return null;
 }
 
-export async function consumeFanout(batch: MessageBatch<FanoutJob | VapidRotationJob>, env: Env): Promise<void> {
+/** Re-seals one page of stored secrets; the job for the next page, or null when all tables are done. */
+export async function resealSecrets(job: SecretsRotationJob, env: Env): Promise<SecretsRotationJob | null> {
+  const page = await resealPage(env.DB, await keyringOf(env), job.table, job.after);
+  if (page.next !== null) return { ...job, after: page.next };
+  const next = SEALED_TABLES[SEALED_TABLES.indexOf(job.table) + 1];
+  return next === undefined ? null : { kind: "secrets-rotation", table: next, after: "" };
+}
+
+export async function consumeFanout(batch: MessageBatch<FanoutJob | VapidRotationJob | SecretsRotationJob>, env: Env): Promise<void> {
   for (const message of batch.messages) {
     const body = message.body;
     try {
-      const rest = "kind" in body ? await rotateVapidKey(body, env) : await fanOut(body, env);
+      const rest = !("kind" in body) ? await fanOut(body, env) : body.kind === "vapid-rotation" ? await rotateVapidKey(body, env) : await resealSecrets(body, env);
       if (rest !== null) await env.FANOUT.send(rest);
       message.ack();
     } catch (error) {

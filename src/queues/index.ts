@@ -3,13 +3,13 @@ import { consumeDeliveries } from "./deliveries";
 import { consumeFanout } from "./fanout";
 import { insertDeadLetters } from "../store/dead-letters";
 import { nowSeconds } from "../expiry";
-import { DEAD_LETTER_QUEUE, DELIVERIES_QUEUE, FANOUT_QUEUE, type DeliveryJob, type VapidRotationJob } from "./jobs";
+import { DEAD_LETTER_QUEUE, DELIVERIES_QUEUE, FANOUT_QUEUE, type DeliveryJob, type SecretsRotationJob, type VapidRotationJob } from "./jobs";
 
 /** The Worker's `queue` handler: one consumer per queue named in wrangler.toml. */
 export async function queue(batch: MessageBatch, env: Env): Promise<void> {
   switch (batch.queue) {
     case FANOUT_QUEUE:
-      return consumeFanout(batch as MessageBatch<FanoutJob | VapidRotationJob>, env);
+      return consumeFanout(batch as MessageBatch<FanoutJob | VapidRotationJob | SecretsRotationJob>, env);
     case DELIVERIES_QUEUE:
       return consumeDeliveries(batch as MessageBatch<DeliveryJob>, env);
     case DEAD_LETTER_QUEUE:

@@ -1,10 +1,30 @@
 /** Queue message bodies and the limits that size them (Cloudflare Queues, Workers). */
+import type { SealedTable } from "../store/sealed-columns";
 import type { PushMessage } from "../transports/transport";
-import type { FcmTarget } from "../transports/fcm";
-import type { WebPushTarget } from "../transports/web-push";
 
-/** One recipient of a delivery job; which kind the job's `transport` says. */
-export type DeliveryTarget = WebPushTarget | FcmTarget;
+/**
+ * One recipient of a delivery job; which kind the job's `transport` says. Its secrets stay
+ * sealed on the queue (and in dead letters, which D1 keeps): the deliveries consumer opens them
+ * just before sending.
+ */
+export type DeliveryTarget = QueuedWebPushTarget | QueuedFcmTarget;
+
+export interface QueuedWebPushTarget {
+  subscriptionId: number;
+  /** Whose subscription: part of the row key its `auth` is sealed under. */
+  tenantId: string;
+  endpoint: string;
+  p256dh: string;
+  sealedAuth: string;
+}
+
+export interface QueuedFcmTarget {
+  subscriptionId: number;
+  tenantId: string;
+  /** The token's SHA-256 (the subscription's identifier). */
+  tokenDigest: string;
+  sealedToken: string;
+}
 
 export const FANOUT_QUEUE = "push-fanout";
 export const DELIVERIES_QUEUE = "push-deliveries";
@@ -34,6 +54,14 @@ export interface VapidRotationJob {
   after: number;
 }
 
+/** On the fanout queue: re-seal stored secrets with SECRETS_KEY, one page of one table a job. */
+export interface SecretsRotationJob {
+  kind: "secrets-rotation";
+  table: SealedTable;
+  /** keyset cursor within the table ("" = from the start) */
+  after: string;
+}
+
 /** What lands in the dead-letter queue when a chunk's retries are used up. */
 export interface DeadLetter extends DeliveryJob {
   reasons: Record<number, string>;
@@ -51,6 +79,27 @@ export const FANOUT_PAGES_PER_JOB = 10;
 /** `sendBatch` takes ≤ 100 messages and ≤ 256 KB; one message ≤ 128 KB. */
 const BATCH_MESSAGES = 100;
 const BATCH_BYTES = 200_000;
+
+/**
+ * Cloudflare Queues take one message of at most 128 KB; read as 128,000 bytes, the smaller of the
+ * two readings of "KB".
+ */
+export const MAX_QUEUE_MESSAGE_BYTES = 128 * 1000;
+/**
+ * Kept free below MAX_QUEUE_MESSAGE_BYTES: a body's JSON is only an estimate of what the queue
+ * stores (it serialises the body itself and adds its own framing), so we stay clear of the edge.
+ */
+const QUEUE_MESSAGE_HEADROOM_BYTES = 4000;
+
+/**
+ * Whether `body` can be sent as one queue message: the UTF-8 length of its JSON, plus
+ * QUEUE_MESSAGE_HEADROOM_BYTES, is at most MAX_QUEUE_MESSAGE_BYTES. A body JSON cannot represent
+ * (a BigInt, a cycle) throws, as sending it would.
+ */
+export function fitsQueueMessage(body: unknown): boolean {
+  const json = JSON.stringify(body) ?? "null";
+  return new TextEncoder().encode(json).byteLength + QUEUE_MESSAGE_HEADROOM_BYTES <= MAX_QUEUE_MESSAGE_BYTES;
+}
 
 /** Splits queue messages into `sendBatch` calls that respect the count and size limits. */
 export function sendBatches<T>(bodies: T[]): T[][] {

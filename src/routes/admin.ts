@@ -2,6 +2,9 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { requireAdmin } from "../auth/middleware";
 import { newGrantSecret, newNotifyToken, newTenantId } from "../auth/tenant-token";
+import { grantKeysOf, grantKeyTag, grantSecretTag, notifyTokenTag } from "../auth/credential";
+import { grantKeysJson, parseGrantKeys } from "../auth/grant-keys";
+import { keyringOf } from "../crypto/sealed";
 import { sha256Hex } from "../crypto/secrets";
 import { badRequest, notFound } from "../errors";
 import { nowSeconds } from "../expiry";
@@ -10,14 +13,17 @@ import {
   getTenant,
   insertTenant,
   listTenants,
+  openGrantSecret,
+  sealGrantSecret,
+  setGrantKeys,
   setTenantDisabled,
   updateTenantSecrets,
   type TenantRow,
 } from "../store/tenants";
 import { CLOSE } from "../hub/frames";
-import { topicHub } from "../hub/topic-hub";
+import { onTenantSockets } from "../hub/topic-hub";
 import { listDeadLetters } from "../store/dead-letters";
-import { tenantWebSocketTopics } from "../store/websocket-topics";
+import { countUnsealed } from "../store/sealed-columns";
 import { getSupportedTriggers, setSupportedTriggers } from "../store/tenant-triggers";
 import { currentVapidKeys, insertPendingVapidKey, pendingVapidKey } from "../store/vapid-keys";
 import { checkVapidKeys, generateVapidKeys } from "../crypto/vapid";
@@ -25,16 +31,17 @@ import { ApiError } from "../errors";
 import { depthSchema } from "../validation";
 import { toDepth } from "../hub/change";
 import { depthToJson, type Depth } from "../depth";
-import type { VapidRotationJob } from "../queues/jobs";
+import type { SecretsRotationJob, VapidRotationJob } from "../queues/jobs";
 import type { AppEnv } from "../types";
 import { parseWith, readJson, readOptionalJson } from "../validation";
 
-/** A tenant as the operator sees it: never its token hash or grant secret. */
+/** A tenant as the operator sees it: never its token hash, grant secret or any `*_hash`. */
 const tenantJson = (row: TenantRow) => ({
   id: row.id,
   name: row.name,
   disabled: row.disabled_at !== null,
   disabled_at: row.disabled_at,
+  grant_keys: grantKeysJson(grantKeysOf(row)),
   created_at: row.created_at,
   updated_at: row.updated_at,
 });
@@ -72,7 +79,7 @@ admin.post("/tenants", async (c) => {
     id,
     name,
     notify_token_hash: await sha256Hex(notifyToken),
-    grant_secret: grantSecret,
+    grant_secret: await sealGrantSecret(await keyringOf(c.env), id, grantSecret),
     disabled_at: null,
     created_at: now,
     updated_at: now,
@@ -120,19 +127,50 @@ admin.put("/tenants/:id/triggers", async (c) => {
   return c.json({ id: row.id, supported_triggers: { content_update: depthJson(supported.contentUpdate), property_update: depthJson(supported.propertyUpdate) } });
 });
 
-/** Issues new secrets (both unless told otherwise); the old ones stop working at once. */
+/**
+ * Issues new secrets (both unless told otherwise); the old ones stop working at once, and every
+ * socket opened with one of them closes (4001) before this answers.
+ */
 admin.post("/tenants/:id/rotate", async (c) => {
   const row = await tenantOr404(c.env.DB, c.req.param("id"));
   const which = await readOptionalJson(c, rotateSchema);
+  const keyring = await keyringOf(c.env);
   const notifyToken = which.notify_token ? newNotifyToken(row.id) : undefined;
   const grantSecret = which.grant_secret ? newGrantSecret() : undefined;
+  const revoked = [
+    ...(notifyToken ? [notifyTokenTag(row.notify_token_hash)] : []),
+    ...(grantSecret ? [await grantSecretTag(await openGrantSecret(keyring, row))] : []),
+  ];
   await updateTenantSecrets(
     c.env.DB,
     row.id,
-    { notify_token_hash: notifyToken && (await sha256Hex(notifyToken)), grant_secret: grantSecret },
+    {
+      notify_token_hash: notifyToken && (await sha256Hex(notifyToken)),
+      grant_secret: grantSecret && (await sealGrantSecret(keyring, row.id, grantSecret)),
+    },
     nowSeconds(),
   );
-  return c.json({ id: row.id, notify_token: notifyToken ?? null, grant_secret: grantSecret ?? null });
+  const closed = revoked.length === 0 ? 0 : await onTenantSockets(c.env, row.id, (hub) => hub.closeCredentials(revoked, CLOSE.credentialInvalid, "credentials rotated"));
+  return c.json({ id: row.id, notify_token: notifyToken ?? null, grant_secret: grantSecret ?? null, closed_sockets: closed });
+});
+
+admin.get("/tenants/:id/grant-keys", async (c) => {
+  const row = await tenantOr404(c.env.DB, c.req.param("id"));
+  return c.json({ id: row.id, grant_keys: grantKeysJson(grantKeysOf(row)) });
+});
+
+/**
+ * Replaces the tenant's public keys for ES256/EdDSA grants (`[]` clears them). Sockets opened
+ * with a grant whose key is gone (or whose kid now names other key material) close with 4001.
+ */
+admin.put("/tenants/:id/grant-keys", async (c) => {
+  const row = await tenantOr404(c.env.DB, c.req.param("id"));
+  const keys = await parseGrantKeys(await readJson(c, z.unknown()));
+  const kept = new Set(await Promise.all(keys.map(grantKeyTag)));
+  const revoked = (await Promise.all(grantKeysOf(row).map(grantKeyTag))).filter((tag) => !kept.has(tag));
+  await setGrantKeys(c.env.DB, row.id, JSON.stringify(keys), nowSeconds());
+  const closed = revoked.length === 0 ? 0 : await onTenantSockets(c.env, row.id, (hub) => hub.closeCredentials(revoked, CLOSE.credentialInvalid, "grant key removed"));
+  return c.json({ id: row.id, grant_keys: grantKeysJson(keys), closed_sockets: closed });
 });
 
 /** A disabled tenant's tokens and grants are refused and its WebSocket clients disconnected (4003). */
@@ -140,11 +178,8 @@ admin.post("/tenants/:id/disable", async (c) => {
   const row = await tenantOr404(c.env.DB, c.req.param("id"));
   const now = nowSeconds();
   if (row.disabled_at === null) await setTenantDisabled(c.env.DB, row.id, now, now);
-  const topics = await tenantWebSocketTopics(c.env.DB, row.id);
-  const closed = await Promise.all(
-    topics.map((topic) => topicHub(c.env, row.id, topic).closeAll(CLOSE.tenantDisabled, "tenant disabled")),
-  );
-  return c.json({ ...tenantJson(await tenantOr404(c.env.DB, row.id)), closed_sockets: closed.reduce((a, b) => a + b, 0) });
+  const closed = await onTenantSockets(c.env, row.id, (hub) => hub.closeAll(CLOSE.tenantDisabled, "tenant disabled"));
+  return c.json({ ...tenantJson(await tenantOr404(c.env.DB, row.id)), closed_sockets: closed });
 });
 
 admin.post("/tenants/:id/enable", async (c) => {
@@ -193,8 +228,25 @@ admin.post("/vapid/rotate", async (c) => {
   });
   const current = await currentVapidKeys(c.env);
   if (current?.publicKey === keys.publicKey) throw badRequest("invalid_request", "that key already signs");
-  const keyId = await insertPendingVapidKey(c.env.DB, keys, nowSeconds());
+  const keyId = await insertPendingVapidKey(c.env.DB, await keyringOf(c.env), keys, nowSeconds());
   const job: VapidRotationJob = { kind: "vapid-rotation", keyId, oldPublicKey: current?.publicKey ?? null, after: 0 };
   await c.env.FANOUT.send(job);
   return c.json({ public_key: current?.publicKey ?? null, pending_public_key: keys.publicKey }, 202);
+});
+
+/** Which key seals the stored secrets, and how many values are not sealed with it yet. */
+admin.get("/secrets", async (c) => {
+  const keyring = await keyringOf(c.env);
+  return c.json({ key_id: keyring.current.id, previous_key_id: keyring.previous?.id ?? null, pending: await countUnsealed(c.env.DB, keyring.current.id) });
+});
+
+/**
+ * Re-seals, in queued pages, every stored secret not sealed with SECRETS_KEY: values sealed with
+ * SECRETS_KEY_PREVIOUS, and rows from before secrets were sealed, still in clear. Answers 202.
+ */
+admin.post("/secrets/rotate", async (c) => {
+  const keyring = await keyringOf(c.env);
+  const job: SecretsRotationJob = { kind: "secrets-rotation", table: "tenants", after: "" };
+  await c.env.FANOUT.send(job);
+  return c.json({ key_id: keyring.current.id, pending: await countUnsealed(c.env.DB, keyring.current.id) }, 202);
 });

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { MAX_BODY_BYTES, MAX_NOTIFY_BATCH, MAX_TOPIC_LENGTH, MIN_MAX_REGISTRATION_SECONDS, readConfig } from "../config";
-import { currentVapidKeys } from "../store/vapid-keys";
+import { currentVapidPublicKey } from "../store/vapid-keys";
 import { serviceAccountOf } from "../transports/fcm";
 import type { AppEnv } from "../types";
 import { SUBPROTOCOL } from "./websocket";
@@ -15,8 +15,8 @@ discovery.get("/webdav-push", async (c) => {
   const config = readConfig(c.env);
   const base = config.publicBaseUrl ?? new URL(c.req.url).origin;
   const transports: Record<string, unknown> = {};
-  const vapid = await currentVapidKeys(c.env);
-  if (vapid !== null) transports.web_push = { vapid_public_key: vapid.publicKey, content_encodings: ["aes128gcm"] };
+  const vapid = await currentVapidPublicKey(c.env);
+  if (vapid !== null) transports.web_push = { vapid_public_key: vapid, content_encodings: ["aes128gcm"] };
   const fcm = serviceAccountOf(c.env);
   if (fcm !== null) transports.fcm = { project_id: fcm.project_id };
   const ws = new URL("/v1/ws", base);

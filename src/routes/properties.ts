@@ -5,7 +5,7 @@
 import { Hono } from "hono";
 import { requireTenantOrGrant } from "../auth/middleware";
 import { forbidden } from "../errors";
-import { currentVapidKeys } from "../store/vapid-keys";
+import { currentVapidPublicKey } from "../store/vapid-keys";
 import { getSupportedTriggers } from "../store/tenant-triggers";
 import type { AppEnv } from "../types";
 import { parseWith, topicSchema } from "../validation";
@@ -17,14 +17,14 @@ const XML = { "Content-Type": 'application/xml; charset="utf-8"' };
 export const properties = new Hono<AppEnv>();
 
 properties.get("/transports.xml", async (c) => {
-  const keys = await currentVapidKeys(c.env);
-  return c.body(`${XML_DECLARATION}${transportsXml(keys?.publicKey ?? null)}`, 200, { ...XML, "Cache-Control": "public, max-age=300" });
+  const publicKey = await currentVapidPublicKey(c.env);
+  return c.body(`${XML_DECLARATION}${transportsXml(publicKey)}`, 200, { ...XML, "Cache-Control": "public, max-age=300" });
 });
 
 properties.get("/topics/:topic/properties.xml", requireTenantOrGrant, async (c) => {
   const topic = parseWith(topicSchema, c.req.param("topic"));
   const principal = c.get("principal");
   if (principal.kind === "grant" && !principal.topics.includes(topic)) throw forbidden("topic_not_granted", "the client grant does not cover this topic");
-  const [keys, supported] = await Promise.all([currentVapidKeys(c.env), getSupportedTriggers(c.env.DB, principal.tenant.id)]);
-  return c.body(topicPropertiesXml(keys?.publicKey ?? null, topic, supported), 200, XML);
+  const [publicKey, supported] = await Promise.all([currentVapidPublicKey(c.env), getSupportedTriggers(c.env.DB, principal.tenant.id)]);
+  return c.body(topicPropertiesXml(publicKey, topic, supported), 200, XML);
 });

@@ -54,7 +54,7 @@ pushRegister.post("/", async (c) => {
     throw new ApiError(415, "unsupported_media_type", `expected Content-Type: application/xml, got ${JSON.stringify(type)}`);
   }
   const principal = await authenticate(
-    c.env.DB,
+    c.env,
     bearer(c.req.header("Authorization"), "send `Authorization: Bearer <token>` (the tenant's notify token or a client grant)"),
   );
   const topicValue = c.req.header("Push-Topic") ?? c.req.query("topic");
@@ -90,7 +90,7 @@ pushRegister.post("/", async (c) => {
     return precondition(c, "no-supported-trigger", "none of the requested triggers is supported for this topic");
   }
   if (result.kind === "owned_by_another") {
-    return precondition(c, "push-not-available", "this push resource is registered for the topic by another user");
+    return precondition(c, "push-not-available", "this push resource is registered by another user (a push resource belongs to the user who registered it)");
   }
   c.header("Location", registrationUrl(c, result.row.id));
   c.header("Expires", imfFixdate(result.row.expires_at));

@@ -2,6 +2,7 @@ import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { requireTenantOrGrant } from "../auth/middleware";
 import { readConfig } from "../config";
+import { keyringOf } from "../crypto/sealed";
 import { notFound } from "../errors";
 import { imfFixdate, nowSeconds } from "../expiry";
 import { depthToJson } from "../depth";
@@ -61,7 +62,7 @@ registrations.use(requireTenantOrGrant);
 /** A user's own live registrations, or with the tenant token all of the tenant's. */
 registrations.get("/", async (c) => {
   const query = parseWith(listQuery, c.req.query());
-  const rows = await listRegistrations(c.env.DB, actorOf(c.get("principal")), {
+  const rows = await listRegistrations(c.env.DB, () => keyringOf(c.env), actorOf(c.get("principal")), {
     topic: query.topic ?? null,
     after: query.cursor ?? "",
     limit: query.limit,
@@ -76,7 +77,7 @@ registrations.get("/", async (c) => {
 // Another user's registration answers 404 like an unknown one: its existence is not theirs to learn.
 registrations.get("/:id", async (c) => {
   const id = c.req.param("id");
-  const row = ID.test(id) ? await getRegistration(c.env.DB, actorOf(c.get("principal")), id, nowSeconds()) : null;
+  const row = ID.test(id) ? await getRegistration(c.env.DB, () => keyringOf(c.env), actorOf(c.get("principal")), id, nowSeconds()) : null;
   if (row === null) throw notFound("registration");
   return c.json(registrationJson(c, row), 200, { Expires: imfFixdate(row.expires_at) });
 });

@@ -98,7 +98,7 @@ subscriptions.post("/", requireTenantOrGrant, async (c) => {
     throw forbidden("no_supported_trigger", "this tenant supports none of the requested triggers (see its supported-triggers)");
   }
   if (result.kind === "owned_by_another") {
-    throw forbidden("registration_owned_by_another", "this push resource is registered for the topic by another user");
+    throw forbidden("registration_owned_by_another", "this push resource is registered by another user (a push resource belongs to the user who registered it)");
   }
   const { row, created } = result;
   // The draft answers a registration and an update alike; `created` tells them apart.

@@ -2,7 +2,8 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { authenticate, bearerOf } from "../auth/middleware";
 import { ApiError, forbidden, unauthorized } from "../errors";
-import { HUB_HEADERS, topicHub } from "../hub/topic-hub";
+import { isTenantToken } from "../auth/tenant-token";
+import { hubConnectUrl, topicHub } from "../hub/topic-hub";
 import type { AppEnv } from "../types";
 import { parseWith, topicSchema } from "../validation";
 
@@ -20,7 +21,8 @@ const query = z.object({
 /**
  * A browser cannot set headers on a WebSocket handshake, so the token may come in the
  * `Authorization` header, as a `bearer.<token>` subprotocol next to `webdav-push`, or as the
- * `access_token` query parameter (RFC 6750 §2.3).
+ * `access_token` query parameter (RFC 6750 §2.3). URLs end up in logs and browser histories
+ * (RFC 6750 §5.3), so the query takes only a short-lived grant, never the tenant's notify token.
  */
 function tokenOf(authorization: string | undefined, protocols: string[], accessToken: string | undefined): string {
   const fromHeader = bearerOf(authorization);
@@ -28,6 +30,11 @@ function tokenOf(authorization: string | undefined, protocols: string[], accessT
   const token = fromHeader ?? fromProtocol ?? accessToken;
   if (token === undefined || token === "") {
     throw unauthorized(`send the grant as Authorization: Bearer, as a "${TOKEN_PREFIX}<grant>" subprotocol, or as ?access_token=`);
+  }
+  if (token === accessToken && isTenantToken(token)) {
+    throw new ApiError(401, "token_in_query", "a notify token must never travel in a URL: send it as Authorization: Bearer (?access_token= takes client grants only)", {
+      "WWW-Authenticate": 'Bearer realm="push-director", error="invalid_request"',
+    });
   }
   return token;
 }
@@ -43,22 +50,20 @@ websocket.get("/", async (c) => {
   if (protocols.length > 0 && !protocols.includes(SUBPROTOCOL)) {
     throw new ApiError(400, "invalid_request", `offer the "${SUBPROTOCOL}" subprotocol (the one this endpoint answers with)`);
   }
-  const principal = await authenticate(c.env.DB, tokenOf(c.req.header("Authorization"), protocols, accessToken));
+  const principal = await authenticate(c.env, tokenOf(c.req.header("Authorization"), protocols, accessToken));
   if (principal.tenant.disabled_at !== null) throw forbidden("tenant_disabled", "this tenant is disabled");
   if (principal.kind === "grant" && !principal.topics.includes(topic)) {
     throw forbidden("topic_not_granted", "the client grant does not cover this topic");
   }
   const hub = topicHub(c.env, principal.tenant.id, topic);
-  const url = new URL("https://topic-hub/connect");
-  if (since !== undefined) url.searchParams.set("since", String(since));
-  return hub.fetch(url, {
-    headers: {
-      Upgrade: "websocket",
-      [HUB_HEADERS.tenant]: principal.tenant.id,
-      [HUB_HEADERS.topic]: topic,
-      [HUB_HEADERS.owner]: principal.kind === "grant" ? principal.sub : "",
-      [HUB_HEADERS.expires]: principal.kind === "grant" ? String(principal.expiresAt) : "",
-      [HUB_HEADERS.protocol]: protocols.length > 0 ? SUBPROTOCOL : "",
-    },
+  const connect = hubConnectUrl({
+    tenantId: principal.tenant.id,
+    topic,
+    owner: principal.kind === "grant" ? principal.sub : null,
+    expiresAt: principal.kind === "grant" ? principal.expiresAt : null,
+    credential: principal.credential,
+    protocol: protocols.length > 0 ? SUBPROTOCOL : null,
+    since: since ?? null,
   });
+  return hub.fetch(connect, { headers: { Upgrade: "websocket" } });
 });

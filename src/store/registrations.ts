@@ -1,5 +1,6 @@
 /** D1 access to the `registrations` table: subscription x topic, with triggers and expiry. */
-import { deleteSubscriptionIfUnused, upsertSubscription, type SubscriptionInput, type Transport } from "./subscriptions";
+import type { Keyring } from "../crypto/sealed";
+import { deleteSubscriptionIfUnused, openToken, OWNED_BY_ANOTHER, upsertSubscription, type StoredSubscription, type Transport } from "./subscriptions";
 
 import type { Depth } from "../depth";
 
@@ -29,7 +30,10 @@ export interface RegistrationRow {
   created_at: number;
   updated_at: number;
   transport: Transport;
+  /** The push resource URL, or (opened for its owner) the FCM registration token. */
   identifier: string;
+  /** fcm: the sealed token that `identifier` was opened from. */
+  sealed_token: string | null;
 }
 
 export interface RegistrationInput {
@@ -40,19 +44,33 @@ export interface RegistrationInput {
   expiresAt: number;
 }
 
-const SELECT_JOINED = `SELECT r.*, s.transport, s.identifier FROM registrations r
+const SELECT_JOINED = `SELECT r.*, s.transport, s.identifier, s.sealed_token FROM registrations r
   JOIN subscriptions s ON s.id = r.subscription_id`;
+
+/** Rows as their owner sees them: an FCM row's identifier is its token, opened from the envelope. */
+async function opened(keys: () => Promise<Keyring>, rows: RegistrationRow[]): Promise<RegistrationRow[]> {
+  if (!rows.some((row) => row.transport === "fcm")) return rows;
+  const keyring = await keys();
+  return Promise.all(
+    rows.map(async (row) =>
+      row.transport === "fcm" ? { ...row, identifier: await openToken(keyring, row.tenant_id, row.identifier, row.sealed_token ?? "") } : row,
+    ),
+  );
+}
 
 /**
  * Creates the registration, or updates the one this subscription already has for the topic
  * (the draft's Subscription Updates: same identifier + resource = update, same id). A user may
- * only update their own registration; the tenant may update any of its own.
- * Returns null when the registration belongs to another user.
+ * only use a push resource no one else holds a live registration of (on any topic), so a user
+ * can neither re-key nor redirect another's pushes; the tenant may attach and update anything of
+ * its own. Check and write are one batch (one transaction): a refusal writes nothing.
+ * Returns null when the push resource belongs to another.
  */
 export async function upsertRegistration(
   db: D1Database,
+  keys: () => Promise<Keyring>,
   actor: Actor,
-  sub: SubscriptionInput,
+  sub: StoredSubscription,
   reg: RegistrationInput,
   now: number,
 ): Promise<{ row: RegistrationRow; created: boolean } | null> {
@@ -60,9 +78,10 @@ export async function upsertRegistration(
     .prepare(
       `INSERT INTO registrations (id, tenant_id, topic, subscription_id, owner, client_id,
          content_update_depth, property_update_depth, property_update_props, expires_at, created_at, updated_at)
-       VALUES (?1, ?2, ?3,
-         (SELECT id FROM subscriptions WHERE tenant_id = ?2 AND transport = ?4 AND identifier = ?5),
-         ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
+       SELECT ?6, ?1, ?7,
+         (SELECT id FROM subscriptions WHERE tenant_id = ?1 AND transport = ?2 AND identifier = ?3),
+         ?5, ?8, ?9, ?10, ?11, ?12, ?4, ?4
+       WHERE NOT (${OWNED_BY_ANOTHER})
        ON CONFLICT (subscription_id, topic) DO UPDATE SET
          client_id = COALESCE(excluded.client_id, registrations.client_id),
          content_update_depth = excluded.content_update_depth,
@@ -73,42 +92,45 @@ export async function upsertRegistration(
          -- an expired registration is gone for its owner: whoever registers again starts afresh
          owner = CASE WHEN registrations.expires_at <= excluded.updated_at THEN excluded.owner ELSE registrations.owner END,
          created_at = CASE WHEN registrations.expires_at <= excluded.updated_at THEN excluded.created_at ELSE registrations.created_at END
-       WHERE ?6 IS NULL OR registrations.owner IS ?6 OR registrations.expires_at <= excluded.updated_at
+       WHERE ?5 IS NULL OR registrations.owner IS ?5 OR registrations.expires_at <= excluded.updated_at
        RETURNING id`,
     )
     .bind(
-      reg.id,
       actor.tenantId,
-      reg.topic,
       sub.transport,
       sub.identifier,
+      now,
       actor.owner,
+      reg.id,
+      reg.topic,
       reg.clientId,
       reg.trigger.contentUpdate,
       reg.trigger.propertyUpdate,
       reg.trigger.props === null ? null : JSON.stringify(reg.trigger.props),
       reg.expiresAt,
-      now,
     );
-  const [, written] = await db.batch<{ id: string }>([upsertSubscription(db, actor.tenantId, sub, now), upsert]);
+  const [, written] = await db.batch<{ id: string }>([upsertSubscription(db, actor.tenantId, sub, actor.owner, now), upsert]);
   const id = written.results[0]?.id;
   if (id === undefined) return null;
   const row = await db.prepare(`${SELECT_JOINED} WHERE r.id = ?`).bind(id).first<RegistrationRow>();
   if (row === null) return null;
-  return { row, created: id === reg.id };
+  const [shown] = await opened(keys, [row]);
+  return { row: shown, created: id === reg.id };
 }
 
 /** The live registration with this id, if the actor may see it (its owner, or its tenant). */
-export function getRegistration(db: D1Database, actor: Actor, id: string, now: number): Promise<RegistrationRow | null> {
-  return db
+export async function getRegistration(db: D1Database, keys: () => Promise<Keyring>, actor: Actor, id: string, now: number): Promise<RegistrationRow | null> {
+  const row = await db
     .prepare(`${SELECT_JOINED} WHERE r.id = ?1 AND r.tenant_id = ?2 AND r.expires_at > ?3 AND (?4 IS NULL OR r.owner IS ?4)`)
     .bind(id, actor.tenantId, now, actor.owner)
     .first<RegistrationRow>();
+  return row === null ? null : (await opened(keys, [row]))[0];
 }
 
 /** Keyset page of the actor's live registrations (a user's own, or all of the tenant's). */
 export async function listRegistrations(
   db: D1Database,
+  keys: () => Promise<Keyring>,
   actor: Actor,
   options: { topic: string | null; after: string; limit: number; now: number },
 ): Promise<RegistrationRow[]> {
@@ -126,7 +148,7 @@ export async function listRegistrations(
     .prepare(`${SELECT_JOINED} WHERE ${filters.join(" AND ")} ORDER BY r.id LIMIT ?`)
     .bind(...params, options.limit)
     .all<RegistrationRow>();
-  return results;
+  return opened(keys, results);
 }
 
 /** Deletes a live registration the actor may see, and its subscription once nothing else uses it. */
@@ -160,9 +182,13 @@ export interface RecipientRow {
   property_update_depth: Depth | null;
   property_update_props: string | null;
   transport: Transport;
+  /** The push resource URL, or the FCM token's digest. */
   identifier: string;
   p256dh: string | null;
+  /** Sealed, as stored. */
   auth: string | null;
+  /** fcm: the token, sealed. */
+  sealed_token: string | null;
 }
 
 /**
@@ -180,7 +206,7 @@ export async function pageTopicRecipients(
   const { results } = await db
     .prepare(
       `SELECT r.id, r.subscription_id, r.content_update_depth, r.property_update_depth, r.property_update_props,
-              s.transport, s.identifier, s.p256dh, s.auth
+              s.transport, s.identifier, s.p256dh, s.auth, s.sealed_token
        FROM registrations r JOIN subscriptions s ON s.id = r.subscription_id
        WHERE r.tenant_id = ? AND r.topic = ? AND r.id > ? AND r.expires_at > ?
        ORDER BY r.id LIMIT ?`,

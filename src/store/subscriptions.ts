@@ -1,4 +1,10 @@
-/** D1 access to the `subscriptions` table: where to deliver, stored once per identifier. */
+/**
+ * D1 access to the `subscriptions` table: where to deliver, stored once per identifier. Secrets
+ * are sealed (src/crypto/sealed.ts): Web Push `auth`, and FCM tokens, which are found by their
+ * SHA-256 digest (the identifier) and kept sealed beside it.
+ */
+import { sha256Hex } from "../crypto/secrets";
+import { open, seal, type Keyring } from "../crypto/sealed";
 
 export type Transport = "web_push" | "fcm";
 
@@ -11,34 +17,81 @@ export interface WebPushKeys {
 /** A subscription as a client hands it over: identified per transport, keys for Web Push only. */
 export interface SubscriptionInput {
   transport: Transport;
+  /** The push resource URL, or the FCM registration token, in clear. */
   identifier: string;
   keys: WebPushKeys | null;
 }
 
+/** A subscription as D1 keeps it. */
+export interface StoredSubscription {
+  transport: Transport;
+  /** The push resource URL, or SHA-256 (hex) of the FCM token. */
+  identifier: string;
+  p256dh: string | null;
+  /** Sealed. */
+  auth: string | null;
+  contentEncoding: string | null;
+  /** fcm: the token, sealed. */
+  sealedToken: string | null;
+}
+
+export const AUTH_COLUMN = "subscriptions.auth";
+export const TOKEN_COLUMN = "subscriptions.sealed_token";
+
+/** The row key of a subscription's envelopes: its unique key, known before the row exists. */
+export const subscriptionRowKey = (tenantId: string, transport: Transport, identifier: string) => `${tenantId}\n${transport}\n${identifier}`;
+
+/** FCM tokens are looked up by digest, so D1 never needs one in clear to find it. */
+export const fcmIdentifier = (token: string) => sha256Hex(token);
+
+export async function storedSubscription(keyring: Keyring, tenantId: string, sub: SubscriptionInput): Promise<StoredSubscription> {
+  if (sub.transport === "fcm") {
+    const identifier = await fcmIdentifier(sub.identifier);
+    const sealedToken = await seal(keyring, TOKEN_COLUMN, subscriptionRowKey(tenantId, "fcm", identifier), sub.identifier);
+    return { transport: "fcm", identifier, p256dh: null, auth: null, contentEncoding: null, sealedToken };
+  }
+  const auth = sub.keys === null ? null : await seal(keyring, AUTH_COLUMN, subscriptionRowKey(tenantId, sub.transport, sub.identifier), sub.keys.auth);
+  return {
+    transport: sub.transport,
+    identifier: sub.identifier,
+    p256dh: sub.keys?.p256dh ?? null,
+    auth,
+    contentEncoding: sub.keys?.content_encoding ?? null,
+    sealedToken: null,
+  };
+}
+
+export const openAuth = (keyring: Keyring, tenantId: string, endpoint: string, sealed: string) =>
+  open(keyring, AUTH_COLUMN, subscriptionRowKey(tenantId, "web_push", endpoint), sealed);
+
+export const openToken = (keyring: Keyring, tenantId: string, identifier: string, sealed: string) =>
+  open(keyring, TOKEN_COLUMN, subscriptionRowKey(tenantId, "fcm", identifier), sealed);
+
+/**
+ * A push resource belongs to its user: true (in SQL) while the tenant's subscription with this
+ * identifier has a live registration of anyone but `owner` (the tenant's own ones included).
+ * Parameters: ?1 tenant, ?2 transport, ?3 identifier, ?4 now, ?5 owner (NULL: the tenant acts,
+ * and may attach and re-key anything of its own).
+ */
+export const OWNED_BY_ANOTHER = `?5 IS NOT NULL AND EXISTS (
+  SELECT 1 FROM subscriptions os JOIN registrations orr ON orr.subscription_id = os.id
+  WHERE os.tenant_id = ?1 AND os.transport = ?2 AND os.identifier = ?3 AND orr.expires_at > ?4 AND orr.owner IS NOT ?5)`;
+
 /**
  * Statement that creates the subscription or, when the tenant already has one with this
  * identifier, refreshes its keys (the draft binds keys to the push resource, newest wins) and
- * forgets past failures.
+ * forgets past failures. Writes nothing when the resource is another user's (OWNED_BY_ANOTHER).
  */
-export function upsertSubscription(db: D1Database, tenantId: string, sub: SubscriptionInput, now: number): D1PreparedStatement {
+export function upsertSubscription(db: D1Database, tenantId: string, sub: StoredSubscription, owner: string | null, now: number): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO subscriptions (tenant_id, transport, identifier, p256dh, auth, content_encoding, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO subscriptions (tenant_id, transport, identifier, p256dh, auth, content_encoding, sealed_token, created_at, updated_at)
+       SELECT ?1, ?2, ?3, ?6, ?7, ?8, ?9, ?4, ?4 WHERE NOT (${OWNED_BY_ANOTHER})
        ON CONFLICT (tenant_id, transport, identifier) DO UPDATE SET
          p256dh = excluded.p256dh, auth = excluded.auth, content_encoding = excluded.content_encoding,
-         updated_at = excluded.updated_at, consecutive_failures = 0`,
+         sealed_token = excluded.sealed_token, updated_at = excluded.updated_at, consecutive_failures = 0`,
     )
-    .bind(
-      tenantId,
-      sub.transport,
-      sub.identifier,
-      sub.keys?.p256dh ?? null,
-      sub.keys?.auth ?? null,
-      sub.keys?.content_encoding ?? null,
-      now,
-      now,
-    );
+    .bind(tenantId, sub.transport, sub.identifier, now, owner, sub.p256dh, sub.auth, sub.contentEncoding, sub.sealedToken);
 }
 
 /** Deletes the subscription when no registration refers to it any more. */
@@ -109,11 +162,14 @@ export async function recordOutcomes(db: D1Database, outcomes: DeliveryOutcomes,
   if (statements.length > 0) await db.batch(statements);
 }
 
-/** Keyset page of every Web Push subscription (all tenants), for key-rotation messages. */
+/** Keyset page of every Web Push subscription (all tenants), for key-rotation messages; `auth` sealed. */
 export async function pageWebPushSubscriptions(db: D1Database, after: number, limit: number) {
   const { results } = await db
-    .prepare("SELECT id, identifier, p256dh, auth FROM subscriptions WHERE transport = 'web_push' AND id > ? ORDER BY id LIMIT ?")
+    .prepare(
+      `SELECT id, tenant_id, identifier, p256dh, auth FROM subscriptions
+       WHERE transport = 'web_push' AND p256dh IS NOT NULL AND auth IS NOT NULL AND id > ? ORDER BY id LIMIT ?`,
+    )
     .bind(after, limit)
-    .all<{ id: number; identifier: string; p256dh: string; auth: string }>();
+    .all<{ id: number; tenant_id: string; identifier: string; p256dh: string; auth: string }>();
   return results;
 }

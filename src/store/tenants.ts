@@ -1,16 +1,28 @@
-/** D1 access to the `tenants` table. */
+/** D1 access to the `tenants` table; the grant secret is kept sealed (src/crypto/sealed.ts). */
+import { open, seal, type Keyring } from "../crypto/sealed";
 
 export interface TenantRow {
   id: string;
   name: string;
   notify_token_hash: string;
+  /** Sealed: open with `openGrantSecret`. */
   grant_secret: string;
+  /** JSON array of the tenant's public grant keys (src/auth/grant.ts GrantKey). */
+  grant_keys: string;
   disabled_at: number | null;
   created_at: number;
   updated_at: number;
 }
 
-export async function insertTenant(db: D1Database, row: TenantRow): Promise<void> {
+/** Where a tenant's grant secret lives: the associated data of its envelope. */
+export const GRANT_SECRET_COLUMN = "tenants.grant_secret";
+
+export const sealGrantSecret = (keyring: Keyring, tenantId: string, secret: string) => seal(keyring, GRANT_SECRET_COLUMN, tenantId, secret);
+
+export const openGrantSecret = (keyring: Keyring, row: Pick<TenantRow, "id" | "grant_secret">) =>
+  open(keyring, GRANT_SECRET_COLUMN, row.id, row.grant_secret);
+
+export async function insertTenant(db: D1Database, row: Omit<TenantRow, "grant_keys">): Promise<void> {
   await db
     .prepare(
       `INSERT INTO tenants (id, name, notify_token_hash, grant_secret, disabled_at, created_at, updated_at)
@@ -18,6 +30,12 @@ export async function insertTenant(db: D1Database, row: TenantRow): Promise<void
     )
     .bind(row.id, row.name, row.notify_token_hash, row.grant_secret, row.disabled_at, row.created_at, row.updated_at)
     .run();
+}
+
+/** Replaces the tenant's grant keys (JSON text); false when there is no such tenant. */
+export async function setGrantKeys(db: D1Database, id: string, keysJson: string, now: number): Promise<boolean> {
+  const result = await db.prepare("UPDATE tenants SET grant_keys = ?, updated_at = ? WHERE id = ?").bind(keysJson, now, id).run();
+  return result.meta.changes > 0;
 }
 
 export function getTenant(db: D1Database, id: string): Promise<TenantRow | null> {

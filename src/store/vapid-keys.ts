@@ -1,4 +1,5 @@
-/** D1 access to `vapid_keys`, and which VAPID key signs now. */
+/** D1 access to `vapid_keys` (private keys sealed, src/crypto/sealed.ts), and which VAPID key signs now. */
+import { keyringOf, open, seal, type Keyring } from "../crypto/sealed";
 
 export interface VapidKeyPair {
   publicKey: string;
@@ -17,10 +18,26 @@ export interface VapidKeyRow {
 const fromEnv = (env: Env): VapidKeyPair | null =>
   env.VAPID_PUBLIC_KEY && env.VAPID_PRIVATE_KEY ? { publicKey: env.VAPID_PUBLIC_KEY, privateKey: env.VAPID_PRIVATE_KEY } : null;
 
-/** The key that signs and that clients are told: the active rotated key, else the configured secrets. */
+export const PRIVATE_KEY_COLUMN = "vapid_keys.private_key";
+
+/** A stored row's key pair, its private half opened (the row key is the public key, which is unique). */
+async function pairOf(env: Env, row: Pick<VapidKeyRow, "public_key" | "private_key">): Promise<VapidKeyPair> {
+  return { publicKey: row.public_key, privateKey: await open(await keyringOf(env), PRIVATE_KEY_COLUMN, row.public_key, row.private_key) };
+}
+
+const activeRow = (db: D1Database) =>
+  db.prepare("SELECT public_key, private_key FROM vapid_keys WHERE state = 'active' ORDER BY id DESC LIMIT 1").first<VapidKeyRow>();
+
+/** The key that signs: the active rotated key, else the configured secrets. */
 export async function currentVapidKeys(env: Env): Promise<VapidKeyPair | null> {
-  const row = await env.DB.prepare("SELECT public_key, private_key FROM vapid_keys WHERE state = 'active' ORDER BY id DESC LIMIT 1").first<VapidKeyRow>();
-  return row === null ? fromEnv(env) : { publicKey: row.public_key, privateKey: row.private_key };
+  const row = await activeRow(env.DB);
+  return row === null ? fromEnv(env) : pairOf(env, row);
+}
+
+/** The public half of the key that signs, which clients are told (opens no secret). */
+export async function currentVapidPublicKey(env: Env): Promise<string | null> {
+  const row = await activeRow(env.DB);
+  return row === null ? (fromEnv(env)?.publicKey ?? null) : row.public_key;
 }
 
 /** A key by its public half (rotation messages are signed with the key being replaced). */
@@ -28,17 +45,17 @@ export async function vapidKeysByPublicKey(env: Env, publicKey: string): Promise
   const configured = fromEnv(env);
   if (configured?.publicKey === publicKey) return configured;
   const row = await env.DB.prepare("SELECT public_key, private_key FROM vapid_keys WHERE public_key = ?").bind(publicKey).first<VapidKeyRow>();
-  return row === null ? null : { publicKey: row.public_key, privateKey: row.private_key };
+  return row === null ? null : pairOf(env, row);
 }
 
 export function pendingVapidKey(db: D1Database): Promise<VapidKeyRow | null> {
   return db.prepare("SELECT * FROM vapid_keys WHERE state = 'pending' ORDER BY id DESC LIMIT 1").first<VapidKeyRow>();
 }
 
-export async function insertPendingVapidKey(db: D1Database, keys: VapidKeyPair, now: number): Promise<number> {
+export async function insertPendingVapidKey(db: D1Database, keyring: Keyring, keys: VapidKeyPair, now: number): Promise<number> {
   const row = await db
     .prepare("INSERT INTO vapid_keys (public_key, private_key, state, created_at) VALUES (?, ?, 'pending', ?) RETURNING id")
-    .bind(keys.publicKey, keys.privateKey, now)
+    .bind(keys.publicKey, await seal(keyring, PRIVATE_KEY_COLUMN, keys.publicKey, keys.privateKey), now)
     .first<{ id: number }>();
   return row!.id;
 }

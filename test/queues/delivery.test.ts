@@ -5,9 +5,9 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { topicHub } from "../../src/hub/topic-hub";
 import { deliver, transportsFor } from "../../src/queues/deliveries";
-import type { DeliveryJob } from "../../src/queues/jobs";
+import type { DeliveryJob, QueuedWebPushTarget } from "../../src/queues/jobs";
 import { topicHeader } from "../../src/transports/web-push";
-import { ADMIN, bearer, call, createTenant, pushService, registerSubscriber, type TestTenant } from "../helpers";
+import { ADMIN, bearer, call, createTenant, pushService, queuedTarget, registerSubscriber, type TestTenant } from "../helpers";
 
 async function notifyAndFlush(tenant: TestTenant, body: Record<string, unknown>) {
   const response = await call("/v1/notify", { method: "POST", headers: bearer(tenant.notify_token), json: body });
@@ -81,15 +81,16 @@ describe("Web Push delivery through the queues", () => {
     const flaky = await pushService.subscriber({ kind: "unavailable", times: 1, retryAfter: 1 });
     const tooLarge = await pushService.subscriber({ kind: "status", status: 413 });
     const ids: Record<string, number> = {};
+    const targets: QueuedWebPushTarget[] = [];
     for (const [name, s] of Object.entries({ ok, gone, flaky, tooLarge })) {
-      ids[name] = await subscriptionIdOf((await registerSubscriber(tenant, "t", s)).id);
+      const registration = await registerSubscriber(tenant, "t", s);
+      ids[name] = await subscriptionIdOf(registration.id);
+      targets.push(await queuedTarget(registration.id));
     }
     const job: DeliveryJob = {
       tenantId: tenant.id,
       message: { xml: "<push-message/>", ttl: 60, urgency: "normal", topic: null },
-      targets: await Promise.all(
-        Object.entries({ ok, gone, flaky, tooLarge }).map(async ([name, s]) => ({ subscriptionId: ids[name], endpoint: s.endpoint, p256dh: s.p256dh, auth: s.auth })),
-      ),
+      targets,
       attempt: 1,
     };
     await deliver([job], env, transportsFor(env));
@@ -113,11 +114,12 @@ describe("Web Push delivery through the queues", () => {
   it("sends a chunk whose retries are used up to the dead-letter queue, kept in D1", async () => {
     const tenant = await createTenant();
     const down = await pushService.subscriber({ kind: "unavailable", times: 100 });
-    const subscriptionId = await subscriptionIdOf((await registerSubscriber(tenant, "t", down)).id);
+    const registration = await registerSubscriber(tenant, "t", down);
+    const subscriptionId = await subscriptionIdOf(registration.id);
     const job: DeliveryJob = {
       tenantId: tenant.id,
       message: { xml: "<push-message/>", ttl: 60, urgency: "normal", topic: null },
-      targets: [{ subscriptionId, endpoint: down.endpoint, p256dh: down.p256dh, auth: down.auth }],
+      targets: [await queuedTarget(registration.id)],
       attempt: 5,
     };
     await deliver([job], env, transportsFor(env));

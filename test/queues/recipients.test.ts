@@ -16,6 +16,7 @@ const row = (over: Partial<RecipientRow>): RecipientRow => ({
   identifier: "https://p.example/1",
   p256dh: "k",
   auth: "a",
+  sealed_token: null,
   ...over,
 });
 
@@ -57,7 +58,7 @@ describe("retry planning", () => {
   const job = (attempt: number): DeliveryJob => ({
     tenantId: "t",
     message: { xml: "", ttl: 1, urgency: "normal", topic: null },
-    targets: [1, 2, 3].map((id) => ({ subscriptionId: id, endpoint: `https://p/${id}`, p256dh: "k", auth: "a" })),
+    targets: [1, 2, 3].map((id) => ({ subscriptionId: id, tenantId: "t", endpoint: `https://p/${id}`, p256dh: "k", sealedAuth: "v1.k.iv.a" })),
     attempt,
   });
 

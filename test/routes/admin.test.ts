@@ -1,6 +1,12 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
-import { ADMIN, bearer, call, createTenant } from "../helpers";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { describe, expect, it, vi } from "vitest";
+import { app } from "../../src/app";
+import { keyringOf, newSecretsKey } from "../../src/crypto/sealed";
+import { generateVapidKeys } from "../../src/crypto/vapid";
+import { countUnsealed, resealPage, SEALED_TABLES } from "../../src/store/sealed-columns";
+import { insertPendingVapidKey } from "../../src/store/vapid-keys";
+import { ADMIN, bearer, call, createTenant, grant, webPushBody } from "../helpers";
 
 const notifyWith = (token: string) => call("/v1/notify", { method: "POST", headers: bearer(token), json: { topic: "t" } });
 
@@ -120,5 +126,131 @@ describe("admin API", () => {
     expect(await refused.json()).toMatchObject({ error: { code: "tenant_disabled" } });
     await call(`/v1/admin/tenants/${tenant.id}/enable`, { method: "POST", headers: ADMIN });
     expect((await notifyWith(tenant.notify_token)).status).toBe(202);
+  });
+});
+
+describe("grant keys (ES256 / EdDSA client grants)", () => {
+  const publicJwk = async (alg: "ES256" | "EdDSA", kid: string) => {
+    const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
+    return { jwk: { ...(await exportJWK(publicKey)), kid }, privateKey };
+  };
+  const put = (id: string, json: unknown) => call(`/v1/admin/tenants/${id}/grant-keys`, { method: "PUT", headers: ADMIN, json });
+  const signed = (tenant: { id: string }, alg: "ES256" | "EdDSA", kid: string, key: CryptoKey, sub = "alice") =>
+    new SignJWT({ topics: ["topic-1"] }).setProtectedHeader({ alg, kid }).setIssuer(tenant.id).setSubject(sub).setIssuedAt().setExpirationTime("10m").sign(key);
+  const subscribe = async (token: string) => call("/v1/subscriptions", { method: "POST", headers: bearer(token), json: await webPushBody() });
+
+  it("replaces the set, shows kid and alg only, and verifies grants signed with the registered keys", async () => {
+    const tenant = await createTenant();
+    const es = await publicJwk("ES256", "es-1");
+    const ed = await publicJwk("EdDSA", "ed.1");
+    const response = await put(tenant.id, { keys: [es.jwk, ed.jwk] });
+    expect(response.status).toBe(200);
+    const expected = { id: tenant.id, grant_keys: [{ kid: "es-1", alg: "ES256" }, { kid: "ed.1", alg: "EdDSA" }] };
+    expect(await response.json()).toMatchObject(expected);
+    expect(await (await call(`/v1/admin/tenants/${tenant.id}/grant-keys`, { headers: ADMIN })).json()).toEqual(expected);
+    expect(await (await call(`/v1/admin/tenants/${tenant.id}`, { headers: ADMIN })).json()).toMatchObject({ grant_keys: expected.grant_keys });
+
+    expect((await subscribe(await signed(tenant, "ES256", "es-1", es.privateKey))).status).toBe(201);
+    expect((await subscribe(await signed(tenant, "EdDSA", "ed.1", ed.privateKey))).status).toBe(201);
+    // a kid of the other type, an unknown kid, a key not registered: 401
+    expect((await subscribe(await signed(tenant, "EdDSA", "es-1", ed.privateKey))).status).toBe(401);
+    expect((await subscribe(await signed(tenant, "ES256", "nope", es.privateKey))).status).toBe(401);
+    const stranger = await publicJwk("ES256", "es-1");
+    expect((await subscribe(await signed(tenant, "ES256", "es-1", stranger.privateKey))).status).toBe(401);
+
+    // [] clears: the grants stop working
+    expect(await (await put(tenant.id, { keys: [] })).json()).toMatchObject({ grant_keys: [] });
+    expect((await subscribe(await signed(tenant, "ES256", "es-1", es.privateKey))).status).toBe(401);
+  });
+
+  it("refuses a bad key set with 400 naming the field, and changes nothing", async () => {
+    const tenant = await createTenant();
+    const es = await publicJwk("ES256", "kept");
+    await put(tenant.id, { keys: [es.jwk] });
+    const { privateKey } = await generateKeyPair("ES256", { extractable: true });
+    const bodies: [unknown, string][] = [
+      [{ keys: [{ ...(await exportJWK(privateKey)), kid: "p" }] }, "keys[0]"],
+      [{ keys: [{ ...es.jwk, kid: "bad kid" }] }, "kid"],
+      [{ keys: [es.jwk, es.jwk] }, "kid"],
+      [{ keys: [{ ...es.jwk, alg: "RS256" }] }, "alg"],
+      [{ keys: [{ ...es.jwk, use: "enc" }] }, "use"],
+      [{ keys: [{ kty: "RSA", kid: "r", n: "AQAB", e: "AQAB" }] }, "keys[0]"],
+      [{ keys: Array.from({ length: 11 }, (_, i) => ({ ...es.jwk, kid: `k${i}` })) }, "keys"],
+      [{ keys: "none" }, "keys"],
+    ];
+    for (const [body, field] of bodies) {
+      const response = await put(tenant.id, body);
+      expect(response.status, JSON.stringify(body).slice(0, 80)).toBe(400);
+      expect((await response.json<{ error: { message: string } }>()).error.message).toContain(field);
+    }
+    expect(await (await call(`/v1/admin/tenants/${tenant.id}/grant-keys`, { headers: ADMIN })).json()).toMatchObject({ grant_keys: [{ kid: "kept" }] });
+    expect((await put("0123456789abcdef01234567", { keys: [] })).status).toBe(404);
+    expect((await call(`/v1/admin/tenants/${tenant.id}/grant-keys`, { method: "PUT", json: { keys: [] } })).status).toBe(401);
+  });
+});
+
+describe("secrets at rest", () => {
+  it("keeps no secret in clear in D1: grant secrets, Web Push auth, FCM tokens, rotated VAPID keys", async () => {
+    const tenant = await createTenant();
+    const body = await webPushBody();
+    const fcmToken = `fcm-${crypto.randomUUID()}`;
+    expect((await call("/v1/subscriptions", { method: "POST", headers: bearer(tenant.notify_token), json: body })).status).toBe(201);
+    const fcm = { topic: "topic-1", push_services: { fcm: { registration_token: fcmToken } } };
+    expect((await call("/v1/subscriptions", { method: "POST", headers: bearer(tenant.notify_token), json: fcm })).status).toBe(201);
+    const vapid = await generateVapidKeys();
+    // a pending key is stored the moment it is made; the rotation itself is another test's
+    await insertPendingVapidKey(env.DB, await keyringOf(env), vapid, 0);
+    const dump = JSON.stringify(
+      await Promise.all(["tenants", "subscriptions", "registrations", "vapid_keys"].map(async (t) => (await env.DB.prepare(`SELECT * FROM ${t}`).all()).results)),
+    );
+    for (const secret of [tenant.grant_secret, tenant.notify_token, body.push_services.web_push.keys.auth, fcmToken, vapid.privateKey]) {
+      expect(dump).not.toContain(secret);
+    }
+    await env.DB.prepare("DELETE FROM vapid_keys WHERE public_key = ?").bind(vapid.publicKey).run();
+  });
+
+  it("tells the key and what is pending, and re-seals through the queue", async () => {
+    const status = await (await call("/v1/admin/secrets", { headers: ADMIN })).json<{ key_id: string; previous_key_id: null; pending: number }>();
+    const keyring = await keyringOf(env);
+    expect(status).toMatchObject({ key_id: keyring.current.id, previous_key_id: null });
+    const tenant = await createTenant();
+    // a row from before secrets were sealed
+    await env.DB.prepare("UPDATE tenants SET grant_secret = ? WHERE id = ?").bind(tenant.grant_secret, tenant.id).run();
+    expect((await call("/v1/subscriptions", { method: "POST", headers: bearer(await grant(tenant)), json: await webPushBody() })).status).toBe(503);
+    const rotate = await call("/v1/admin/secrets/rotate", { method: "POST", headers: ADMIN });
+    expect(rotate.status).toBe(202);
+    expect(await rotate.json()).toEqual({ key_id: keyring.current.id, pending: status.pending + 1 });
+    await vi.waitFor(async () => expect(await (await call("/v1/admin/secrets", { headers: ADMIN })).json()).toMatchObject({ pending: 0 }), { timeout: 10_000, interval: 100 });
+    expect((await call("/v1/subscriptions", { method: "POST", headers: bearer(await grant(tenant)), json: await webPushBody() })).status).toBe(201);
+  });
+
+  it("rotates SECRETS_KEY: SECRETS_KEY_PREVIOUS opens until everything is re-sealed; no key answers 503", async () => {
+    const tenant = await createTenant();
+    const oldKey = env.SECRETS_KEY;
+    const newKey = newSecretsKey();
+    const as = (vars: Partial<Env>) => (path: string, init: RequestInit = {}) =>
+      app.fetch(new Request(`https://director.test${path}`, init), { ...env, ...vars });
+    const subscribeWith = async (fetcher: ReturnType<typeof as>) =>
+      fetcher("/v1/subscriptions", {
+        method: "POST",
+        headers: { ...bearer(await grant(tenant)), "Content-Type": "application/json" },
+        body: JSON.stringify(await webPushBody()),
+      });
+    const both = as({ SECRETS_KEY: newKey, SECRETS_KEY_PREVIOUS: oldKey });
+    expect((await subscribeWith(both)).status).toBe(201);
+    const newOnly = as({ SECRETS_KEY: newKey, SECRETS_KEY_PREVIOUS: "" });
+    const refused = await subscribeWith(newOnly);
+    expect(refused.status).toBe(503);
+    expect(await refused.json()).toMatchObject({ error: { code: "secret_undecryptable" } });
+    const keyring = await keyringOf({ SECRETS_KEY: newKey, SECRETS_KEY_PREVIOUS: oldKey });
+    for (const table of SEALED_TABLES) for (let after: string | null = ""; after !== null; ) after = (await resealPage(env.DB, keyring, table, after)).next;
+    expect(await countUnsealed(env.DB, keyring.current.id)).toBe(0);
+    expect((await subscribeWith(newOnly)).status).toBe(201);
+    const missing = await subscribeWith(as({ SECRETS_KEY: "" }));
+    expect(missing.status).toBe(503);
+    expect(await missing.json()).toMatchObject({ error: { code: "secrets_key_missing" } });
+    // back to the configured key for the other tests
+    const back = await keyringOf({ SECRETS_KEY: oldKey, SECRETS_KEY_PREVIOUS: newKey });
+    for (const table of SEALED_TABLES) for (let after: string | null = ""; after !== null; ) after = (await resealPage(env.DB, back, table, after)).next;
   });
 });

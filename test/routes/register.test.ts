@@ -1,4 +1,6 @@
 import { DOMParser, type Element } from "@xmldom/xmldom";
+import { keyringOf } from "../../src/crypto/sealed";
+import { openAuth } from "../../src/store/subscriptions";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ADMIN, bearer, call, createTenant, grant, userAgentKeys, type TestTenant } from "../helpers";
@@ -51,14 +53,16 @@ describe("POST /v1/register (push-register)", () => {
       // infinity downgraded to the supported depth 1 (the draft's Example 2)
       trigger: { content_update: { depth: 1 }, property_update: { depth: 0, props: ["{DAV:}displayname", "{DAV:}owner"] } },
     });
-    const stored = await env.DB.prepare("SELECT p256dh, auth, content_encoding FROM subscriptions WHERE identifier = ? AND tenant_id = ?")
+    const stored = (await env.DB.prepare("SELECT p256dh, auth, content_encoding FROM subscriptions WHERE identifier = ? AND tenant_id = ?")
       .bind("https://up.example.net/yohd4yai5Phiz1wi", tenant.id)
-      .first();
-    expect(stored).toEqual({
+      .first<{ p256dh: string; auth: string; content_encoding: string }>())!;
+    expect(stored).toMatchObject({
       p256dh: "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
-      auth: "BTBZMqHH6r4Tts7J_aSIgg",
       content_encoding: "aes128gcm",
     });
+    // the auth secret is sealed at rest, and opens to what the client sent
+    expect(stored.auth).not.toContain("BTBZMqHH6r4Tts7J_aSIgg");
+    expect(await openAuth(await keyringOf(env), tenant.id, "https://up.example.net/yohd4yai5Phiz1wi", stored.auth)).toBe("BTBZMqHH6r4Tts7J_aSIgg");
   });
 
   it("updates the registration when the same push resource registers the topic again", async () => {
@@ -92,6 +96,15 @@ describe("POST /v1/register (push-register)", () => {
     const shared = await webPush("https://push.example.net/shared");
     expect((await post(token, registerXml(shared), { "Push-Topic": "cal" })).status).toBe(204);
     expect(await preconditionOf(await post(bob, registerXml(shared), { "Push-Topic": "cal" }))).toBe("push-not-available");
+    // on another topic too: a push resource belongs to its user, and a refusal writes nothing
+    const bobBoth = await grant(tenant, { topics: ["cal", "cal-2"] }, { sub: "bob" });
+    const keysBefore = await env.DB.prepare("SELECT auth, updated_at FROM subscriptions WHERE identifier = ?").bind("https://push.example.net/shared").first();
+    expect(await preconditionOf(await post(bobBoth, registerXml(await webPush("https://push.example.net/shared")), { "Push-Topic": "cal-2" }))).toBe(
+      "push-not-available",
+    );
+    expect(await env.DB.prepare("SELECT auth, updated_at FROM subscriptions WHERE identifier = ?").bind("https://push.example.net/shared").first()).toEqual(keysBefore);
+    const onCal2 = await env.DB.prepare("SELECT COUNT(*) AS n FROM registrations WHERE tenant_id = ? AND topic = 'cal-2'").bind(tenant.id).first<{ n: number }>();
+    expect(onCal2!.n).toBe(0);
   });
 
   it("answers 403 invalid-subscription for a subscription it cannot use", async () => {

@@ -100,6 +100,66 @@ describe("POST /v1/subscriptions", () => {
     expect((await subscribe(tenant.notify_token, body)).status).toBe(201);
   });
 
+  it("keeps a push resource its user's: another user can neither re-key it nor attach it to any topic", async () => {
+    const tenant = await createTenant();
+    const alice = await grant(tenant, { topics: ["t1"] }, { sub: "alice" });
+    const mallory = await grant(tenant, { topics: ["t1", "t2"] }, { sub: "mallory" });
+    const body = await webPushBody("t1");
+    const created = await (await subscribe(alice, body)).json<{ id: string }>();
+    const read = () => call(`/v1/registrations/${created.id}`, { headers: bearer(alice) }).then((r) => r.text());
+    const subscriptionRow = () =>
+      env.DB.prepare("SELECT s.* FROM subscriptions s JOIN registrations r ON r.subscription_id = s.id WHERE r.id = ?").bind(created.id).first();
+    const before = { shown: await read(), row: await subscriptionRow() };
+
+    const rekeyed = { ...body.push_services.web_push, keys: await userAgentKeys() };
+    for (const topic of ["t1", "t2"]) {
+      for (const webPush of [body.push_services.web_push, rekeyed]) {
+        const response = await subscribe(mallory, { topic, push_services: { web_push: webPush }, expires: nowSeconds() + DAY });
+        expect(response.status).toBe(403);
+        expect(await errorCode(response)).toBe("registration_owned_by_another");
+      }
+    }
+    // nothing changed: keys, expiry, updated_at, and no registration for mallory's topic
+    expect(await read()).toBe(before.shown);
+    expect(await subscriptionRow()).toEqual(before.row);
+    const listed = await (await call("/v1/registrations?topic=t2", { headers: bearer(tenant.notify_token) })).json<{ registrations: unknown[] }>();
+    expect(listed.registrations).toEqual([]);
+
+    // alice herself may use hers on another topic
+    const aliceBoth = await grant(tenant, { topics: ["t1", "t3"] }, { sub: "alice" });
+    expect((await subscribe(aliceBoth, { ...body, topic: "t3" })).status).toBe(201);
+    // a resource the tenant registered is the tenant's: users cannot take it either
+    const tenantMade = await webPushBody("t2");
+    expect((await subscribe(tenant.notify_token, tenantMade)).status).toBe(201);
+    expect((await subscribe(mallory, tenantMade)).status).toBe(403);
+    // the notify token may attach anything of its tenant and re-key it
+    expect((await subscribe(tenant.notify_token, { topic: "t2", push_services: { web_push: rekeyed } })).status).toBe(201);
+  });
+
+  it("lets a push resource whose registrations all expired go to whoever registers it next", async () => {
+    const tenant = await createTenant();
+    const body = await webPushBody("topic-1");
+    const created = await (await subscribe(await grant(tenant, {}, { sub: "alice" }), body)).json<{ id: string }>();
+    await env.DB.prepare("UPDATE registrations SET expires_at = ? WHERE id = ?").bind(nowSeconds() - 1, created.id).run();
+    expect((await subscribe(await grant(tenant, {}, { sub: "bob" }), body)).status).toBe(201);
+  });
+
+  it("stores FCM tokens sealed, found by digest, and shows them to their owner", async () => {
+    const tenant = await createTenant();
+    const token = `fcm-secret-token-${crypto.randomUUID()}`;
+    const response = await subscribe(await grant(tenant, {}, { sub: "alice" }), { topic: "topic-1", push_services: { fcm: { registration_token: token } } });
+    expect(response.status).toBe(201);
+    const created = await response.json<{ id: string; registration_token: string }>();
+    expect(created.registration_token).toBe(token);
+    const rows = JSON.stringify((await env.DB.prepare("SELECT * FROM subscriptions WHERE tenant_id = ?").bind(tenant.id).all()).results);
+    expect(rows).not.toContain(token);
+    const listed = await (await call("/v1/registrations", { headers: bearer(tenant.notify_token) })).json<{ registrations: { registration_token: string }[] }>();
+    expect(listed.registrations.map((r) => r.registration_token)).toEqual([token]);
+    // the same token is the same subscription: another user is refused
+    const bob = await subscribe(await grant(tenant, {}, { sub: "bob" }), { topic: "topic-1", push_services: { fcm: { registration_token: token } } });
+    expect(bob.status).toBe(403);
+  });
+
   it("rejects bad, expired, foreign and unsigned grants with 401", async () => {
     const tenant = await createTenant();
     const other = await createTenant("other");

@@ -1,7 +1,8 @@
 import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { topicHub } from "../../src/hub/topic-hub";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { hubConnectUrl, topicHub } from "../../src/hub/topic-hub";
 import { ADMIN, bearer, call, createTenant, grant, ORIGIN, type TestTenant } from "../helpers";
 
 type Frame = Record<string, any>;
@@ -182,5 +183,109 @@ describe("GET /v1/ws", () => {
     expect(await a.closed).toEqual({ code: 4003, reason: "tenant disabled" });
     expect(await b.closed).toEqual({ code: 4003, reason: "tenant disabled" });
     expect((await open("/v1/ws?topic=d1", bearer(await grant(tenant, { topics: ["d1"] })))).status).toBe(403);
+  });
+
+  it("closes the sockets opened with rotated credentials (4001) before the rotation answers; new ones hear pushes", async () => {
+    const tenant = await createTenant();
+    const byToken = await connect(tenant, "rot", "", tenant.notify_token);
+    const byGrant = await connect(tenant, "rot");
+    const elsewhere = await connect(tenant, "rot-2");
+    await Promise.all([byToken.next(1), byGrant.next(1), elsewhere.next(1)]);
+    const rotated = await (await call(`/v1/admin/tenants/${tenant.id}/rotate`, { method: "POST", headers: ADMIN })).json<Record<string, any>>();
+    expect(rotated.closed_sockets).toBe(3);
+    for (const client of [byToken, byGrant, elsewhere]) expect(await client.closed).toEqual({ code: 4001, reason: "credentials rotated" });
+    // the old credentials no longer open a socket; the new ones do, and hear the next push
+    expect((await open("/v1/ws?topic=rot", bearer(tenant.notify_token))).status).toBe(401);
+    const renewed = { ...tenant, notify_token: rotated.notify_token, grant_secret: rotated.grant_secret };
+    const fresh = await connect(renewed, "rot");
+    await fresh.next(1);
+    await notify(renewed, "rot", "after-rotation");
+    expect((await fresh.next(2))[1]).toMatchObject({ type: "push", content_update: { sync_token: "after-rotation" } });
+  });
+
+  it("rotating only the notify token leaves grant sockets open", async () => {
+    const tenant = await createTenant();
+    const byToken = await connect(tenant, "half", "", tenant.notify_token);
+    const byGrant = await connect(tenant, "half");
+    await Promise.all([byToken.next(1), byGrant.next(1)]);
+    const response = await call(`/v1/admin/tenants/${tenant.id}/rotate`, { method: "POST", headers: ADMIN, json: { grant_secret: false } });
+    expect(await response.json()).toMatchObject({ closed_sockets: 1 });
+    expect(await byToken.closed).toEqual({ code: 4001, reason: "credentials rotated" });
+    byGrant.ws.send("ping");
+    expect((await byGrant.messages(2))[1]).toBe("pong");
+  });
+
+  it("refuses a handshake whose credential was revoked between authorisation and accept", async () => {
+    const tenant = await createTenant();
+    const stub = hub(tenant, "race");
+    // the Worker authorised this socket with the old notify token; then the rotation ran
+    const url = hubConnectUrl({ tenantId: tenant.id, topic: "race", owner: null, expiresAt: null, credential: "cred:notify:stale", protocol: null, since: null });
+    const response = await stub.fetch(url, { headers: { Upgrade: "websocket" } });
+    expect(response.status).toBe(401);
+    expect(response.webSocket).toBeNull();
+  });
+
+  it("closes a grant-key socket (4001) when its key is removed", async () => {
+    const tenant = await createTenant();
+    const { publicKey, privateKey } = await generateKeyPair("EdDSA", { extractable: true });
+    const jwk = { ...(await exportJWK(publicKey)), kid: "device-key" };
+    await call(`/v1/admin/tenants/${tenant.id}/grant-keys`, { method: "PUT", headers: ADMIN, json: { keys: [jwk] } });
+    const token = await new SignJWT({ topics: ["k"] })
+      .setProtectedHeader({ alg: "EdDSA", kid: "device-key" })
+      .setIssuer(tenant.id)
+      .setSubject("eve")
+      .setExpirationTime("10m")
+      .sign(privateKey);
+    const client = await connect(tenant, "k", "", token);
+    const hmac = await connect(tenant, "k");
+    await Promise.all([client.next(1), hmac.next(1)]);
+    const cleared = await call(`/v1/admin/tenants/${tenant.id}/grant-keys`, { method: "PUT", headers: ADMIN, json: { keys: [] } });
+    expect(await cleared.json()).toMatchObject({ closed_sockets: 1 });
+    expect(await client.closed).toEqual({ code: 4001, reason: "grant key removed" });
+    hmac.ws.send("ping");
+    expect((await hmac.messages(2))[1]).toBe("pong");
+  });
+
+  it("keeps topics and users byte-exact: spaces at the ends reach the hub, and disable closes that socket", async () => {
+    const tenant = await createTenant();
+    const topic = " d-padded ";
+    const client = await connect(tenant, topic, "", await grant(tenant, { topics: [topic] }, { sub: " spaced user " }));
+    expect((await client.next(1))[0]).toMatchObject({ type: "hello", topic });
+    const stored = await env.DB.prepare("SELECT topic FROM websocket_topics WHERE tenant_id = ?").bind(tenant.id).all<{ topic: string }>();
+    expect(stored.results.map((r) => r.topic)).toEqual([topic]);
+    await notify(tenant, topic, "padded");
+    expect((await client.next(2))[1]).toMatchObject({ topic, content_update: { sync_token: "padded" } });
+    const disabled = await call(`/v1/admin/tenants/${tenant.id}/disable`, { method: "POST", headers: ADMIN });
+    expect(await disabled.json()).toMatchObject({ closed_sockets: 1 });
+    expect(await client.closed).toEqual({ code: 4003, reason: "tenant disabled" });
+  });
+
+  it("takes no notify token from the URL, and answers a hostile grant with 401, never 5xx", async () => {
+    const tenant = await createTenant();
+    const inQuery = await open(`/v1/ws?topic=q&access_token=${tenant.notify_token}`);
+    expect(inQuery.status).toBe(401);
+    expect(await inQuery.json()).toMatchObject({ error: { code: "token_in_query" } });
+    const now = Math.floor(Date.now() / 1000);
+    // signed with the right secret: only the claims are hostile
+    const hs256 = (claims: Record<string, unknown>) =>
+      new SignJWT({ iss: tenant.id, sub: "mallory", topics: ["q"], exp: now + 600, ...claims })
+        .setProtectedHeader({ alg: "HS256" })
+        .sign(new TextEncoder().encode(tenant.grant_secret));
+    const hostile = [
+      await hs256({ exp: 1e13 }),
+      await hs256({ exp: 1e308 }),
+      await hs256({ exp: 9_999_999_999 }),
+      await hs256({ iat: now + 10 * 365 * 86_400 }),
+      await hs256({ sub: "line\r\nbreak" }),
+      await hs256({ sub: "nul\u0000" }),
+      await hs256({ sub: "x".repeat(257) }),
+      await hs256({ topics: ["q\u0085"] }),
+    ];
+    for (const token of hostile) {
+      const response = await open("/v1/ws?topic=q", bearer(token));
+      expect(response.status).toBe(401);
+    }
+    // none of them counts against the per-client socket limit (3 in the test config)
+    for (let i = 0; i < 3; i++) expect((await open("/v1/ws?topic=q", bearer(await grant(tenant, { topics: ["q"] }, { sub: "line" })))).status).toBe(101);
   });
 });

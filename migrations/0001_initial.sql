@@ -1,0 +1,99 @@
+-- Push Director schema as it stood before migrations began (D1 / SQLite). IF NOT EXISTS throughout,
+-- so databases built from schema.sql (deployed, or a local .wrangler/state) adopt it as applied.
+-- Times are Unix seconds. Depths are 0, 1 or 2 (= "infinity"), so "the requested depth covers
+-- the change's distance" is a plain `>=`.
+
+-- One row per application server (WebDAV server) that hands changes to the director.
+CREATE TABLE IF NOT EXISTS tenants (
+  id                TEXT PRIMARY KEY,             -- 24 hex chars; the grant's `iss`
+  name              TEXT NOT NULL,
+  notify_token_hash TEXT NOT NULL,                -- SHA-256 (hex) of the notify token; the token is shown once
+  grant_secret      TEXT NOT NULL,                -- HS256 key for client grants (must be kept to verify them)
+  disabled_at       INTEGER,                      -- NULL while enabled
+  created_at        INTEGER NOT NULL,
+  updated_at        INTEGER NOT NULL
+);
+
+-- Where to deliver: stored once per tenant, transport and identifier (push resource URL or FCM
+-- registration token), however many topics it is registered for. Keys live here, not per topic.
+CREATE TABLE IF NOT EXISTS subscriptions (
+  id                   INTEGER PRIMARY KEY,
+  tenant_id            TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+  transport            TEXT NOT NULL CHECK (transport IN ('web_push', 'fcm')),
+  identifier           TEXT NOT NULL,
+  p256dh               TEXT,                      -- web_push: user agent public key (RFC 8291 §3.1)
+  auth                 TEXT,                      -- web_push: authentication secret (RFC 8291 §3.2)
+  content_encoding     TEXT,                      -- web_push: 'aes128gcm'
+  created_at           INTEGER NOT NULL,
+  updated_at           INTEGER NOT NULL,
+  last_success_at      INTEGER,
+  last_failure_at      INTEGER,
+  last_failure_reason  TEXT,
+  consecutive_failures INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (tenant_id, transport, identifier)
+);
+
+-- Subscription x topic: the draft's registration, addressed by its random id in the registration URL.
+CREATE TABLE IF NOT EXISTS registrations (
+  id                    TEXT PRIMARY KEY,         -- random, 22 base64url chars
+  tenant_id             TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+  topic                 TEXT NOT NULL,
+  subscription_id       INTEGER NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE,
+  owner                 TEXT,                     -- the grant's `sub`; NULL when the tenant registered it
+  client_id             TEXT,
+  content_update_depth  INTEGER CHECK (content_update_depth IN (0, 1, 2)),   -- NULL: trigger not requested
+  property_update_depth INTEGER CHECK (property_update_depth IN (0, 1, 2)),  -- NULL: trigger not requested
+  property_update_props TEXT,                     -- JSON array of "{ns}name", NULL = any
+  expires_at            INTEGER NOT NULL,
+  created_at            INTEGER NOT NULL,
+  updated_at            INTEGER NOT NULL,
+  UNIQUE (subscription_id, topic)                 -- also serves deletes by subscription
+);
+
+-- Fan-out: keyset pages of one topic's registrations, in id order.
+CREATE INDEX IF NOT EXISTS registrations_by_topic ON registrations (tenant_id, topic, id);
+-- Listing a client's (or a tenant's) registrations, in id order.
+CREATE INDEX IF NOT EXISTS registrations_by_owner ON registrations (tenant_id, owner, id);
+-- A tenant's registrations in id order (listing with the tenant token).
+CREATE INDEX IF NOT EXISTS registrations_by_tenant ON registrations (tenant_id, id);
+-- Cron purge of expired registrations.
+CREATE INDEX IF NOT EXISTS registrations_by_expiry ON registrations (expires_at);
+
+-- What exhausted its delivery retries: kept for the operator instead of vanishing with the queue.
+CREATE TABLE IF NOT EXISTS dead_letters (
+  id         INTEGER PRIMARY KEY,
+  tenant_id  TEXT NOT NULL,
+  queue      TEXT NOT NULL,
+  body       TEXT NOT NULL,                       -- the job as JSON
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_by_tenant ON dead_letters (tenant_id, id);
+
+-- Topics whose TopicHub has held WebSocket clients, so disabling a tenant can close its sockets.
+CREATE TABLE IF NOT EXISTS websocket_topics (
+  tenant_id  TEXT NOT NULL,
+  topic      TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, topic)
+);
+
+-- What a tenant's collections support (the draft's supported-triggers); no row = the defaults,
+-- content-update depth 1 and property-update depth 0. NULL depth: that trigger is not supported.
+CREATE TABLE IF NOT EXISTS tenant_triggers (
+  tenant_id             TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+  content_update_depth  INTEGER CHECK (content_update_depth IN (0, 1, 2)),
+  property_update_depth INTEGER CHECK (property_update_depth IN (0, 1, 2)),
+  updated_at            INTEGER NOT NULL
+);
+
+-- VAPID key pairs made by rotation (RFC 8292; the draft's Key Rotation). No active row: the
+-- VAPID_PUBLIC_KEY / VAPID_PRIVATE_KEY secrets sign. A pending key becomes active once every
+-- Web Push subscription has been sent the key-rotation message, signed with the old key.
+CREATE TABLE IF NOT EXISTS vapid_keys (
+  id           INTEGER PRIMARY KEY,
+  public_key   TEXT NOT NULL UNIQUE,
+  private_key  TEXT NOT NULL,
+  state        TEXT NOT NULL CHECK (state IN ('pending', 'active', 'retired')),
+  created_at   INTEGER NOT NULL,
+  activated_at INTEGER
+);
