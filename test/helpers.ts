@@ -2,6 +2,8 @@ import { env, exports } from "cloudflare:workers";
 import { app } from "../src/app";
 import type { Change } from "../src/hub/change";
 import type { QueuedWebPushTarget } from "../src/queues/jobs";
+import type { Keyring } from "../src/crypto/sealed";
+import { resealPage, SEALED_TABLES } from "../src/store/sealed-columns";
 import { SignJWT } from "jose";
 
 export const ORIGIN = "https://director.test";
@@ -141,4 +143,9 @@ export async function queuedTarget(registrationId: string): Promise<QueuedWebPus
     .first<{ id: number; tenant_id: string; identifier: string; p256dh: string; auth: string }>();
   if (row === null) throw new Error(`no registration ${registrationId}`);
   return { subscriptionId: row.id, tenantId: row.tenant_id, endpoint: row.identifier, p256dh: row.p256dh, sealedAuth: row.auth };
+}
+
+/** Re-seals every table at once, as the queued rotation does page by page. */
+export async function resealAll(db: D1Database, keyring: Keyring): Promise<void> {
+  for (const table of SEALED_TABLES) for (let after: string | null = ""; after !== null; ) after = (await resealPage(db, keyring, table, after)).next;
 }

@@ -3,10 +3,11 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { keyringOf } from "../src/crypto/sealed";
 import { sha256Hex } from "../src/crypto/secrets";
-import { countUnsealed, resealPage, SEALED_TABLES } from "../src/store/sealed-columns";
+import { countUnsealed } from "../src/store/sealed-columns";
 import { openAuth, openToken, OWNED_BY_ANOTHER } from "../src/store/subscriptions";
 import { openGrantSecret, type TenantRow } from "../src/store/tenants";
 import { vapidKeysByPublicKey } from "../src/store/vapid-keys";
+import { resealAll } from "./helpers";
 
 const statements = () => env.TEST_SCHEMA_SQL.flatMap((migration) => migration.queries);
 
@@ -114,7 +115,7 @@ describe("migrations/", () => {
 
     const keyring = await keyringOf(env);
     expect(await countUnsealed(db, keyring.current.id)).toBe(4);
-    for (const table of SEALED_TABLES) for (let after: string | null = ""; after !== null; ) after = (await resealPage(db, keyring, table, after)).next;
+    await resealAll(db, keyring);
     expect(await countUnsealed(db, keyring.current.id)).toBe(0);
     expect(await count()).toBe(6);
 

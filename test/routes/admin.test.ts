@@ -4,9 +4,9 @@ import { describe, expect, it, vi } from "vitest";
 import { app } from "../../src/app";
 import { keyringOf, newSecretsKey } from "../../src/crypto/sealed";
 import { generateVapidKeys } from "../../src/crypto/vapid";
-import { countUnsealed, resealPage, SEALED_TABLES } from "../../src/store/sealed-columns";
+import { countUnsealed } from "../../src/store/sealed-columns";
 import { insertPendingVapidKey } from "../../src/store/vapid-keys";
-import { ADMIN, bearer, call, createTenant, grant, webPushBody } from "../helpers";
+import { ADMIN, bearer, call, createTenant, grant, resealAll, webPushBody } from "../helpers";
 
 const notifyWith = (token: string) => call("/v1/notify", { method: "POST", headers: bearer(token), json: { topic: "t" } });
 
@@ -243,7 +243,7 @@ describe("secrets at rest", () => {
     expect(refused.status).toBe(503);
     expect(await refused.json()).toMatchObject({ error: { code: "secret_undecryptable" } });
     const keyring = await keyringOf({ SECRETS_KEY: newKey, SECRETS_KEY_PREVIOUS: oldKey });
-    for (const table of SEALED_TABLES) for (let after: string | null = ""; after !== null; ) after = (await resealPage(env.DB, keyring, table, after)).next;
+    await resealAll(env.DB, keyring);
     expect(await countUnsealed(env.DB, keyring.current.id)).toBe(0);
     expect((await subscribeWith(newOnly)).status).toBe(201);
     const missing = await subscribeWith(as({ SECRETS_KEY: "" }));
@@ -251,6 +251,6 @@ describe("secrets at rest", () => {
     expect(await missing.json()).toMatchObject({ error: { code: "secrets_key_missing" } });
     // back to the configured key for the other tests
     const back = await keyringOf({ SECRETS_KEY: oldKey, SECRETS_KEY_PREVIOUS: newKey });
-    for (const table of SEALED_TABLES) for (let after: string | null = ""; after !== null; ) after = (await resealPage(env.DB, back, table, after)).next;
+    await resealAll(env.DB, back);
   });
 });
