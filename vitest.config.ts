@@ -1,14 +1,6 @@
-import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
-
-/** The draft's XML samples (test/fixtures/spec), handed to the tests inside workerd. */
-const SPEC_SAMPLES = Object.fromEntries(
-  readdirSync("test/fixtures/spec")
-    .filter((name) => name.endsWith(".xml"))
-    .map((name) => [name, readFileSync(path.join("test/fixtures/spec", name), "utf8")]),
-);
 
 export default defineConfig({
   test: {
@@ -36,7 +28,11 @@ export default defineConfig({
                   // a fixed key, so tests can seal and open as the director does
                   SECRETS_KEY: "dGVzdC1zZWNyZXRzLWtleS0zMi1ieXRlcy1sb25nISE",
                   TEST_PUSH_SERVICE: inject("pushServiceUrl"),
-                  TEST_SPEC_SAMPLES: SPEC_SAMPLES,
+                  // third-party data from ../shared beside the checkout, never copied into the
+                  // repository: read by the global setup, which stops the run if a folder is missing
+                  TEST_SPEC_SAMPLES: inject("specSamples"),
+                  TEST_INTEROP_BODIES: inject("interopBodies"),
+                  TEST_SEED_002: inject("seed002"),
                   FCM_SERVICE_ACCOUNT: inject("fcmServiceAccount"),
                   FCM_API_BASE: inject("fcmServiceUrl"),
                   GOOGLE_OAUTH_TOKEN_URL: inject("fcmTokenUrl"),
@@ -59,7 +55,8 @@ export default defineConfig({
       },
       {
         // Node-side checks against independent implementations (http_ece, libxml2's RELAX NG).
-        test: { name: "node", include: ["test/**/*.node.test.ts"], environment: "node" },
+        // The draft's schema and samples come from ../shared/spec/xml, checked once before any file.
+        test: { name: "node", include: ["test/**/*.node.test.ts"], environment: "node", globalSetup: ["test/support/shared.ts"] },
       },
       {
         // End-to-end: `npm start` (wrangler dev) in a child process, driven over HTTP from Node.

@@ -15,8 +15,12 @@ declare global {
       TEST_PUSH_SERVICE: string;
       /** Base URL of the OAuth + FCM stand-in (test/support/fcm-service.ts). */
       TEST_FCM_SERVICE: string;
-      /** The draft's XML samples by file name (test/fixtures/spec). */
+      /** The draft's XML samples by file name (../shared/spec/xml beside the checkout). */
       TEST_SPEC_SAMPLES: Record<string, string>;
+      /** Other servers' push-register bodies by file name, bytes as stored (../shared/interop/servers). */
+      TEST_INTEROP_BODIES: Record<string, string>;
+      /** The early draft with its sample requests (../shared/seeds/002_*.txt). */
+      TEST_SEED_002: string;
     }
   }
 }

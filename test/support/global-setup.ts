@@ -1,9 +1,11 @@
 // Vitest global setup for the workers project: a VAPID key pair for the run and a stand-in push
-// service (in Node) that expects it. Tests inside workerd reach the service over HTTP.
+// service (in Node) that expects it, and the third-party data read from ../shared. Tests inside
+// workerd reach the service over HTTP and the data through bindings (vitest.config.ts).
 import { webcrypto } from "node:crypto";
 import type { TestProject } from "vitest/node";
 import { FcmService } from "./fcm-service";
 import { PushService } from "./push-service";
+import { interopServers, readFiles, seed002, specXml, stopIfMissing } from "./shared";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -13,10 +15,19 @@ declare module "vitest" {
     fcmServiceUrl: string;
     fcmTokenUrl: string;
     fcmServiceAccount: string;
+    specSamples: Record<string, string>;
+    interopBodies: Record<string, string>;
+    seed002: string;
   }
 }
 
 export default async function setup(project: TestProject) {
+  // first, so that a missing ../shared folder stops the run before anything starts
+  stopIfMissing(() => {
+    project.provide("specSamples", readFiles(specXml(), /\.xml$/));
+    project.provide("interopBodies", readFiles(interopServers(), /\.xml$/));
+    project.provide("seed002", seed002());
+  });
   const pair = await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"]);
   const publicKey = Buffer.from(await webcrypto.subtle.exportKey("raw", pair.publicKey)).toString("base64url");
   const { d } = await webcrypto.subtle.exportKey("jwk", pair.privateKey);

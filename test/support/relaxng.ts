@@ -4,8 +4,10 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { RelaxNGValidator, XmlDocument } from "libxml2-wasm";
+import { specXml } from "./shared";
 
-export const SPEC_XML = path.resolve(import.meta.dirname, "../fixtures/spec");
+/** ../shared/spec/xml beside the checkout: the draft's samples and schema, never copied here. */
+export const SPEC_XML = specXml();
 
 const schemaText = readFileSync(path.join(SPEC_XML, "webdav-push.rng"), "utf8");
 
