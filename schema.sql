@@ -16,15 +16,18 @@ CREATE TABLE IF NOT EXISTS tenants (
   grant_keys        TEXT NOT NULL DEFAULT '[]'    -- public JWKs (ES256/EdDSA) for client grants: [{kid, alg, jwk}]
 );
 
--- Where to deliver: stored once per tenant, transport and identifier (push resource URL or FCM
--- registration token), however many topics it is registered for. Keys live here, not per topic.
+-- Where to deliver: stored once per tenant, transport and identifier (push resource URL, FCM
+-- registration token or connection id), however many topics it is registered for. Keys live here,
+-- not per topic. One push resource is one subscription whether it was named web_push or
+-- unified_push (both are Web Push), so it is never delivered to twice.
 CREATE TABLE IF NOT EXISTS subscriptions (
   id                   INTEGER PRIMARY KEY,
   tenant_id            TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-  transport            TEXT NOT NULL CHECK (transport IN ('web_push', 'fcm')),
-  identifier           TEXT NOT NULL,             -- web_push: the push resource URL; fcm: SHA-256 (hex) of the token
-  p256dh               TEXT,                      -- web_push: user agent public key (RFC 8291 §3.1)
-  auth                 TEXT,                      -- web_push: authentication secret (RFC 8291 §3.2), sealed
+  transport            TEXT NOT NULL CHECK (transport IN ('web_push', 'fcm', 'websocket')),  -- how it is delivered
+  service              TEXT NOT NULL CHECK (service IN ('web_push', 'unified_push', 'fcm', 'websocket')),  -- the name the client chose, shown as "transport"
+  identifier           TEXT NOT NULL,             -- web_push: the push resource URL; fcm: SHA-256 (hex) of the token; websocket: the connection id
+  p256dh               TEXT,                      -- web_push: user agent public key (RFC 8291 §3.1); NULL: keyless UnifiedPush, sent plain
+  auth                 TEXT,                      -- web_push: authentication secret (RFC 8291 §3.2), sealed; NULL with p256dh
   content_encoding     TEXT,                      -- web_push: 'aes128gcm'
   created_at           INTEGER NOT NULL,
   updated_at           INTEGER NOT NULL,
@@ -78,6 +81,16 @@ CREATE TABLE IF NOT EXISTS websocket_topics (
   topic      TEXT NOT NULL,
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (tenant_id, topic)
+);
+
+-- The early draft's connection-ID flow: connections a tenant holds, open or within their
+-- reconnect grace, so rotating credentials and disabling the tenant reach their ConnectionHub
+-- objects. A row goes when the connection's grace ends (or the tenant is disabled).
+CREATE TABLE IF NOT EXISTS websocket_connections (
+  tenant_id     TEXT NOT NULL,
+  connection_id TEXT NOT NULL,                    -- random UUID, the hello frame's connection_id
+  updated_at    INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, connection_id)
 );
 
 -- What a tenant's collections support (the draft's supported-triggers); no row = the defaults,

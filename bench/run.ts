@@ -7,16 +7,21 @@
 //     sample; baseline: the `web-push` package preparing the same 10,000 in Node, sent 6 at a time.
 //  3. WebSockets: 1,000 sockets on one topic, notify → every socket received; latency per socket,
 //     median and p99; baseline: a plain Node `ws` server broadcasting to 1,000 sockets on a POST.
+//  4. Connections (`ws-conn`): 200 connection-ID subscribers (the early draft's flow, attached by
+//     POST /v1/subscriptions) and 200 topic sockets of the same topic hear the same notifies;
+//     notify → frame p99 of each. Goal: connections' p99 ≤ 2 × topic sockets' p99 + 50 ms.
+// BENCH_PARTS=prep,fanout,ws,ws-conn runs only those parts, prints them and replaces only their
+// sections of BENCHMARKS.md (the others stay as measured).
 import { spawn } from "node:child_process";
 import { createECDH, randomBytes, webcrypto } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import webpush from "web-push";
 import WebSocket, { WebSocketServer } from "ws";
-import { api, freePort, mintGrant, startDirector } from "../test/e2e/director.ts";
+import { api, freePort, mintGrant, startDirector, type Director } from "../test/e2e/director.ts";
 import { PushService } from "../test/support/push-service.ts";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -237,30 +242,93 @@ async function websockets(count: number, rounds: number) {
   };
 }
 
-// BENCH_PARTS=prep,fanout,ws runs some parts and prints them, without writing BENCHMARKS.md
-const parts = process.env.BENCH_PARTS?.split(",") ?? null;
-if (parts !== null) {
-  if (parts.includes("prep")) console.log(await preparation(7, 5000));
-  if (parts.includes("fanout")) console.log(await fanout(Number(process.env.BENCH_SUBSCRIBERS ?? 10_000)));
-  if (parts.includes("ws")) console.log(await websockets(Number(process.env.BENCH_SOCKETS ?? 1000), 10));
-  process.exit(0);
+/**
+ * Opens `count` connections (`GET /v1/ws`, no topic) and attaches `topic` to each through
+ * `POST /v1/subscriptions` with `push_services.websocket`; `next()` as for `openSockets`, and
+ * `seen` counts every push frame per socket (to find duplicates).
+ */
+async function openConnections(director: Director, token: string, topic: string, count: number) {
+  const url = `${director.url.replace("http:", "ws:")}/v1/ws`;
+  const sockets: WebSocket[] = [];
+  const ids: string[] = [];
+  const arrivals: ((at: number) => void)[] = [];
+  const seen = new Array<number>(count).fill(0);
+  for (let i = 0; i < count; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, count - i) }, (_, j) =>
+        new Promise<void>((resolve, reject) => {
+          const index = i + j;
+          const ws = new WebSocket(url, ["webdav-push", `bearer.${token}`]);
+          ws.on("message", (data) => {
+            const frame = JSON.parse(data.toString());
+            if (frame.type === "hello") {
+              ids[index] = frame.connection_id;
+              resolve();
+            } else if (frame.type === "push") {
+              seen[index]++;
+              arrivals[index]?.(performance.now());
+            }
+          });
+          ws.once("error", reject);
+          sockets[index] = ws;
+        }),
+      ),
+    );
+  }
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next < count) {
+        const id = ids[next++];
+        const r = await api(director, "/v1/subscriptions", token, { json: { topic, push_services: { websocket: { connection_id: id } } } });
+        if (r.status !== 201) throw new Error(`attaching a connection answered ${r.status}: ${JSON.stringify(r.body)}`);
+      }
+    }),
+  );
+  return { sockets, seen, next: () => sockets.map((_, i) => new Promise<number>((resolve) => (arrivals[i] = resolve))) };
 }
 
-const prep = await preparation(7, 5000);
-console.log(`preparation: workerd ${fmt(prep.ours)} µs/message, web-push ${fmt(prep.baseline)} µs/message`);
-const fan = await fanout(Number(process.env.BENCH_SUBSCRIBERS ?? 10_000));
-console.log(`fan-out: ${fan.subscribers} in ${fmt(fan.ours, 2)} s, web-push from Node ${fmt(fan.baseline, 2)} s`);
+async function connections(count: number, rounds: number) {
+  const director = await startDirector({}, ["--var", "COALESCE_MS:0", "--var", `WS_MAX_SOCKETS_PER_CLIENT:${count}`]);
+  const ofConnections: number[] = [];
+  const ofTopicSockets: number[] = [];
+  try {
+    const tenant = (await api(director, "/v1/admin/tenants", director.adminToken, { json: { name: "ws-conn-bench" } })).body;
+    const token = await mintGrant(tenant, ["room"], "bench", "1h");
+    const topic = await openSockets(`${director.url.replace("http:", "ws:")}/v1/ws?topic=room`, () => ["webdav-push", `bearer.${token}`], count);
+    const conn = await openConnections(director, token, "room", count);
+    for (let round = 0; round <= rounds; round++) {
+      const [connArrivals, topicArrivals] = [conn.next(), topic.next()];
+      const start = performance.now();
+      const r = await api(director, "/v1/notify", tenant.notify_token, { json: { topic: "room", content_update: { sync_token: `r${round}` } } });
+      if (r.status !== 202) throw new Error(JSON.stringify(r.body));
+      const [connTimes, topicTimes] = await Promise.all([Promise.all(connArrivals), Promise.all(topicArrivals)]);
+      if (round > 0) {
+        ofConnections.push(...connTimes.map((t) => t - start)); // round 0 warms up
+        ofTopicSockets.push(...topicTimes.map((t) => t - start));
+      }
+    }
+    // a frame arriving twice would show after the last round
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const duplicates = conn.seen.filter((n) => n !== rounds + 1).length;
+    for (const ws of [...topic.sockets, ...conn.sockets]) ws.terminate();
+    return {
+      count,
+      rounds,
+      duplicates,
+      connections: { median: median(ofConnections), p99: percentile(ofConnections, 0.99) },
+      topic: { median: median(ofTopicSockets), p99: percentile(ofTopicSockets, 0.99) },
+    };
+  } finally {
+    await director.stop();
+  }
+}
 
-const sockets = await websockets(1000, 10);
-console.log(`websockets: ${sockets.count} sockets, p99 ${fmt(sockets.ours.p99)} ms, baseline p99 ${fmt(sockets.baseline.p99)} ms`);
+const today = () => new Date().toISOString().slice(0, 10);
+const machine = () => `${os.cpus().length} × ${os.cpus()[0]?.model ?? "unknown CPU"}, Node ${process.version}`;
 
-const cpu = os.cpus()[0]?.model ?? "unknown CPU";
-const report = `# Benchmarks
-
-Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} × ${cpu}, Node ${process.version}.
-Figures are medians; each is set against a baseline measured in the same run.
-
-## 1. Preparing one Web Push message (RFC 8291 encryption + RFC 8292 VAPID header)
+function prepSection(prep: Awaited<ReturnType<typeof preparation>>) {
+  return `## 1. Preparing one Web Push message (RFC 8291 encryption + RFC 8292 VAPID header)
 
 | implementation | µs per message (median of ${prep.rounds} runs of ${prep.n}) |
 | --- | --- |
@@ -273,8 +341,11 @@ JWT per push-service origin and reuses it, \`web-push\` signs one per message. B
 request as data (URL, headers, encrypted body), not yet sent. The workerd figure is
 the wall time of a request preparing ${prep.n} messages minus that of an empty one, so it includes
 nothing but the preparation.
+`;
+}
 
-## 2. Fan-out: one notify to ${fan.subscribers.toLocaleString("en")} registrations of a topic
+function fanSection(fan: Awaited<ReturnType<typeof fanout>>) {
+  return `## 2. Fan-out: one notify to ${fan.subscribers.toLocaleString("en")} registrations of a topic
 
 | path | wall time, notify → last delivery (median of ${ROUNDS}) | deliveries per second |
 | --- | --- | --- |
@@ -285,8 +356,11 @@ Director runs: ${fan.runs.map((t) => `${fmt(t, 2)} s`).join(", ")}. Target ≤ 1
 VAPID JWT (jose) of all ${fan.sent.toLocaleString("en")} requests the director made and decrypted every 100th
 message with http_ece (${fan.decrypted.toLocaleString("en")} decrypted to the expected XML); subscribers with a duplicate: ${fan.duplicates}.
 The merge window was set to 0 so the figure is the pipeline alone (the default 1 s window adds up to 1 s).
+`;
+}
 
-## 3. WebSockets: ${sockets.count.toLocaleString("en")} sockets on one topic, notify → every socket received
+function socketsSection(sockets: Awaited<ReturnType<typeof websockets>>) {
+  return `## 3. WebSockets: ${sockets.count.toLocaleString("en")} sockets on one topic, notify → every socket received
 
 | path | median latency | p99 latency |
 | --- | --- | --- |
@@ -298,6 +372,76 @@ request to each socket's receipt, all in one Node process with the \`ws\` client
 ${fmt(sockets.ours.p99 / sockets.baseline.p99, 2)}×. Target p99 ≤ 200 ms: ${sockets.ours.p99 <= 200 ? "met" : "not met"}. The merge window was set to 0; the default
 1 s window delays every message by up to 1 s on purpose.
 `;
-writeFileSync(path.join(root, "BENCHMARKS.md"), report);
-console.log("wrote BENCHMARKS.md");
+}
+
+function connectionsSection(conn: Awaited<ReturnType<typeof connections>>) {
+  const goal = 2 * conn.topic.p99 + 50;
+  return `## 4. Connections: ${conn.count} connection-ID subscribers vs ${conn.count} topic sockets, notify → frame
+
+| subscribers (one director, one topic, the same notifies) | median latency | p99 latency |
+| --- | --- | --- |
+| ${conn.count} connections (\`GET /v1/ws\`, the topic attached by \`POST /v1/subscriptions\` with \`push_services.websocket\`) | ${fmt(conn.connections.median)} ms | ${fmt(conn.connections.p99)} ms |
+| ${conn.count} topic sockets (\`GET /v1/ws?topic=\`) | ${fmt(conn.topic.median)} ms | ${fmt(conn.topic.p99)} ms |
+
+Measured on ${today()} (${machine()}) through \`npm start\`, COALESCE_MS=0: ${conn.rounds} notifies after a
+warm-up, each heard by all ${2 * conn.count} sockets (${(conn.rounds * conn.count).toLocaleString("en")} arrivals per row), from sending the request
+to each socket's receipt, in one Node process with the \`ws\` client; every frame arrived once
+(duplicates: ${conn.duplicates}). A connection's frame leaves the topic's hub in the same flush as the topic
+sockets' frames, handed to each connection's hub in parallel (one call per hub), never through the
+queues. Goal: connections' p99 ≤ 2 × ${fmt(conn.topic.p99)} + 50 = ${fmt(goal)} ms: ${conn.connections.p99 <= goal ? "met" : "not met"}.
+`;
+}
+
+const SECTIONS = ["prep", "fanout", "ws", "ws-conn"] as const;
+type Part = (typeof SECTIONS)[number];
+
+async function measure(part: Part): Promise<string> {
+  switch (part) {
+    case "prep": {
+      const prep = await preparation(7, 5000);
+      console.log(`preparation: workerd ${fmt(prep.ours)} µs/message, web-push ${fmt(prep.baseline)} µs/message`);
+      return prepSection(prep);
+    }
+    case "fanout": {
+      const fan = await fanout(Number(process.env.BENCH_SUBSCRIBERS ?? 10_000));
+      console.log(`fan-out: ${fan.subscribers} in ${fmt(fan.ours, 2)} s, web-push from Node ${fmt(fan.baseline, 2)} s`);
+      return fanSection(fan);
+    }
+    case "ws": {
+      const sockets = await websockets(Number(process.env.BENCH_SOCKETS ?? 1000), 10);
+      console.log(`websockets: ${sockets.count} sockets, p99 ${fmt(sockets.ours.p99)} ms, baseline p99 ${fmt(sockets.baseline.p99)} ms`);
+      return socketsSection(sockets);
+    }
+    case "ws-conn": {
+      const conn = await connections(Number(process.env.BENCH_CONNECTIONS ?? 200), 10);
+      console.log(`connections: ${conn.count} connections p99 ${fmt(conn.connections.p99)} ms, ${conn.count} topic sockets p99 ${fmt(conn.topic.p99)} ms`);
+      return connectionsSection(conn);
+    }
+  }
+}
+
+const file = path.join(root, "BENCHMARKS.md");
+const requested = process.env.BENCH_PARTS?.split(",").map((p) => p.trim()) ?? null;
+for (const part of requested ?? []) if (!SECTIONS.includes(part as Part)) throw new Error(`BENCH_PARTS: no part ${part} (${SECTIONS.join(", ")})`);
+const parts = SECTIONS.filter((part) => requested === null || requested.includes(part));
+const measured = new Map<Part, string>();
+for (const part of parts) measured.set(part, await measure(part));
+
+// a partial run keeps the other sections as they were measured
+const existing = requested !== null && existsSync(file) ? readFileSync(file, "utf8") : "";
+const kept = (index: number) => {
+  const match = new RegExp(`^## ${index + 1}\\. [\\s\\S]*?(?=^## \\d+\\. |(?![\\s\\S]))`, "m").exec(existing);
+  return match?.[0].replace(/\n*$/, "\n") ?? null;
+};
+const sections = SECTIONS.map((part, i) => measured.get(part) ?? kept(i)).filter((section) => section !== null);
+const header =
+  requested === null || existing === ""
+    ? `# Benchmarks
+
+Measured by \`npm run bench\` on ${today()}, ${machine()}.
+Figures are medians; each is set against a baseline measured in the same run.
+`
+    : existing.slice(0, Math.max(0, existing.search(/^## \d+\. /m)));
+writeFileSync(file, `${header.replace(/\n*$/, "\n")}\n${sections.join("\n")}`);
+console.log(`wrote BENCHMARKS.md (${parts.join(", ")})`);
 

@@ -1,9 +1,11 @@
+/** The Hono app: every route mounted, the body limit, URL decoding, and one error shape for all. */
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { MAX_BODY_BYTES } from "./config";
 import { SecretsKeyMissing, SecretUndecryptable } from "./crypto/sealed";
 import { ApiError } from "./errors";
+import { REGISTRATIONS_PATH } from "./registering";
 import { admin } from "./routes/admin";
 import { demo } from "./routes/demo";
 import { discovery } from "./routes/discovery";
@@ -11,7 +13,7 @@ import { notify } from "./routes/notify";
 import { properties } from "./routes/properties";
 import { pushRegister } from "./routes/register";
 import { registrations } from "./routes/registrations";
-import { subscriptions } from "./routes/subscriptions";
+import { subscriptions, unsubscribe } from "./routes/subscriptions";
 import { websocket } from "./routes/websocket";
 import type { AppEnv } from "./types";
 
@@ -49,10 +51,15 @@ app.route("/demo", demo);
 app.route("/v1/admin", admin);
 app.route("/v1/notify", notify);
 app.route("/v1/subscriptions", subscriptions);
-app.route("/v1/registrations", registrations);
+app.route("/v1/unsubscribe", unsubscribe);
+app.route(REGISTRATIONS_PATH, registrations);
 app.route("/v1/ws", websocket);
 app.route("/v1/register", pushRegister);
 app.route("/v1", properties);
+// The early draft's paths (seed 002), as written: the same sub-apps, so the same auth, bodies and answers.
+app.route("/notify", notify);
+app.route("/subscribe", subscriptions);
+app.route("/unsubscribe", unsubscribe);
 
 app.notFound((c) => errorJson(c, 404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
 

@@ -13,6 +13,8 @@ export const MAX_TTL_SECONDS = 28 * DAY;
 export const DEFAULT_MAX_GRANT_SECONDS = DAY;
 export const MIN_MAX_GRANT_SECONDS = 60;
 
+export const DEFAULT_PUSH_SERVICE_PREFERENCE = "web_push,unified_push,fcm,websocket";
+
 export interface Config {
   maxRegistrationSeconds: number;
   allowInsecurePushResources: boolean;
@@ -28,7 +30,13 @@ export interface Config {
     /** Messages kept for replay after reconnect, and for how long. */
     replaySize: number;
     replaySeconds: number;
+    /** How long a closed connection (the early draft's connection-ID flow) keeps its registrations and missed pushes. */
+    reconnectGraceSeconds: number;
   };
+  /** The push services a subscription may name, most preferred first (`PUSH_SERVICE_PREFERENCE`). */
+  pushServicePreference: string[];
+  /** Refuse keyless (unencrypted) UnifiedPush subscriptions (`REQUIRE_ENCRYPTION`). */
+  requireEncryption: boolean;
 }
 
 function intOr(value: string | undefined, fallback: number): number {
@@ -52,6 +60,12 @@ export function readConfig(env: Env): Config {
       maxPerClient: intOr(env.WS_MAX_SOCKETS_PER_CLIENT, 20),
       replaySize: intOr(env.WS_REPLAY_SIZE, 100),
       replaySeconds: intOr(env.WS_REPLAY_SECONDS, 3600),
+      reconnectGraceSeconds: intOr(env.WS_RECONNECT_GRACE_SECONDS, 60),
     },
+    pushServicePreference: (env.PUSH_SERVICE_PREFERENCE || DEFAULT_PUSH_SERVICE_PREFERENCE)
+      .split(",")
+      .map((name) => name.trim())
+      .filter((name) => name !== ""),
+    requireEncryption: env.REQUIRE_ENCRYPTION === "true",
   };
 }

@@ -2,6 +2,7 @@ import { app } from "./app";
 import { queue } from "./queues";
 import { purge } from "./scheduled";
 
+export { ConnectionHub } from "./hub/connection-hub";
 export { TopicHub } from "./hub/topic-hub";
 
 export default {

@@ -149,3 +149,24 @@ export async function queuedTarget(registrationId: string): Promise<QueuedWebPus
 export async function resealAll(db: D1Database, keyring: Keyring): Promise<void> {
   for (const table of SEALED_TABLES) for (let after: string | null = ""; after !== null; ) after = (await resealPage(db, keyring, table, after)).next;
 }
+
+/** A keyless subscriber of the stand-in push service (a UnifiedPush endpoint without keys): it takes plain messages only. */
+export async function keylessSubscriber(behaviour: unknown = { kind: "accept" }): Promise<{ id: string; endpoint: string }> {
+  const response = await fetch(`${env.TEST_PUSH_SERVICE}/_subscribers`, { method: "POST", body: JSON.stringify({ behaviour, keyless: true }) });
+  return response.json();
+}
+
+/** A plain message as a keyless subscriber received it, with what the draft's RELAX NG schema says of it (null: valid). */
+export interface PlainReceivedMessage extends ReceivedMessage {
+  schemaError: string | null;
+}
+
+/** The JSON Subscription API called with `env` changed (say, `REQUIRE_ENCRYPTION`), as the Worker would run with those vars. */
+export function subscribeWith(over: Partial<Env>, token: string, json: unknown, path = "/v1/subscriptions"): Promise<Response> {
+  return Promise.resolve(
+    app.fetch(
+      new Request(`${ORIGIN}${path}`, { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: JSON.stringify(json) }),
+      { ...env, ...over },
+    ),
+  );
+}

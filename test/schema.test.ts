@@ -46,15 +46,18 @@ describe("schema.sql", () => {
     }
   });
 
-  it("keeps one subscription per tenant, transport and identifier", async () => {
+  it("keeps one subscription per tenant, transport and identifier, whichever service named it", async () => {
     await env.DB.prepare("INSERT INTO tenants (id, name, notify_token_hash, grant_secret, created_at, updated_at) VALUES ('t1', 'x', 'h', 's', 0, 0)").run();
-    const insert = () =>
-      env.DB.prepare("INSERT INTO subscriptions (tenant_id, transport, identifier, created_at, updated_at) VALUES ('t1', 'web_push', 'https://p/1', 0, 0)").run();
-    await insert();
-    await expect(insert()).rejects.toThrow(/UNIQUE/);
-    await expect(
-      env.DB.prepare("INSERT INTO subscriptions (tenant_id, transport, identifier, created_at, updated_at) VALUES ('t1', 'carrier-pigeon', 'x', 0, 0)").run(),
-    ).rejects.toThrow(/CHECK/);
+    const insert = (transport: string, service: string, identifier = "https://p/1") =>
+      env.DB.prepare("INSERT INTO subscriptions (tenant_id, transport, service, identifier, created_at, updated_at) VALUES ('t1', ?, ?, ?, 0, 0)")
+        .bind(transport, service, identifier)
+        .run();
+    await insert("web_push", "web_push");
+    // one push resource is one subscription under either name
+    await expect(insert("web_push", "unified_push")).rejects.toThrow(/UNIQUE/);
+    await insert("websocket", "websocket", "8b7c2f0e-connection");
+    await expect(insert("carrier-pigeon", "web_push", "x")).rejects.toThrow(/CHECK/);
+    await expect(insert("web_push", "carrier-pigeon", "y")).rejects.toThrow(/CHECK/);
   });
 
   it("serves the per-notification and per-request queries from indexes", async () => {
@@ -85,6 +88,17 @@ describe("schema.sql", () => {
     expect(owned).toMatch(/SEARCH orr USING INDEX sqlite_autoindex_registrations/);
   });
 });
+
+/** Rows of each table that holds what clients registered, and registrations still joined to their subscription. */
+async function census(db: D1Database) {
+  return db
+    .prepare(
+      `SELECT (SELECT COUNT(*) FROM tenants) AS tenants, (SELECT COUNT(*) FROM subscriptions) AS subscriptions,
+         (SELECT COUNT(*) FROM registrations) AS registrations, (SELECT COUNT(*) FROM vapid_keys) AS vapid_keys,
+         (SELECT COUNT(*) FROM registrations r JOIN subscriptions s ON s.id = r.subscription_id) AS attached`,
+    )
+    .first<Record<string, number>>();
+}
 
 describe("migrations/", () => {
   it("upgrade a filled database from before secrets were sealed without losing a row, and rotation seals it", async () => {
@@ -130,5 +144,65 @@ describe("migrations/", () => {
     expect(await vapidKeysByPublicKey({ ...env, DB: db }, vapid.publicKey)).toEqual(vapid);
     const dump = JSON.stringify((await db.prepare("SELECT * FROM tenants, subscriptions, vapid_keys").all()).results);
     for (const secret of ["plain-grant-secret", "plain-auth-secret", "plain-fcm-token", "old-private-d"]) expect(dump).not.toContain(secret);
+  });
+
+  it("0003 rebuilds subscriptions and registrations of a filled 0002 database without cascading: every row stays, attached", async () => {
+    const db = env.UPGRADE_DB;
+    const upTo = (name: string) => env.TEST_MIGRATIONS.slice(0, env.TEST_MIGRATIONS.findIndex((m) => m.name === name));
+    const before0003 = upTo("0003_push_services.sql");
+    expect(before0003.map((m) => m.name)).toEqual(["0001_initial.sql", "0002_secrets_at_rest.sql"]);
+    // a fresh database of its own: the first test's may already be upgraded
+    await db.batch(["registrations", "subscriptions", "tenant_triggers", "vapid_keys", "dead_letters", "websocket_topics", "websocket_connections", "tenants", "d1_migrations"].map((t) => db.prepare(`DROP TABLE IF EXISTS ${t}`)));
+    await applyD1Migrations(db, before0003);
+    const tenant = "89abcdef0123456789abcdef";
+    const other = "0123456789abcdef89abcdef";
+    await db.batch([
+      ...[tenant, other].map((id) => db.prepare("INSERT INTO tenants (id, name, notify_token_hash, grant_secret, created_at, updated_at) VALUES (?, 'x', 'h', 'v1.k.iv.sealed', 1, 1)").bind(id)),
+      db.prepare("INSERT INTO subscriptions (id, tenant_id, transport, identifier, p256dh, auth, content_encoding, created_at, updated_at, consecutive_failures, last_failure_reason) VALUES (7, ?, 'web_push', 'https://push.example.net/7', 'BKey', 'v1.k.iv.auth', 'aes128gcm', 1, 2, 3, 'push service answered 503')").bind(tenant),
+      db.prepare("INSERT INTO subscriptions (id, tenant_id, transport, identifier, sealed_token, created_at, updated_at) VALUES (9, ?, 'fcm', 'digest-of-token', 'v1.k.iv.token', 1, 1)").bind(tenant),
+      db.prepare("INSERT INTO subscriptions (id, tenant_id, transport, identifier, p256dh, auth, created_at, updated_at) VALUES (11, ?, 'web_push', 'https://push.example.net/11', 'BKey2', 'v1.k.iv.auth2', 1, 1)").bind(other),
+      ...[
+        ["ra", 7, "cal"],
+        ["rb", 7, "book"],
+        ["rc", 9, "cal"],
+        ["rd", 11, "cal"],
+      ].map(([id, subscription, topic]) =>
+        db
+          .prepare("INSERT INTO registrations (id, tenant_id, topic, subscription_id, owner, content_update_depth, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'alice', 1, 9999999999, 1, 1)")
+          .bind(`${id}${"a".repeat(20)}`, subscription === 11 ? other : tenant, topic, subscription),
+      ),
+    ]);
+    const before = await census(db);
+    expect(before).toEqual({ tenants: 2, subscriptions: 3, registrations: 4, vapid_keys: 0, attached: 4 });
+    const rows = async () => ({
+      subscriptions: (await db.prepare("SELECT * FROM subscriptions ORDER BY id").all()).results,
+      registrations: (await db.prepare("SELECT * FROM registrations ORDER BY id").all()).results,
+    });
+    const kept = await rows();
+
+    await applyD1Migrations(db, env.TEST_MIGRATIONS);
+    expect(await census(db)).toEqual(before);
+    const upgraded = await rows();
+    // every column as it was, ids included; the service each had is its transport
+    expect(upgraded.registrations).toEqual(kept.registrations);
+    expect(upgraded.subscriptions).toEqual(kept.subscriptions.map((row) => ({ ...row, service: (row as { transport: string }).transport })));
+    expect(await shape(db)).toEqual(await shape(env.DB));
+    // the registrations' foreign key names the rebuilt table, and holds
+    const references = await db.prepare("SELECT \"table\", \"from\", on_delete FROM pragma_foreign_key_list('registrations') ORDER BY \"from\"").all();
+    expect(references.results).toEqual([
+      { table: "subscriptions", from: "subscription_id", on_delete: "CASCADE" },
+      { table: "tenants", from: "tenant_id", on_delete: "CASCADE" },
+    ]);
+    expect((await db.prepare("SELECT * FROM pragma_foreign_key_check").all()).results).toEqual([]);
+
+    // twice: nothing more happens
+    await applyD1Migrations(db, env.TEST_MIGRATIONS);
+    expect(await rows()).toEqual(upgraded);
+
+    // the new names fit, and deleting a subscription still takes its registrations (the cascade points at the new table)
+    await db.prepare("INSERT INTO subscriptions (tenant_id, transport, service, identifier, created_at, updated_at) VALUES (?, 'websocket', 'websocket', 'conn-1', 1, 1)").bind(tenant).run();
+    await db.prepare("UPDATE subscriptions SET service = 'unified_push' WHERE id = 11").run();
+    await db.prepare("DELETE FROM subscriptions WHERE id = 7").run();
+    expect(await census(db)).toEqual({ tenants: 2, subscriptions: 3, registrations: 2, vapid_keys: 0, attached: 2 });
   });
 });

@@ -19,16 +19,3 @@ export function toDepth(value: 0 | 1 | "0" | "1" | "infinity" | undefined, fallb
   if (value === undefined) return fallback;
   return value === "infinity" ? 2 : (Number(value) as Depth);
 }
-
-/**
- * Registration ids from the registration URLs a client named. URLs other than ours are
- * invalid values, which the draft says to ignore.
- */
-export function registrationIdsOf(urls: string[]): string[] {
-  const ids = new Set<string>();
-  for (const url of urls) {
-    const match = /\/v1\/registrations\/([A-Za-z0-9_-]{22})$/.exec(url.trim());
-    if (match) ids.add(match[1]);
-  }
-  return [...ids];
-}

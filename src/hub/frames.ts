@@ -1,4 +1,7 @@
-/** The JSON frames of the WebSocket transport (DESIGN.md: hello, push, reset, error). */
+/**
+ * The JSON frames of the WebSocket transport (DESIGN.md: hello, push, reset, error), for topic
+ * sockets (`?topic=`) and for connections (the early draft's connection-ID flow).
+ */
 import { pushMessageXml } from "../xml/push-message";
 import type { Change } from "./change";
 
@@ -11,6 +14,16 @@ export interface HelloFrame {
   seq: number;
 }
 
+/** A connection's first frame: its id (to name in `push_services.websocket`) and the topics attached to it. */
+export interface ConnectionHelloFrame {
+  type: "hello";
+  /** 128 random bits; names the connection in subscriptions and in `?connection_id=` after a reconnect. */
+  connection_id: string;
+  /** The topics attached (live registrations); empty on a new connection. */
+  topics: string[];
+}
+
+/** The same frame whether it reaches a topic socket or a connection: one serialisation per flush. */
 export interface PushFrame {
   type: "push";
   seq: number;
@@ -27,13 +40,19 @@ export interface ResetFrame {
   seq: number;
 }
 
+/** A connection missed more pushes than WS_REPLAY_SIZE while closed: these topics lost some; sync them in full. */
+export interface ConnectionResetFrame {
+  type: "reset";
+  topics: string[];
+}
+
 export interface ErrorFrame {
   type: "error";
   code: string;
   message: string;
 }
 
-export type Frame = HelloFrame | PushFrame | ResetFrame | ErrorFrame;
+export type Frame = HelloFrame | ConnectionHelloFrame | PushFrame | ResetFrame | ConnectionResetFrame | ErrorFrame;
 
 export function pushFrame(seq: number, change: Change): PushFrame {
   return {
@@ -54,5 +73,10 @@ export function pushFrame(seq: number, change: Change): PushFrame {
 export const CLOSE = {
   /** The credential the socket opened with is no longer valid: the grant expired, tokens were rotated, its key was removed. */
   credentialInvalid: 4001,
+  /** Another socket reconnected to the same connection (`?connection_id=`) and holds it now. */
+  takenOver: 4002,
   tenantDisabled: 4003,
 } as const;
+
+/** The subprotocol a client offers (and is answered with) on `/v1/ws`, named in discovery too. */
+export const SUBPROTOCOL = "webdav-push";

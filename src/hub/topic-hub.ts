@@ -2,6 +2,10 @@ import { DurableObject } from "cloudflare:workers";
 import { credentialStillValid } from "../auth/credential";
 import { readConfig } from "../config";
 import { sha256Hex } from "../crypto/secrets";
+import { nowSeconds } from "../expiry";
+import { variantFor, type Triggered } from "../queues/recipients";
+import { tenantConnections } from "../store/connections";
+import type { Trigger } from "../store/registrations";
 import { tenantWebSocketTopics } from "../store/websocket-topics";
 import type { Change } from "./change";
 import { CLOSE, pushFrame, type Frame, type PushFrame } from "./frames";
@@ -65,26 +69,60 @@ const topicHubName = (tenantId: string, topic: string) => `${tenantId}\n${topic}
 /** The stub of the TopicHub that owns a tenant's topic. */
 export const topicHub = (env: Env, tenantId: string, topic: string) => env.TOPIC_HUB.get(env.TOPIC_HUB.idFromName(topicHubName(tenantId, topic)));
 
-type HubStub = ReturnType<typeof topicHub>;
+/**
+ * The stub of the ConnectionHub (src/hub/connection-hub.ts) that holds a tenant's connection: the
+ * TopicHub hands it frames, so it is named here, where both hubs can reach it.
+ */
+export const connectionHub = (env: Env, tenantId: string, connectionId: string) =>
+  env.CONNECTION_HUB.get(env.CONNECTION_HUB.idFromName(`${tenantId}\n${connectionId}`));
+
+type HubStub = ReturnType<typeof topicHub> | ReturnType<typeof connectionHub>;
 
 /**
- * Runs `action` on every hub of the tenant that has held sockets, one call per hub, all at once;
+ * Runs `action` on every hub of the tenant that holds sockets: the topics' hubs that have held
+ * some and the connections' hubs (open or within their grace), one call per hub, all at once;
  * answers the sum (sockets closed).
  */
 export async function onTenantSockets(env: Env, tenantId: string, action: (hub: HubStub) => Promise<number>): Promise<number> {
-  const topics = await tenantWebSocketTopics(env.DB, tenantId);
-  const counts = await Promise.all(topics.map((topic) => action(topicHub(env, tenantId, topic))));
+  const [topics, connections] = await Promise.all([tenantWebSocketTopics(env.DB, tenantId), tenantConnections(env.DB, tenantId)]);
+  const counts = await Promise.all([
+    ...topics.map((topic) => action(topicHub(env, tenantId, topic))),
+    ...connections.map((id) => action(connectionHub(env, tenantId, id))),
+  ]);
   return counts.reduce((a, b) => a + b, 0);
 }
+
+/**
+ * A connection (the early draft's connection-ID flow) attached to this topic by a registration:
+ * the hub hands it the topic's push frames as its registration's triggers ask.
+ */
+export interface ConnectionAttachment {
+  tenantId: string;
+  connectionId: string;
+  registrationId: string;
+  trigger: Trigger;
+  /** The registration's expiry (Unix seconds): no frames after it. */
+  expiresAt: number;
+}
+
+const attachmentKey = (connectionId: string) => `attached:${connectionId}`;
+
+/** What `variantFor` reads of a registration, from an attachment. */
+const recipientOf = (attachment: ConnectionAttachment): Triggered => ({
+  id: attachment.registrationId,
+  content_update_depth: attachment.trigger.contentUpdate,
+  property_update_depth: attachment.trigger.propertyUpdate,
+  property_update_props: attachment.trigger.props === null ? null : JSON.stringify(attachment.trigger.props),
+});
 
 const logKey = (seq: number) => `log:${String(seq).padStart(12, "0")}`;
 
 /**
  * One Durable Object per (tenant, topic), where a topic's changes meet. Changes arriving within
  * COALESCE_MS are merged into one pending message (the draft's Rate Limiting); the alarm flushes
- * it: numbered, kept in a bounded replay log, sent to every WebSocket client of the topic, and
- * queued as one fan-out job for Web Push. Sockets use the Hibernation API, so an idle topic costs
- * nothing while its clients stay connected.
+ * it: numbered, kept in a bounded replay log, sent to every WebSocket client of the topic and to
+ * every attached connection (the connection-ID flow), and queued as one fan-out job for Web Push.
+ * Sockets use the Hibernation API, so an idle topic costs nothing while its clients stay connected.
  */
 export class TopicHub extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
@@ -192,6 +230,77 @@ export class TopicHub extends DurableObject<Env> {
     return closing.size;
   }
 
+  /** Attaches a connection (or updates its registration's trigger and expiry): frames from the next flush on. */
+  async attach(attachment: ConnectionAttachment): Promise<void> {
+    const attachments = await this.attachments();
+    await this.ctx.storage.put(attachmentKey(attachment.connectionId), attachment);
+    attachments.set(attachment.connectionId, attachment);
+  }
+
+  /** Detaches a connection: no flush after this call hands it a frame. */
+  async detach(connectionId: string): Promise<void> {
+    const attachments = await this.attachments();
+    attachments.delete(connectionId);
+    this.stubs.delete(connectionId);
+    await this.ctx.storage.delete(attachmentKey(connectionId));
+  }
+
+  /** The attached connections, read from storage once per wake-up. */
+  private attached: Map<string, ConnectionAttachment> | null = null;
+
+  private async attachments(): Promise<Map<string, ConnectionAttachment>> {
+    if (this.attached === null) {
+      const stored = await this.ctx.storage.list<ConnectionAttachment>({ prefix: "attached:" });
+      this.attached ??= new Map([...stored.values()].map((attachment) => [attachment.connectionId, attachment]));
+    }
+    return this.attached;
+  }
+
+  /** Stubs of the attached connections' hubs, kept while awake: one per frame and holder made the hand-off of 200 slower. */
+  private readonly stubs = new Map<string, ReturnType<typeof connectionHub>>();
+
+  private holder(attachment: ConnectionAttachment): ReturnType<typeof connectionHub> {
+    let stub = this.stubs.get(attachment.connectionId);
+    if (stub === undefined) this.stubs.set(attachment.connectionId, (stub = connectionHub(this.env, attachment.tenantId, attachment.connectionId)));
+    return stub;
+  }
+
+  /** Hand-offs run one after another, so each connection gets a topic's frames in seq order. */
+  private handOffs: Promise<void> = Promise.resolve();
+
+  /**
+   * Hands a flushed frame to each attached connection whose registration it concerns (the same
+   * rule as Web Push: `variantFor`, Push-Dont-Notify), one call per ConnectionHub, all at once;
+   * never through the queues. A connection that answers "gone" (detached, grace over, tenant
+   * disabled) is detached here too; a failed call is tried once more.
+   */
+  private async handOff(change: Change, frame: PushFrame, text: string): Promise<void> {
+    const attachments = await this.attachments();
+    if (attachments.size === 0 || change.dontNotify === "*") return;
+    const spared = new Set(change.dontNotify);
+    const now = nowSeconds();
+    const holders: ConnectionAttachment[] = [];
+    const gone: string[] = [];
+    for (const attachment of attachments.values()) {
+      if (attachment.expiresAt <= now) gone.push(attachment.connectionId);
+      else if (variantFor(recipientOf(attachment), change, spared) !== null) holders.push(attachment);
+    }
+    const deliver = (attachment: ConnectionAttachment) => this.holder(attachment).deliver(frame.topic, frame.seq, text);
+    const outcomes = await Promise.all(
+      holders.map((attachment) =>
+        deliver(attachment)
+          .catch(() => {
+            // a stub that failed may stay broken: the second try gets a fresh one
+            this.stubs.delete(attachment.connectionId);
+            return deliver(attachment);
+          })
+          .catch(() => "failed" as const),
+      ),
+    );
+    for (const [i, outcome] of outcomes.entries()) if (outcome === "gone") gone.push(holders[i].connectionId);
+    for (const connectionId of gone) await this.detach(connectionId);
+  }
+
   /** `?since=SEQ`: what the client missed, or a reset when the log no longer reaches back. */
   private async replay(ws: WebSocket, since: number, seq: number): Promise<void> {
     if (since === seq) return;
@@ -204,12 +313,23 @@ export class TopicHub extends DurableObject<Env> {
     for (const frame of frames) send(ws, frame);
   }
 
+  /** Sends what is pending to the sockets and the attached connections, and queues its fan-out. */
+  private async flush(): Promise<void> {
+    const { handedOff } = await this.flushPending();
+    try {
+      await this.sendOutbox();
+    } finally {
+      await handedOff;
+    }
+  }
+
   /**
    * Moves the pending message to an outbox and the replay log (one storage transaction) before
    * anything is sent, so a change arriving meanwhile starts a new pending message instead of being
-   * lost, and a failed queue send is retried with the alarm.
+   * lost, and a failed queue send is retried with the alarm. Answers the hand-off to the attached
+   * connections, running meanwhile (wrapped: awaiting it here would hold up the fan-out).
    */
-  private async flush(): Promise<void> {
+  private async flushPending(): Promise<{ handedOff: Promise<void> }> {
     const storage = this.ctx.storage;
     const pending = await storage.get<Pending>("pending");
     if (pending !== undefined) {
@@ -238,8 +358,18 @@ export class TopicHub extends DurableObject<Env> {
           // a socket closing right now; its client replays with ?since=
         }
       }
+      // the same frame, in the same flush, to the attached connections (after the previous
+      // flush's hand-off: in order); it never throws, so the chain never breaks
+      const handedOff = (this.handOffs = this.handOffs.then(() => this.handOff(pending.change, frame, text)).catch(() => undefined));
       await this.pruneLog(seq);
+      return { handedOff };
     }
+    return { handedOff: Promise.resolve() };
+  }
+
+  /** Queues what the outbox holds as fan-out jobs; only what was sent leaves it. */
+  private async sendOutbox(): Promise<void> {
+    const storage = this.ctx.storage;
     const outbox = (await storage.get<FanoutJob[]>("outbox")) ?? [];
     if (outbox.length === 0) return;
     await this.env.FANOUT.sendBatch(outbox.map((job) => ({ body: job })));

@@ -44,6 +44,7 @@ export async function openTarget(keyring: () => Promise<Keyring>, target: Delive
     if ("sealedToken" in target) {
       return { subscriptionId: target.subscriptionId, token: await openToken(await keyring(), target.tenantId, target.tokenDigest, target.sealedToken) };
     }
+    if ("plain" in target) return { subscriptionId: target.subscriptionId, endpoint: target.endpoint, p256dh: null, auth: null };
     const auth = await openAuth(await keyring(), target.tenantId, target.endpoint, target.sealedAuth);
     return { subscriptionId: target.subscriptionId, endpoint: target.endpoint, p256dh: target.p256dh, auth };
   } catch (error) {

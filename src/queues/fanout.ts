@@ -6,7 +6,8 @@ import { nowSeconds } from "../expiry";
 import type { Change } from "../hub/change";
 import { DEFAULT_TTL_SECONDS } from "../hub/merge";
 import type { FanoutJob } from "../hub/topic-hub";
-import { pageTopicRecipients } from "../store/registrations";
+import { readConfig } from "../config";
+import { pageTopicRecipients, type RecipientRow } from "../store/registrations";
 import type { PushMessage } from "../transports/transport";
 import { serviceAccountOf } from "../transports/fcm";
 import { topicHeader } from "../transports/web-push";
@@ -15,7 +16,16 @@ import { pageWebPushSubscriptions } from "../store/subscriptions";
 import { activateVapidKey } from "../store/vapid-keys";
 import { keyringOf } from "../crypto/sealed";
 import { resealPage, SEALED_TABLES } from "../store/sealed-columns";
-import { FANOUT_PAGE_SIZE, FANOUT_PAGES_PER_JOB, sendBatches, TARGETS_PER_JOB, type DeliveryJob, type DeliveryTarget, type SecretsRotationJob, type VapidRotationJob } from "./jobs";
+import {
+  FANOUT_PAGE_SIZE,
+  FANOUT_PAGES_PER_JOB,
+  sendBatches,
+  TARGETS_PER_JOB,
+  type DeliveryJob,
+  type DeliveryTarget,
+  type SecretsRotationJob,
+  type VapidRotationJob,
+} from "./jobs";
 import { variantFor, type Variant } from "./recipients";
 
 function messageFor(change: Change, variant: Variant, topic: string | null): PushMessage {
@@ -35,6 +45,37 @@ function messageFor(change: Change, variant: Variant, topic: string | null): Pus
   };
 }
 
+/** What this director can send to: FCM when configured; keyless Web Push unless REQUIRE_ENCRYPTION forbids plain messages. */
+export interface Deliverable {
+  fcm: boolean;
+  plain: boolean;
+}
+
+export const deliverableFor = (env: Env): Deliverable => ({ fcm: serviceAccountOf(env) !== null, plain: !readConfig(env).requireEncryption });
+
+/**
+ * A subscription as the deliveries queue carries it (secrets still sealed), or null when it is not
+ * sent to from here: a WebSocket connection (its TopicHub sends those frames itself, in the flush
+ * that queued this job), FCM unconfigured, or a keyless endpoint while plain messages are refused.
+ */
+export function targetFor(
+  row: Pick<RecipientRow, "subscription_id" | "transport" | "identifier" | "p256dh" | "auth" | "sealed_token">,
+  tenantId: string,
+  deliverable: Deliverable,
+): DeliveryTarget | null {
+  const base = { subscriptionId: row.subscription_id, tenantId };
+  switch (row.transport) {
+    case "web_push":
+      if (row.p256dh !== null && row.auth !== null) return { ...base, endpoint: row.identifier, p256dh: row.p256dh, sealedAuth: row.auth };
+      if (row.p256dh === null && row.auth === null && deliverable.plain) return { ...base, endpoint: row.identifier, plain: true };
+      return null;
+    case "fcm":
+      return deliverable.fcm ? { ...base, tokenDigest: row.identifier, sealedToken: row.sealed_token ?? "" } : null;
+    case "websocket":
+      return null;
+  }
+}
+
 /** Fans out one job; returns the continuation job when the topic has more pages than one job reads. */
 export async function fanOut(job: FanoutJob, env: Env): Promise<FanoutJob | null> {
   const { change, tenantId } = job;
@@ -42,7 +83,7 @@ export async function fanOut(job: FanoutJob, env: Env): Promise<FanoutJob | null
   const spared = new Set(change.dontNotify);
   const topic = await topicHeader(tenantId, change.topic);
   const now = nowSeconds();
-  const fcm = serviceAccountOf(env) !== null;
+  const deliverable = deliverableFor(env);
   // one chunk list per transport and message variant (content, property or both)
   type Entry = { transport: "web_push" | "fcm"; message: PushMessage; targets: DeliveryTarget[] };
   const byVariant = new Map<string, Entry>();
@@ -61,18 +102,16 @@ export async function fanOut(job: FanoutJob, env: Env): Promise<FanoutJob | null
     more = rows.length === FANOUT_PAGE_SIZE;
     if (rows.length > 0) after = rows[rows.length - 1].id;
     for (const row of rows) {
-      const webPush = row.transport === "web_push" && row.p256dh !== null && row.auth !== null;
-      if (!webPush && !(row.transport === "fcm" && fcm)) continue;
+      const target = targetFor(row, tenantId, deliverable);
+      if (target === null) continue;
       const variant = variantFor(row, change, spared);
       if (variant === null) continue;
-      const key = `${row.transport}/${variant.content}/${variant.property}`;
+      // keyed and keyless Web Push share chunks: the transport encrypts per target
+      const transport = "tokenDigest" in target ? "fcm" : "web_push";
+      const key = `${transport}/${variant.content}/${variant.property}`;
       let entry = byVariant.get(key);
-      if (entry === undefined) byVariant.set(key, (entry = { transport: row.transport, message: messageFor(change, variant, topic), targets: [] }));
-      entry.targets.push(
-        webPush
-          ? { subscriptionId: row.subscription_id, tenantId, endpoint: row.identifier, p256dh: row.p256dh!, sealedAuth: row.auth! }
-          : { subscriptionId: row.subscription_id, tenantId, tokenDigest: row.identifier, sealedToken: row.sealed_token ?? "" },
-      );
+      if (entry === undefined) byVariant.set(key, (entry = { transport, message: messageFor(change, variant, topic), targets: [] }));
+      entry.targets.push(target);
       if (entry.targets.length === TARGETS_PER_JOB) flush(entry);
     }
   }
@@ -90,27 +129,24 @@ const ROTATION_MESSAGE: PushMessage = {
 };
 
 /**
- * Sends the key-rotation message to every Web Push subscription, signed with the old key; when
- * the last page is queued, the new key becomes the one that signs (retries keep the old key).
+ * Sends the key-rotation message to every Web Push subscription, signed with the old key (keyless
+ * ones plain, as everything they get); when the last page is queued, the new key becomes the one
+ * that signs (retries keep the old key).
  */
 export async function rotateVapidKey(job: VapidRotationJob, env: Env): Promise<VapidRotationJob | null> {
   let after = job.after;
   let more = true;
   const jobs: DeliveryJob[] = [];
+  const deliverable = deliverableFor(env);
   for (let page = 0; page < FANOUT_PAGES_PER_JOB && more && job.oldPublicKey !== null; page++) {
     const rows = await pageWebPushSubscriptions(env.DB, after, FANOUT_PAGE_SIZE);
     more = rows.length === FANOUT_PAGE_SIZE;
     if (rows.length > 0) after = rows[rows.length - 1].id;
-    for (let i = 0; i < rows.length; i += TARGETS_PER_JOB) {
-      jobs.push({
-        tenantId: "",
-        message: ROTATION_MESSAGE,
-        targets: rows
-          .slice(i, i + TARGETS_PER_JOB)
-          .map((r) => ({ subscriptionId: r.id, tenantId: r.tenant_id, endpoint: r.identifier, p256dh: r.p256dh, sealedAuth: r.auth })),
-        attempt: 1,
-        signWith: job.oldPublicKey,
-      });
+    const targets = rows
+      .map((r) => targetFor({ subscription_id: r.id, transport: "web_push", identifier: r.identifier, p256dh: r.p256dh, auth: r.auth, sealed_token: null }, r.tenant_id, deliverable))
+      .filter((target) => target !== null);
+    for (let i = 0; i < targets.length; i += TARGETS_PER_JOB) {
+      jobs.push({ tenantId: "", message: ROTATION_MESSAGE, targets: targets.slice(i, i + TARGETS_PER_JOB), attempt: 1, signWith: job.oldPublicKey });
     }
   }
   for (const batch of sendBatches(jobs)) await env.DELIVERIES.sendBatch(batch.map((body) => ({ body })));

@@ -7,7 +7,7 @@ import type { PushMessage } from "../transports/transport";
  * sealed on the queue (and in dead letters, which D1 keeps): the deliveries consumer opens them
  * just before sending.
  */
-export type DeliveryTarget = QueuedWebPushTarget | QueuedFcmTarget;
+export type DeliveryTarget = QueuedWebPushTarget | QueuedPlainWebPushTarget | QueuedFcmTarget;
 
 export interface QueuedWebPushTarget {
   subscriptionId: number;
@@ -16,6 +16,14 @@ export interface QueuedWebPushTarget {
   endpoint: string;
   p256dh: string;
   sealedAuth: string;
+}
+
+/** A keyless UnifiedPush endpoint: sent the push message plain, so there is nothing to open. */
+export interface QueuedPlainWebPushTarget {
+  subscriptionId: number;
+  tenantId: string;
+  endpoint: string;
+  plain: true;
 }
 
 export interface QueuedFcmTarget {
@@ -43,7 +51,7 @@ export interface DeliveryJob {
   signWith?: string;
 }
 
-/** On the fanout queue: tell every Web Push subscription the VAPID key changes, then switch. */
+/** On the fanout queue: tell every Web Push subscription (keyless ones plain) the VAPID key changes, then switch. */
 export interface VapidRotationJob {
   kind: "vapid-rotation";
   /** vapid_keys row of the new key */

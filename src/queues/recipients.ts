@@ -19,7 +19,10 @@ function propsOverlap(wanted: string | null, changed: string[] | null): boolean 
  * its (downgraded) depth must cover the change's distance and its trigger type match; the
  * tenant's Push-Dont-Notify list spares it.
  */
-export function variantFor(registration: RecipientRow, change: Change, spared: ReadonlySet<string>): Variant | null {
+/** What deciding reads of a registration: a fan-out row, or a connection's attachment in its TopicHub. */
+export type Triggered = Pick<RecipientRow, "id" | "content_update_depth" | "property_update_depth" | "property_update_props">;
+
+export function variantFor(registration: Triggered, change: Change, spared: ReadonlySet<string>): Variant | null {
   if (spared.has(registration.id)) return null;
   const content =
     change.contentUpdate !== null &&

@@ -1,22 +1,30 @@
+/** `GET /.well-known/webdav-push`: what a client or tenant needs to know before talking to us. */
 import { Hono } from "hono";
 import { MAX_BODY_BYTES, MAX_NOTIFY_BATCH, MAX_TOPIC_LENGTH, MIN_MAX_REGISTRATION_SECONDS, readConfig } from "../config";
+import { enabledServices, REGISTRATIONS_PATH } from "../registering";
 import { currentVapidPublicKey } from "../store/vapid-keys";
 import { serviceAccountOf } from "../transports/fcm";
 import type { AppEnv } from "../types";
-import { SUBPROTOCOL } from "./websocket";
+import { SUBPROTOCOL } from "../hub/frames";
 
 /** The draft revision whose wire formats (XML, headers, push messages) the director follows. */
 export const DRAFT_VERSION = "draft-bitfire-webdav-push-00";
 
+/** How each API authenticates: RFC 6750 Bearer, with which of the credentials the director knows. */
+const BEARER = (...credentials: ("grant" | "notify_token" | "admin_token")[]) => ({ scheme: "Bearer", credentials });
+
 export const discovery = new Hono<AppEnv>();
 
-/** `GET /.well-known/webdav-push`: what a client or tenant needs to know before talking to us. */
 discovery.get("/webdav-push", async (c) => {
   const config = readConfig(c.env);
   const base = config.publicBaseUrl ?? new URL(c.req.url).origin;
   const transports: Record<string, unknown> = {};
   const vapid = await currentVapidPublicKey(c.env);
-  if (vapid !== null) transports.web_push = { vapid_public_key: vapid, content_encodings: ["aes128gcm"] };
+  if (vapid !== null) {
+    transports.web_push = { vapid_public_key: vapid, content_encodings: ["aes128gcm"] };
+    // UnifiedPush endpoints are Web Push resources; without keys the message goes plain, unless refused
+    transports.unified_push = { vapid_public_key: vapid, content_encodings: ["aes128gcm"], unencrypted: !config.requireEncryption };
+  }
   const fcm = serviceAccountOf(c.env);
   if (fcm !== null) transports.fcm = { project_id: fcm.project_id };
   const ws = new URL("/v1/ws", base);
@@ -27,17 +35,33 @@ discovery.get("/webdav-push", async (c) => {
     auth: ["Authorization: Bearer", `Sec-WebSocket-Protocol: ${SUBPROTOCOL}, bearer.<grant>`, "?access_token="],
     replay: { max_messages: config.websocket.replaySize, max_seconds: config.websocket.replaySeconds },
   };
+  const client = BEARER("grant", "notify_token");
   return c.json(
     {
       version: DRAFT_VERSION,
       service: "push-director",
+      // what a subscription's push_services may name here, most preferred first
+      push_service_preference: enabledServices(c.env),
       transports,
       endpoints: {
         notify: `${base}/v1/notify`,
         subscriptions: `${base}/v1/subscriptions`,
-        registrations: `${base}/v1/registrations`,
+        unsubscribe: `${base}/v1/unsubscribe`,
+        registrations: `${base}${REGISTRATIONS_PATH}`,
         register: `${base}/v1/register`,
         transports_xml: `${base}/v1/transports.xml`,
+        // the early draft's paths, the same APIs
+        early_draft: { notify: `${base}/notify`, subscribe: `${base}/subscribe`, unsubscribe: `${base}/unsubscribe` },
+      },
+      auth: {
+        notify: BEARER("notify_token"),
+        // /v1/subscriptions, /v1/unsubscribe and the early draft's /subscribe and /unsubscribe
+        subscriptions: client,
+        register: client,
+        // a registration URL is a capability: DELETE needs no credentials
+        registrations: { ...client, delete: { credentials: [] } },
+        websocket: client,
+        admin: BEARER("admin_token"),
       },
       limits: {
         max_registration_seconds: config.maxRegistrationSeconds,

@@ -1,10 +1,15 @@
+/**
+ * `POST /v1/notify` (and the early draft's `POST /notify`): a tenant's changes, one or a batch,
+ * handed to each topic's TopicHub; delivery happens later, off the request.
+ */
 import { Hono } from "hono";
 import { z } from "zod";
 import { requireTenant } from "../auth/middleware";
 import { MAX_NOTIFY_BATCH, MAX_TTL_SECONDS } from "../config";
-import { registrationIdsOf, toDepth, type Change } from "../hub/change";
+import { toDepth, type Change } from "../hub/change";
 import { parseDontNotify } from "../hub/dont-notify";
 import { topicHub } from "../hub/topic-hub";
+import { registrationIdsOf } from "../registering";
 import type { AppEnv } from "../types";
 import { depthSchema, parseWith, readJson, topicSchema } from "../validation";
 

@@ -7,44 +7,17 @@ import { Hono, type Context } from "hono";
 import { authenticate, bearer } from "../auth/middleware";
 import { ApiError, badRequest } from "../errors";
 import { imfFixdate, nowSeconds } from "../expiry";
-import { register } from "../registration";
+import { actorOf, entryOfXml, InvalidSubscription, register, registrationUrl, subscriptionOf } from "../registering";
 import type { SubscriptionInput } from "../store/subscriptions";
-import { checkPushResource, checkWebPushKeys } from "../transports/push-resource";
-import { readConfig } from "../config";
 import type { Requested } from "../triggers";
 import type { AppEnv } from "../types";
 import { parseWith, topicSchema } from "../validation";
 import { parseXml } from "../xml/parse";
 import { preconditionXml, type Precondition } from "../xml/properties";
-import { readPushRegister, type WebPushSubscriptionXml } from "../xml/push-register";
-import { actorOf, registrationUrl } from "./registrations";
+import { readPushRegister } from "../xml/push-register";
 
 const precondition = (c: Context, name: Precondition, description: string) =>
   c.body(preconditionXml(name, description), 403, { "Content-Type": 'application/xml; charset="utf-8"' });
-
-class InvalidSubscription extends Error {}
-
-async function subscriptionOf(xml: WebPushSubscriptionXml | null, env: Env): Promise<SubscriptionInput> {
-  if (xml === null) throw new InvalidSubscription("the subscription must hold exactly one web-push-subscription");
-  if (!xml.pushResource) throw new InvalidSubscription("web-push-subscription has no push-resource");
-  // older DAVx⁵ sends no content-encoding: aes128gcm is meant (RFC 8291 is the only one the draft allows)
-  if (xml.contentEncoding !== null && xml.contentEncoding !== "aes128gcm") {
-    throw new InvalidSubscription(`content-encoding ${xml.contentEncoding} is not supported; use aes128gcm`);
-  }
-  if (xml.publicKeyType !== null && xml.publicKeyType !== "p256dh") {
-    throw new InvalidSubscription(`subscription-public-key type ${xml.publicKeyType} is not supported; use p256dh`);
-  }
-  if (!xml.publicKey || !xml.authSecret) throw new InvalidSubscription("message encryption needs subscription-public-key and auth-secret (RFC 8291)");
-  try {
-    return {
-      transport: "web_push",
-      identifier: checkPushResource(xml.pushResource, readConfig(env).allowInsecurePushResources),
-      keys: await checkWebPushKeys(xml.publicKey, xml.authSecret),
-    };
-  } catch (error) {
-    throw new InvalidSubscription((error as Error).message);
-  }
-}
 
 export const pushRegister = new Hono<AppEnv>();
 
@@ -69,30 +42,27 @@ pushRegister.post("/", async (c) => {
   }
   let subscription: SubscriptionInput;
   try {
-    subscription = await subscriptionOf(body.subscription, c.env);
+    subscription = await subscriptionOf(c.env, entryOfXml(body.subscription));
   } catch (error) {
     if (error instanceof InvalidSubscription) return precondition(c, "invalid-subscription", error.message);
     throw error;
   }
-  const now = nowSeconds();
-  let requestedExpiry: number | null = null;
-  if (body.expires !== null) {
-    const ms = Date.parse(body.expires);
-    if (Number.isNaN(ms)) throw badRequest("invalid_request", `expires ${JSON.stringify(body.expires)} is not an IMF-fixdate`);
-    // a time already past (the draft's own sample has one) is taken as no wish: the maximum
-    requestedExpiry = ms / 1000 > now ? Math.floor(ms / 1000) : null;
-  }
   // no trigger element at all: older clients, meaning content updates of internal members
   const requested: Requested = body.trigger ?? { contentUpdate: { depth: 1 }, propertyUpdate: null };
 
-  const result = await register(c.env, actorOf(principal), { topic, subscription, requested, clientId: null, requestedExpiry }, now);
-  if (result.kind === "no_supported_trigger") {
-    return precondition(c, "no-supported-trigger", "none of the requested triggers is supported for this topic");
+  const result = await register(c.env, actorOf(principal), { topic, subscription, requested, clientId: null, expires: body.expires }, nowSeconds());
+  switch (result.kind) {
+    case "registered":
+      c.header("Location", registrationUrl(c.env, c.req.url, result.row.id));
+      c.header("Expires", imfFixdate(result.row.expires_at));
+      return c.body(null, 204);
+    case "no_supported_trigger":
+      return precondition(c, "no-supported-trigger", "none of the requested triggers is supported for this topic");
+    case "owned_by_another":
+      return precondition(c, "push-not-available", "this push resource is registered by another user (a push resource belongs to the user who registered it)");
+    case "connection_unknown":
+    case "connection_not_yours":
+      // push-register names Web Push subscriptions only
+      throw new Error(`push-register cannot register a connection (${result.kind})`);
   }
-  if (result.kind === "owned_by_another") {
-    return precondition(c, "push-not-available", "this push resource is registered by another user (a push resource belongs to the user who registered it)");
-  }
-  c.header("Location", registrationUrl(c, result.row.id));
-  c.header("Expires", imfFixdate(result.row.expires_at));
-  return c.body(null, 204);
 });

@@ -1,34 +1,36 @@
+/**
+ * The JSON Subscription API: `POST /v1/subscriptions` and `POST /v1/unsubscribe`, mounted again at
+ * the early draft's `POST /subscribe` and `POST /unsubscribe` (same auth, bodies and answers).
+ */
 import { Hono } from "hono";
 import { z } from "zod";
 import { requireTenantOrGrant } from "../auth/middleware";
-import { readConfig } from "../config";
-import { ApiError, badRequest, forbidden } from "../errors";
-import { imfFixdate, nowSeconds, parseExpires } from "../expiry";
+import { badRequest, forbidden, notFound } from "../errors";
+import { imfFixdate, nowSeconds } from "../expiry";
 import { toDepth } from "../hub/change";
-import { register } from "../registration";
-import type { Requested } from "../triggers";
+import {
+  actorOf,
+  chooseService,
+  InvalidSubscription,
+  NoUsableService,
+  pushServicesSchema,
+  pushServicesToForgetSchema,
+  register,
+  type PushServices,
+  registrationJson,
+  registrationUrl,
+  subscriptionOf,
+  unsubscribe as unsubscribeFrom,
+} from "../registering";
 import type { SubscriptionInput } from "../store/subscriptions";
-import { serviceAccountOf } from "../transports/fcm";
-import { checkPushResource, checkWebPushKeys } from "../transports/push-resource";
+import type { Requested } from "../triggers";
 import type { AppEnv } from "../types";
 import { depthSchema, readJson, topicSchema } from "../validation";
-import { actorOf, registrationJson, registrationUrl } from "./registrations";
-
-const webPushSchema = z.object({
-  endpoint: z.string().min(1),
-  keys: z.object({ p256dh: z.string().min(1), auth: z.string().min(1) }),
-  content_encoding: z.literal("aes128gcm", { error: 'only "aes128gcm" is supported (RFC 8291)' }).optional(),
-});
 
 const subscribeSchema = z.object({
   client_id: z.string().min(1).max(256).optional(),
   topic: topicSchema,
-  push_services: z.object({
-    web_push: webPushSchema.optional(),
-    // UnifiedPush endpoints are Web Push resources; the draft requires message encryption, so keys too.
-    unified_push: webPushSchema.optional(),
-    fcm: z.object({ registration_token: z.string().min(1).max(4096) }).optional(),
-  }),
+  push_services: pushServicesSchema,
   trigger: z
     .object({
       content_update: z.object({ depth: depthSchema.optional() }).optional(),
@@ -40,27 +42,9 @@ const subscribeSchema = z.object({
   expires: z.union([z.number(), z.string().max(64)]).optional(),
 });
 
-type SubscribeInput = z.infer<typeof subscribeSchema>;
+const unsubscribeSchema = z.object({ topic: topicSchema, push_services: pushServicesToForgetSchema });
 
-async function subscriptionOf(input: SubscribeInput, env: Env): Promise<SubscriptionInput> {
-  const named = Object.entries(input.push_services).filter(([, value]) => value !== undefined);
-  if (named.length !== 1) {
-    throw badRequest(
-      "invalid_request",
-      `push_services must name exactly one of web_push, unified_push, fcm (got ${named.length}); register each separately`,
-    );
-  }
-  const webPush = input.push_services.web_push ?? input.push_services.unified_push;
-  if (webPush !== undefined) {
-    return {
-      transport: "web_push",
-      identifier: checkPushResource(webPush.endpoint, readConfig(env).allowInsecurePushResources),
-      keys: await checkWebPushKeys(webPush.keys.p256dh, webPush.keys.auth),
-    };
-  }
-  if (serviceAccountOf(env) === null) throw new ApiError(400, "transport_unavailable", "the fcm transport is not configured on this director");
-  return { transport: "fcm", identifier: input.push_services.fcm!.registration_token, keys: null };
-}
+type SubscribeInput = z.infer<typeof subscribeSchema>;
 
 /** Without a trigger a registration follows content updates of internal members (draft leniency). */
 function requestedTriggers(input: SubscribeInput): Requested {
@@ -72,6 +56,16 @@ function requestedTriggers(input: SubscribeInput): Requested {
   };
 }
 
+/** The chosen push service's subscription; the registering module's refusals are 400s here, with their code. */
+async function usableSubscription(env: Env, services: PushServices): Promise<SubscriptionInput> {
+  try {
+    return await subscriptionOf(env, chooseService(env, services));
+  } catch (error) {
+    if (error instanceof InvalidSubscription || error instanceof NoUsableService) throw badRequest(error.code, error.message);
+    throw error;
+  }
+}
+
 export const subscriptions = new Hono<AppEnv>();
 
 subscriptions.post("/", requireTenantOrGrant, async (c) => {
@@ -80,30 +74,41 @@ subscriptions.post("/", requireTenantOrGrant, async (c) => {
   if (principal.kind === "grant" && !principal.topics.includes(input.topic)) {
     throw forbidden("topic_not_granted", "the client grant does not cover this topic");
   }
-  const now = nowSeconds();
-  let requested: number | null = null;
-  if (input.expires !== undefined) {
-    requested = parseExpires(input.expires);
-    if (requested === null) throw badRequest("invalid_request", "expires: must be Unix seconds or an IMF-fixdate");
-    if (requested <= now) throw badRequest("invalid_request", "expires: lies in the past");
-  }
-  const subscription = await subscriptionOf(input, c.env);
+  const subscription = await usableSubscription(c.env, input.push_services);
   const result = await register(
     c.env,
     actorOf(principal),
-    { topic: input.topic, subscription, requested: requestedTriggers(input), clientId: input.client_id ?? null, requestedExpiry: requested },
-    now,
+    { topic: input.topic, subscription, requested: requestedTriggers(input), clientId: input.client_id ?? null, expires: input.expires ?? null },
+    nowSeconds(),
   );
-  if (result.kind === "no_supported_trigger") {
-    throw forbidden("no_supported_trigger", "this tenant supports none of the requested triggers (see its supported-triggers)");
-  }
-  if (result.kind === "owned_by_another") {
-    throw forbidden("registration_owned_by_another", "this push resource is registered by another user (a push resource belongs to the user who registered it)");
+  switch (result.kind) {
+    case "no_supported_trigger":
+      throw forbidden("no_supported_trigger", "this tenant supports none of the requested triggers (see its supported-triggers)");
+    case "owned_by_another":
+      throw forbidden("registration_owned_by_another", "this push resource is registered by another user (a push resource belongs to the user who registered it)");
+    case "connection_unknown":
+      throw notFound("connection");
+    case "connection_not_yours":
+      throw forbidden("connection_not_yours", "this connection was opened by another user");
   }
   const { row, created } = result;
   // The draft answers a registration and an update alike; `created` tells them apart.
-  return c.json({ ...registrationJson(c, row), created }, 201, {
-    Location: registrationUrl(c, row.id),
+  return c.json({ ...registrationJson(c.env, c.req.url, row), created }, 201, {
+    Location: registrationUrl(c.env, c.req.url, row.id),
     Expires: imfFixdate(row.expires_at),
   });
+});
+
+export const unsubscribe = new Hono<AppEnv>();
+
+/**
+ * Deletes the caller's registrations of the topic for each push service named: 204, or 404 when
+ * none was theirs. Only the caller's own go, so a grant need not cover the topic any more.
+ */
+unsubscribe.post("/", requireTenantOrGrant, async (c) => {
+  const input = await readJson(c, unsubscribeSchema);
+  const principal = c.get("principal");
+  const deleted = await unsubscribeFrom(c.env, actorOf(principal), input.topic, input.push_services, nowSeconds());
+  if (deleted === 0) throw notFound("registration");
+  return c.body(null, 204);
 });

@@ -3,20 +3,32 @@ import { z } from "zod";
 import { authenticate, bearerOf } from "../auth/middleware";
 import { ApiError, forbidden, unauthorized } from "../errors";
 import { isTenantToken } from "../auth/tenant-token";
+import { openConnection } from "../hub/connections";
+import { SUBPROTOCOL } from "../hub/frames";
 import { hubConnectUrl, topicHub } from "../hub/topic-hub";
 import type { AppEnv } from "../types";
 import { parseWith, topicSchema } from "../validation";
 
-/** The subprotocol a client offers (and is answered with) when it passes its grant in the handshake. */
-export const SUBPROTOCOL = "webdav-push";
 /** Prefix of the subprotocol entry that carries the token: `Sec-WebSocket-Protocol: webdav-push, bearer.<token>`. */
 const TOKEN_PREFIX = "bearer.";
 
-const query = z.object({
-  topic: topicSchema,
-  since: z.coerce.number().int().min(0).optional(),
-  access_token: z.string().min(1).optional(),
-});
+/**
+ * `?topic=` (and `?since=`): a socket of one topic. Without a topic: a connection of the early
+ * draft's connection-ID flow, new, or `?connection_id=` to reconnect (any value: an unknown one
+ * is a 404, never a 400).
+ */
+const query = z
+  .object({
+    topic: topicSchema.optional(),
+    since: z.coerce.number().int().min(0).optional(),
+    connection_id: z.string().optional(),
+    access_token: z.string().min(1).optional(),
+  })
+  .refine((q) => q.topic !== undefined || q.since === undefined, { message: "since: only with a topic", path: ["since"] })
+  .refine((q) => q.topic === undefined || q.connection_id === undefined, {
+    message: "connection_id: a connection has no topic (its topics are attached through the Subscription API)",
+    path: ["connection_id"],
+  });
 
 /**
  * A browser cannot set headers on a WebSocket handshake, so the token may come in the
@@ -45,13 +57,14 @@ websocket.get("/", async (c) => {
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
     throw new ApiError(426, "upgrade_required", "this endpoint speaks WebSocket: send Upgrade: websocket", { Upgrade: "websocket" });
   }
-  const { topic, since, access_token: accessToken } = parseWith(query, c.req.query());
+  const { topic, since, connection_id: connectionId, access_token: accessToken } = parseWith(query, c.req.query());
   const protocols = (c.req.header("Sec-WebSocket-Protocol") ?? "").split(",").map((p) => p.trim()).filter(Boolean);
   if (protocols.length > 0 && !protocols.includes(SUBPROTOCOL)) {
     throw new ApiError(400, "invalid_request", `offer the "${SUBPROTOCOL}" subprotocol (the one this endpoint answers with)`);
   }
   const principal = await authenticate(c.env, tokenOf(c.req.header("Authorization"), protocols, accessToken));
   if (principal.tenant.disabled_at !== null) throw forbidden("tenant_disabled", "this tenant is disabled");
+  if (topic === undefined) return openConnection(c.env, principal, connectionId ?? null, protocols.length > 0 ? SUBPROTOCOL : null);
   if (principal.kind === "grant" && !principal.topics.includes(topic)) {
     throw forbidden("topic_not_granted", "the client grant does not cover this topic");
   }

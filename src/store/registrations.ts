@@ -1,6 +1,14 @@
 /** D1 access to the `registrations` table: subscription x topic, with triggers and expiry. */
 import type { Keyring } from "../crypto/sealed";
-import { deleteSubscriptionIfUnused, openToken, OWNED_BY_ANOTHER, upsertSubscription, type StoredSubscription, type Transport } from "./subscriptions";
+import {
+  deleteSubscriptionIfUnused,
+  openToken,
+  OWNED_BY_ANOTHER,
+  upsertSubscription,
+  type PushServiceName,
+  type StoredSubscription,
+  type Transport,
+} from "./subscriptions";
 
 import type { Depth } from "../depth";
 
@@ -30,10 +38,14 @@ export interface RegistrationRow {
   created_at: number;
   updated_at: number;
   transport: Transport;
-  /** The push resource URL, or (opened for its owner) the FCM registration token. */
+  /** The push service the client chose (web_push and unified_push are both Web Push). */
+  service: PushServiceName;
+  /** The push resource URL, (opened for its owner) the FCM registration token, or the connection id. */
   identifier: string;
   /** fcm: the sealed token that `identifier` was opened from. */
   sealed_token: string | null;
+  /** 1 when messages are encrypted for it (RFC 8291 keys), else 0. */
+  encrypted: 0 | 1;
 }
 
 export interface RegistrationInput {
@@ -44,8 +56,9 @@ export interface RegistrationInput {
   expiresAt: number;
 }
 
-const SELECT_JOINED = `SELECT r.*, s.transport, s.identifier, s.sealed_token FROM registrations r
-  JOIN subscriptions s ON s.id = r.subscription_id`;
+const SELECT_JOINED = `SELECT r.*, s.transport, s.service, s.identifier, s.sealed_token,
+    (s.p256dh IS NOT NULL AND s.auth IS NOT NULL) AS encrypted
+  FROM registrations r JOIN subscriptions s ON s.id = r.subscription_id`;
 
 /** Rows as their owner sees them: an FCM row's identifier is its token, opened from the envelope. */
 async function opened(keys: () => Promise<Keyring>, rows: RegistrationRow[]): Promise<RegistrationRow[]> {
@@ -151,18 +164,66 @@ export async function listRegistrations(
   return opened(keys, results);
 }
 
-/** Deletes a live registration the actor may see, and its subscription once nothing else uses it. */
-export async function deleteRegistration(db: D1Database, actor: Actor, id: string, now: number): Promise<boolean> {
-  const deleted = await db
+/** What went with a deleted registration: enough to tell its connection, when it had one. */
+export interface DeletedRegistration {
+  tenant_id: string;
+  topic: string;
+  transport: Transport;
+  identifier: string;
+}
+
+/** Deletes registrations by id, then each subscription left without any, in one transaction. */
+async function deleteByIds(db: D1Database, rows: (DeletedRegistration & { id: string; subscription_id: number })[]): Promise<DeletedRegistration[]> {
+  if (rows.length === 0) return [];
+  const ids = JSON.stringify(rows.map((row) => row.id));
+  const [deleted] = await db.batch<{ id: string }>([
+    db.prepare("DELETE FROM registrations WHERE id IN (SELECT value FROM json_each(?)) RETURNING id").bind(ids),
+    ...[...new Set(rows.map((row) => row.subscription_id))].map((id) => deleteSubscriptionIfUnused(db, id)),
+  ]);
+  const gone = new Set(deleted.results.map((row) => row.id));
+  return rows.filter((row) => gone.has(row.id)).map(({ tenant_id, topic, transport, identifier }) => ({ tenant_id, topic, transport, identifier }));
+}
+
+/**
+ * Deletes a live registration, and its subscription once nothing else uses it. `actor` null: by
+ * its registration URL alone, a capability (128 random bits), as a client without credentials
+ * for this host unregisters; otherwise only one the actor may see (its owner, or its tenant).
+ */
+export async function deleteRegistration(db: D1Database, actor: Actor | null, id: string, now: number): Promise<DeletedRegistration | null> {
+  const row = await db
     .prepare(
-      `DELETE FROM registrations WHERE id = ?1 AND tenant_id = ?2 AND expires_at > ?3 AND (?4 IS NULL OR owner IS ?4)
-       RETURNING subscription_id`,
+      `SELECT r.id, r.tenant_id, r.topic, r.subscription_id, s.transport, s.identifier
+       FROM registrations r JOIN subscriptions s ON s.id = r.subscription_id
+       WHERE r.id = ?1 AND r.expires_at > ?2 AND (?3 IS NULL OR r.tenant_id = ?3) AND (?4 IS NULL OR r.owner IS ?4)`,
     )
-    .bind(id, actor.tenantId, now, actor.owner)
-    .first<{ subscription_id: number }>();
-  if (deleted === null) return false;
-  await deleteSubscriptionIfUnused(db, deleted.subscription_id).run();
-  return true;
+    .bind(id, now, actor?.tenantId ?? null, actor?.owner ?? null)
+    .first<DeletedRegistration & { id: string; subscription_id: number }>();
+  if (row === null) return null;
+  return (await deleteByIds(db, [row]))[0] ?? null;
+}
+
+/**
+ * Deletes the actor's live registrations of `topic` whose subscription is one of those named (by
+ * transport and identifier; the early draft's unsubscribe), and subscriptions left without any.
+ */
+export async function deleteTopicRegistrations(
+  db: D1Database,
+  actor: Actor,
+  topic: string,
+  subscriptions: { transport: Transport; identifier: string }[],
+  now: number,
+): Promise<DeletedRegistration[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT r.id, r.tenant_id, r.topic, r.subscription_id, s.transport, s.identifier
+       FROM json_each(?5) j
+       JOIN subscriptions s ON s.tenant_id = ?1 AND s.transport = json_extract(j.value, '$.transport') AND s.identifier = json_extract(j.value, '$.identifier')
+       JOIN registrations r ON r.subscription_id = s.id AND r.topic = ?2
+       WHERE r.expires_at > ?3 AND (?4 IS NULL OR r.owner IS ?4)`,
+    )
+    .bind(actor.tenantId, topic, now, actor.owner, JSON.stringify(subscriptions))
+    .all<DeletedRegistration & { id: string; subscription_id: number }>();
+  return deleteByIds(db, results);
 }
 
 /** Deletes up to `limit` expired registrations (index on expires_at); returns how many. */

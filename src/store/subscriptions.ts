@@ -6,7 +6,19 @@
 import { sha256Hex } from "../crypto/secrets";
 import { open, seal, type Keyring } from "../crypto/sealed";
 
-export type Transport = "web_push" | "fcm";
+/**
+ * How a subscription is delivered to (the `transport` column): Web Push (UnifiedPush too, keyed or
+ * keyless), FCM, or a WebSocket connection of the early draft's connection-ID flow, whose frames
+ * the TopicHub sends itself.
+ */
+export type Transport = "web_push" | "fcm" | "websocket";
+
+/**
+ * The push service the client chose (the `service` column, shown as `"transport"`). `web_push` and
+ * `unified_push` are both Web Push resources: one push resource is one subscription under either
+ * name (the unique key is the transport's), so it is never delivered to twice.
+ */
+export type PushServiceName = "web_push" | "unified_push" | "fcm" | "websocket";
 
 export interface WebPushKeys {
   p256dh: string;
@@ -14,10 +26,14 @@ export interface WebPushKeys {
   content_encoding: "aes128gcm";
 }
 
-/** A subscription as a client hands it over: identified per transport, keys for Web Push only. */
+/**
+ * A subscription as a client hands it over: identified per transport, keys for Web Push only (and
+ * none for a keyless UnifiedPush endpoint, which is sent the push message plain).
+ */
 export interface SubscriptionInput {
   transport: Transport;
-  /** The push resource URL, or the FCM registration token, in clear. */
+  service: PushServiceName;
+  /** The push resource URL, the FCM registration token (in clear), or the connection id. */
   identifier: string;
   keys: WebPushKeys | null;
 }
@@ -25,7 +41,8 @@ export interface SubscriptionInput {
 /** A subscription as D1 keeps it. */
 export interface StoredSubscription {
   transport: Transport;
-  /** The push resource URL, or SHA-256 (hex) of the FCM token. */
+  service: PushServiceName;
+  /** The push resource URL, SHA-256 (hex) of the FCM token, or the connection id. */
   identifier: string;
   p256dh: string | null;
   /** Sealed. */
@@ -48,11 +65,12 @@ export async function storedSubscription(keyring: Keyring, tenantId: string, sub
   if (sub.transport === "fcm") {
     const identifier = await fcmIdentifier(sub.identifier);
     const sealedToken = await seal(keyring, TOKEN_COLUMN, subscriptionRowKey(tenantId, "fcm", identifier), sub.identifier);
-    return { transport: "fcm", identifier, p256dh: null, auth: null, contentEncoding: null, sealedToken };
+    return { transport: "fcm", service: sub.service, identifier, p256dh: null, auth: null, contentEncoding: null, sealedToken };
   }
   const auth = sub.keys === null ? null : await seal(keyring, AUTH_COLUMN, subscriptionRowKey(tenantId, sub.transport, sub.identifier), sub.keys.auth);
   return {
     transport: sub.transport,
+    service: sub.service,
     identifier: sub.identifier,
     p256dh: sub.keys?.p256dh ?? null,
     auth,
@@ -79,19 +97,20 @@ export const OWNED_BY_ANOTHER = `?5 IS NOT NULL AND EXISTS (
 
 /**
  * Statement that creates the subscription or, when the tenant already has one with this
- * identifier, refreshes its keys (the draft binds keys to the push resource, newest wins) and
- * forgets past failures. Writes nothing when the resource is another user's (OWNED_BY_ANOTHER).
+ * identifier, refreshes its keys (the draft binds keys to the push resource, newest wins), takes
+ * the service name it was registered under last, and forgets past failures. Writes nothing when
+ * the resource is another user's (OWNED_BY_ANOTHER).
  */
 export function upsertSubscription(db: D1Database, tenantId: string, sub: StoredSubscription, owner: string | null, now: number): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO subscriptions (tenant_id, transport, identifier, p256dh, auth, content_encoding, sealed_token, created_at, updated_at)
-       SELECT ?1, ?2, ?3, ?6, ?7, ?8, ?9, ?4, ?4 WHERE NOT (${OWNED_BY_ANOTHER})
+      `INSERT INTO subscriptions (tenant_id, transport, service, identifier, p256dh, auth, content_encoding, sealed_token, created_at, updated_at)
+       SELECT ?1, ?2, ?10, ?3, ?6, ?7, ?8, ?9, ?4, ?4 WHERE NOT (${OWNED_BY_ANOTHER})
        ON CONFLICT (tenant_id, transport, identifier) DO UPDATE SET
-         p256dh = excluded.p256dh, auth = excluded.auth, content_encoding = excluded.content_encoding,
+         service = excluded.service, p256dh = excluded.p256dh, auth = excluded.auth, content_encoding = excluded.content_encoding,
          sealed_token = excluded.sealed_token, updated_at = excluded.updated_at, consecutive_failures = 0`,
     )
-    .bind(tenantId, sub.transport, sub.identifier, now, owner, sub.p256dh, sub.auth, sub.contentEncoding, sub.sealedToken);
+    .bind(tenantId, sub.transport, sub.identifier, now, owner, sub.p256dh, sub.auth, sub.contentEncoding, sub.sealedToken, sub.service);
 }
 
 /** Deletes the subscription when no registration refers to it any more. */
@@ -162,14 +181,14 @@ export async function recordOutcomes(db: D1Database, outcomes: DeliveryOutcomes,
   if (statements.length > 0) await db.batch(statements);
 }
 
-/** Keyset page of every Web Push subscription (all tenants), for key-rotation messages; `auth` sealed. */
+/**
+ * Keyset page of every Web Push subscription (all tenants), for key-rotation messages; `auth`
+ * sealed. Keyless UnifiedPush ones come too (p256dh and auth null): they are told plain.
+ */
 export async function pageWebPushSubscriptions(db: D1Database, after: number, limit: number) {
   const { results } = await db
-    .prepare(
-      `SELECT id, tenant_id, identifier, p256dh, auth FROM subscriptions
-       WHERE transport = 'web_push' AND p256dh IS NOT NULL AND auth IS NOT NULL AND id > ? ORDER BY id LIMIT ?`,
-    )
+    .prepare("SELECT id, tenant_id, identifier, p256dh, auth FROM subscriptions WHERE transport = 'web_push' AND id > ? ORDER BY id LIMIT ?")
     .bind(after, limit)
-    .all<{ id: number; tenant_id: string; identifier: string; p256dh: string; auth: string }>();
+    .all<{ id: number; tenant_id: string; identifier: string; p256dh: string | null; auth: string | null }>();
   return results;
 }

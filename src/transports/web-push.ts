@@ -1,4 +1,7 @@
-/** The Web Push transport (RFC 8030), which UnifiedPush distributors speak too. */
+/**
+ * The Web Push transport (RFC 8030), which UnifiedPush distributors speak too: encrypted (RFC 8291)
+ * for subscriptions with keys, plain for keyless UnifiedPush endpoints (the early draft allows them).
+ */
 import { encryptWebPush } from "../crypto/ece";
 import { encodeBase64url } from "../crypto/base64url";
 import { vapidSigner, type VapidSigner } from "../crypto/vapid";
@@ -8,8 +11,9 @@ import { retryAfterSeconds, type Outcome, type PushMessage, type Transport } fro
 export interface WebPushTarget {
   subscriptionId: number;
   endpoint: string;
-  p256dh: string;
-  auth: string;
+  /** RFC 8291 keys; both null for a keyless UnifiedPush endpoint, which gets the message plain. */
+  p256dh: string | null;
+  auth: string | null;
 }
 
 /** How long one push service may take to answer before the message is tried again later. */
@@ -33,22 +37,29 @@ export interface PreparedPush {
 
 /** One fan-out chunk sends the same XML to every target: encode it once. */
 let lastXml = "";
-let lastPlaintext: Uint8Array = new Uint8Array(0);
-function plaintextOf(xml: string): Uint8Array {
+let lastPlaintext: Uint8Array<ArrayBuffer> = new Uint8Array(0);
+function plaintextOf(xml: string): Uint8Array<ArrayBuffer> {
   if (xml !== lastXml) {
-    lastPlaintext = new TextEncoder().encode(xml);
+    lastPlaintext = new TextEncoder().encode(xml) as Uint8Array<ArrayBuffer>;
     lastXml = xml;
   }
   return lastPlaintext;
 }
 
-/** What a push service receives for one target (RFC 8030 §5, RFC 8291 §4, RFC 8292 §3). */
+/**
+ * What a push service receives for one target (RFC 8030 §5, RFC 8291 §4, RFC 8292 §3). A keyless
+ * target gets the XML itself, without Content-Encoding (RFC 8030 §5 allows any body; there is no
+ * key to encrypt for); TTL, Urgency, Topic and VAPID are the same either way.
+ */
 export async function prepareWebPush(target: WebPushTarget, message: PushMessage, signer: VapidSigner | null): Promise<PreparedPush> {
-  const body = await encryptWebPush(plaintextOf(message.xml), target);
+  const plaintext = plaintextOf(message.xml);
+  const keys = target.p256dh !== null && target.auth !== null ? { p256dh: target.p256dh, auth: target.auth } : null;
+  // a copy for the plain body: the cached bytes are shared by the chunk's other targets
+  const body = keys === null ? plaintext.slice() : await encryptWebPush(plaintext, keys);
   const headers: Record<string, string> = {
     TTL: String(message.ttl),
     Urgency: message.urgency,
-    "Content-Encoding": "aes128gcm",
+    ...(keys === null ? {} : { "Content-Encoding": "aes128gcm" }),
     // the draft's Push Message section
     "Content-Type": 'application/xml; charset="UTF-8"',
   };

@@ -38,6 +38,18 @@ function forbiddenReference(text: string): string | null {
   return null;
 }
 
+/**
+ * XML 1.0 §2.8 puts the XML declaration first, but real servers' bodies arrive with whitespace
+ * before it (rustical's own sample) or a UTF-8 byte order mark (an encoding signature, §4.3.3 and
+ * Appendix F, not content), which xmldom refuses. Only those go, only before `<?xml` (or a lone
+ * leading BOM); nothing else is loosened.
+ */
+function withoutLeadingSignature(text: string): string {
+  const beforeDeclaration = /^[\uFEFF \t\r\n]+(?=<\?xml[ \t\r\n])/.exec(text);
+  if (beforeDeclaration !== null) return text.slice(beforeDeclaration[0].length);
+  return text.startsWith("\uFEFF") ? text.slice(1) : text;
+}
+
 export function parseXml(text: string): Document {
   const reference = forbiddenReference(text);
   if (reference !== null) throw badRequest("invalid_xml", `the body holds the character reference ${reference}, which names a character XML 1.0 does not allow (§4.1)`);
@@ -57,7 +69,7 @@ export function parseXml(text: string): Document {
       onError: (level, message) => {
         if (level !== "warning") throw new Error(message);
       },
-    }).parseFromString(text, "application/xml");
+    }).parseFromString(withoutLeadingSignature(text), "application/xml");
   } catch (error) {
     throw badRequest("invalid_xml", `the body is not well-formed XML: ${(error as Error).message.split("\n")[0]}`);
   }

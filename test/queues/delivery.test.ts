@@ -7,7 +7,7 @@ import { topicHub } from "../../src/hub/topic-hub";
 import { deliver, transportsFor } from "../../src/queues/deliveries";
 import type { DeliveryJob, QueuedWebPushTarget } from "../../src/queues/jobs";
 import { topicHeader } from "../../src/transports/web-push";
-import { ADMIN, bearer, call, createTenant, pushService, queuedTarget, registerSubscriber, type TestTenant } from "../helpers";
+import { ADMIN, bearer, call, createTenant, keylessSubscriber, pushService, queuedTarget, registerSubscriber, subscribeWith, type TestTenant } from "../helpers";
 
 async function notifyAndFlush(tenant: TestTenant, body: Record<string, unknown>) {
   const response = await call("/v1/notify", { method: "POST", headers: bearer(tenant.notify_token), json: body });
@@ -148,5 +148,31 @@ describe("Web Push delivery through the queues", () => {
     // the three were fanned out in one job; the live one's arrival means the others were not sent
     expect((await pushService.received(expired.id)).attempts).toBe(0);
     expect((await pushService.received(elsewhere.id)).attempts).toBe(0);
+  });
+
+  it("sends a keyless target the message plain and records the outcome like any other", async () => {
+    const tenant = await createTenant();
+    const ok = await keylessSubscriber();
+    const gone = await keylessSubscriber({ kind: "gone" });
+    const ids: number[] = [];
+    for (const subscriber of [ok, gone]) {
+      const response = await subscribeWith({ ALLOW_INSECURE_PUSH_RESOURCES: "true" }, tenant.notify_token, {
+        topic: "t",
+        push_services: { unified_push: { endpoint: subscriber.endpoint } },
+      });
+      ids.push(await subscriptionIdOf((await response.json<{ id: string }>()).id));
+    }
+    const job: DeliveryJob = {
+      tenantId: tenant.id,
+      message: { xml: "<push-message/>", ttl: 60, urgency: "low", topic: null },
+      targets: [ok, gone].map((subscriber, i) => ({ subscriptionId: ids[i], tenantId: tenant.id, endpoint: subscriber.endpoint, plain: true as const })),
+      attempt: 1,
+    };
+    await deliver([job], env, transportsFor(env));
+    const { received } = await pushService.received(ok.id);
+    expect(received.map((m) => [m.xml, m.ttl, m.urgency])).toEqual([["<push-message/>", 60, "low"]]);
+    expect((await subscription(ids[0]))!.last_success_at).toBeGreaterThan(0);
+    expect(await subscription(ids[1])).toBeNull();
+    expect(await pushService.errors()).toEqual([]);
   });
 });

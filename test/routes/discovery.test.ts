@@ -18,6 +18,36 @@ describe("GET /.well-known/webdav-push", () => {
     expect(body.limits).toMatchObject({ max_registration_seconds: 604_800, notify_batch_max: 100 });
   });
 
+  it("says how each API authenticates, what unified_push takes, and the push services in order of preference", async () => {
+    const body = await (await call("/.well-known/webdav-push")).json<Record<string, any>>();
+    const client = { scheme: "Bearer", credentials: ["grant", "notify_token"] };
+    expect(body.auth).toEqual({
+      notify: { scheme: "Bearer", credentials: ["notify_token"] },
+      subscriptions: client,
+      register: client,
+      registrations: { ...client, delete: { credentials: [] } },
+      websocket: client,
+      admin: { scheme: "Bearer", credentials: ["admin_token"] },
+    });
+    expect(body.transports.unified_push).toEqual({ vapid_public_key: env.VAPID_PUBLIC_KEY, content_encodings: ["aes128gcm"], unencrypted: true });
+    expect(body.push_service_preference).toEqual(["web_push", "unified_push", "fcm", "websocket"]);
+    expect(body.endpoints).toMatchObject({
+      unsubscribe: "https://director.test/v1/unsubscribe",
+      early_draft: { notify: "https://director.test/notify", subscribe: "https://director.test/subscribe", unsubscribe: "https://director.test/unsubscribe" },
+    });
+
+    const discover = async (over: Partial<Env>) =>
+      (await app.fetch(new Request("https://director.test/.well-known/webdav-push"), { ...env, ...over })).json<Record<string, any>>();
+    const strict = await discover({ REQUIRE_ENCRYPTION: "true", PUSH_SERVICE_PREFERENCE: "websocket, unified_push" });
+    expect(strict.transports.unified_push.unencrypted).toBe(false);
+    // listed names first, the others after in the default order
+    expect(strict.push_service_preference).toEqual(["websocket", "unified_push", "web_push", "fcm"]);
+    // fcm appears nowhere unless configured
+    const noFcm = await discover({ FCM_SERVICE_ACCOUNT: "", PUSH_SERVICE_PREFERENCE: "fcm,web_push,carrier_pigeon" });
+    expect(noFcm.push_service_preference).toEqual(["web_push", "unified_push", "websocket"]);
+    expect(JSON.stringify(noFcm)).not.toMatch(/fcm/);
+  });
+
   it("answers unknown routes with a JSON 404", async () => {
     const response = await call("/v2/nothing");
     expect(response.status).toBe(404);

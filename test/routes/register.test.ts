@@ -168,4 +168,70 @@ describe("POST /v1/register (push-register)", () => {
     expect((await post(tenant.notify_token, SAMPLE, {})).status).toBe(400);
     expect((await call("/v1/register", { method: "POST", headers: { "Push-Topic": "t", "Content-Type": "application/xml" }, body: SAMPLE })).status).toBe(401);
   });
+
+  it("strips whitespace and a UTF-8 byte order mark before <?xml, and nothing else", async () => {
+    const tenant = await createTenant();
+    const body = async () => registerXml(await webPush());
+    const bom = new Uint8Array([0xef, 0xbb, 0xbf]);
+    const bytes = (prefix: Uint8Array, text: string) => {
+      const encoded = new TextEncoder().encode(text);
+      const out = new Uint8Array(prefix.length + encoded.length);
+      out.set(prefix);
+      out.set(encoded, prefix.length);
+      return out;
+    };
+    const accepted: [string, BodyInit][] = [
+      ["newline and indentation (rustical)", `\n            ${await body()}`],
+      ["tabs and CRLF", `\t\r\n${await body()}`],
+      ["a BOM as bytes", bytes(bom, await body())],
+      ["a BOM as bytes, then whitespace", bytes(bom, `\n  ${await body()}`)],
+      ["whitespace, then a BOM", `\n\uFEFF${await body()}`],
+      ["a BOM before a body without declaration", `\uFEFF<push-register xmlns="${PUSH}"><subscription>${await webPush()}</subscription></push-register>`],
+    ];
+    for (const [what, payload] of accepted) {
+      const response = await call("/v1/register", {
+        method: "POST",
+        headers: { ...bearer(tenant.notify_token), "Content-Type": "application/xml", "Push-Topic": "cal" },
+        body: payload,
+      });
+      expect(response.status, `${what}: ${await response.clone().text()}`).toBe(204);
+    }
+    const refused: [string, string, string][] = [
+      ["text before the declaration", `x${await body()}`, "invalid_xml"],
+      ["a comment before the declaration", `<!-- hi -->${await body()}`, "invalid_xml"],
+      ["a non-breaking space before the declaration", `\u00A0${await body()}`, "invalid_xml"],
+      ["a DTD after a BOM", `\uFEFF<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x "y">]><push-register xmlns="${PUSH}"/>`, "invalid_xml"],
+      ["another root after whitespace", `\n <?xml version="1.0"?><propfind xmlns="DAV:"/>`, "invalid_request"],
+    ];
+    const before = await env.DB.prepare("SELECT COUNT(*) AS n FROM registrations WHERE tenant_id = ?").bind(tenant.id).first<{ n: number }>();
+    for (const [what, payload, code] of refused) {
+      const response = await post(tenant.notify_token, payload, { "Push-Topic": "cal" });
+      expect(response.status, what).toBe(400);
+      expect((await response.json<{ error: { code: string } }>()).error.code, what).toBe(code);
+    }
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM registrations WHERE tenant_id = ?").bind(tenant.id).first<{ n: number }>()).toEqual(before);
+  });
+
+  it("stays 403 invalid-subscription without keys: push-register has no keyless UnifiedPush, and writes nothing", async () => {
+    const tenant = await createTenant();
+    const keyless = registerXml("<web-push-subscription><push-resource>https://up.example.net/keyless</push-resource></web-push-subscription>");
+    expect(await preconditionOf(await post(tenant.notify_token, keyless))).toBe("invalid-subscription");
+    const rows = await env.DB.prepare("SELECT COUNT(*) AS n FROM subscriptions WHERE tenant_id = ?").bind(tenant.id).first<{ n: number }>();
+    expect(rows!.n).toBe(0);
+  });
+
+  it("takes an expires already past as no wish and a readable one as asked; an unreadable one is 400", async () => {
+    const tenant = await createTenant();
+    const withExpires = async (expires: string) =>
+      registerXml(await webPush()).replace("</push-register>", `<expires>${expires}</expires></push-register>`);
+    const past = await post(tenant.notify_token, await withExpires("Wed, 20 Dec 2023 10:03:31 GMT"));
+    expect(past.status).toBe(204);
+    expect(Math.abs(Date.parse(past.headers.get("Expires")!) - (Date.now() + 7 * 86_400_000))).toBeLessThan(5000);
+    const wanted = new Date(Math.floor(Date.now() / 1000 + 4 * 86_400) * 1000).toUTCString();
+    const asked = await post(tenant.notify_token, await withExpires(wanted));
+    expect(asked.headers.get("Expires")).toBe(wanted);
+    const unreadable = await post(tenant.notify_token, await withExpires("soon"));
+    expect(unreadable.status).toBe(400);
+    expect((await unreadable.json<{ error: { code: string } }>()).error.code).toBe("invalid_request");
+  });
 });

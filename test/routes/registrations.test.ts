@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { bearer, call, createTenant, grant, webPushBody, type TestTenant } from "../helpers";
+import { ADMIN, bearer, call, createTenant, grant, webPushBody, type TestTenant } from "../helpers";
 
 type Json = Record<string, any>;
 
@@ -98,5 +98,59 @@ describe("/v1/registrations", () => {
     expect(await listAll(alice)).toEqual([]);
     const renewed = await register(bob, "topic-1", body);
     expect(renewed).toMatchObject({ id: created.id, owner: "bob" });
+  });
+
+  it("deletes by the registration URL alone, without Bearer credentials: the URL is a capability", async () => {
+    const tenant = await createTenant();
+    const { alice } = await users(tenant);
+    const count = async () =>
+      (await env.DB.prepare("SELECT (SELECT COUNT(*) FROM registrations WHERE tenant_id = ?1) + (SELECT COUNT(*) FROM subscriptions WHERE tenant_id = ?1) AS n").bind(tenant.id).first<{ n: number }>())!.n;
+    // DAVx⁵ sends a bare DELETE of the Location to another host; a client may send its WebDAV server's Basic credentials
+    for (const headers of [{} as Record<string, string>, { Authorization: "Basic YWxpY2U6c2VjcmV0" }, { Authorization: "Digest username=\"alice\"" }]) {
+      const created = await register(alice);
+      const deleted = await call(new URL(created.url).pathname, { method: "DELETE", headers });
+      expect(deleted.status, JSON.stringify(headers)).toBe(204);
+      expect(await deleted.text()).toBe("");
+      expect((await call(`/v1/registrations/${created.id}`, { headers: bearer(alice) })).status).toBe(404);
+      // gone: again, 404
+      expect((await call(new URL(created.url).pathname, { method: "DELETE", headers })).status).toBe(404);
+    }
+    expect(await count()).toBe(0);
+  });
+
+  it("answers an unknown or expired registration URL without credentials with 404, and changes nothing", async () => {
+    const tenant = await createTenant();
+    const { alice } = await users(tenant);
+    const created = await register(alice);
+    await env.DB.prepare("UPDATE registrations SET expires_at = ? WHERE id = ?").bind(Math.floor(Date.now() / 1000) - 1, created.id).run();
+    const live = await register(alice, "topic-2");
+    for (const id of [created.id, "AAAAAAAAAAAAAAAAAAAAAA", "not-an-id", `${live.id}x`]) {
+      const response = await call(`/v1/registrations/${id}`, { method: "DELETE" });
+      expect(response.status, id).toBe(404);
+      expect(await response.json()).toEqual({ error: { code: "not_found", message: "registration not found" } });
+    }
+    const rows = await env.DB.prepare("SELECT id FROM registrations WHERE tenant_id = ? ORDER BY id").bind(tenant.id).all<{ id: string }>();
+    expect(rows.results.map((r) => r.id).sort()).toEqual([created.id, live.id].sort());
+  });
+
+  it("keeps today's rules with a Bearer token: 401 when it is bad, 404 when it is not the caller's", async () => {
+    const tenant = await createTenant();
+    const { alice, bob } = await users(tenant);
+    const created = await register(alice);
+    const path = `/v1/registrations/${created.id}`;
+    for (const authorization of ["Bearer not-a-token", "Bearer", "bearer  ", `Bearer ${tenant.notify_token}x`]) {
+      expect((await call(path, { method: "DELETE", headers: { Authorization: authorization } })).status, authorization).toBe(401);
+    }
+    expect((await call(path, { method: "DELETE", headers: bearer(bob) })).status).toBe(404);
+    // reading still needs credentials, whatever the scheme
+    expect((await call(path)).status).toBe(401);
+    expect((await call(path, { headers: { Authorization: "Basic YWxpY2U6c2VjcmV0" } })).status).toBe(401);
+    expect((await call("/v1/registrations")).status).toBe(401);
+    expect((await call(path, { headers: bearer(alice) })).status).toBe(200);
+    // a disabled tenant's token is refused before anything is deleted
+    await call(`/v1/admin/tenants/${tenant.id}/disable`, { method: "POST", headers: ADMIN });
+    expect((await call(path, { method: "DELETE", headers: bearer(alice) })).status).toBe(403);
+    expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM registrations WHERE id = ?").bind(created.id).first<{ n: number }>())!.n).toBe(1);
+    expect((await call(path, { method: "DELETE", headers: bearer(tenant.notify_token) })).status).toBe(403);
   });
 });

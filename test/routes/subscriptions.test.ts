@@ -206,8 +206,12 @@ describe("POST /v1/subscriptions", () => {
       [{ ...good, topic: "x".repeat(257) }, "invalid_request", /topic/],
       [{ ...good, topic: "a\nb" }, "invalid_request", /control/],
       [{ topic: "t" }, "invalid_request", /push_services/],
-      [{ topic: "t", push_services: {} }, "invalid_request", /exactly one/],
-      [{ topic: "t", push_services: { ...good.push_services, unified_push: good.push_services.web_push } }, "invalid_request", /exactly one/],
+      [{ topic: "t", push_services: {} }, "invalid_request", /at least one of web_push, unified_push, fcm, websocket/],
+      [{ topic: "t", push_services: { apns: { token: "x" } } }, "invalid_request", /at least one/],
+      // every service named is schema-checked, chosen or not
+      [{ topic: "t", push_services: { ...good.push_services, fcm: { registration_token: "" } } }, "invalid_request", /fcm/],
+      [{ topic: "t", push_services: { ...good.push_services, websocket: { connection_id: 7 } } }, "invalid_request", /connection_id/],
+      [{ topic: "t", push_services: { unified_push: { keys } } }, "invalid_request", /endpoint/],
       [wp({ endpoint: "https://push.example.net/x" }), "invalid_request", /keys/],
       [wp({ endpoint: "http://push.example.net/x", keys }), "invalid_push_resource", /https/],
       [wp({ endpoint: "https://localhost/x", keys }), "invalid_push_resource", /public/],
@@ -221,7 +225,7 @@ describe("POST /v1/subscriptions", () => {
       [wp({ endpoint: "https://push.example.net/x", keys: { ...keys, auth: "AAAA" } }), "invalid_subscription_key", /auth/],
       [wp({ endpoint: "https://push.example.net/x", keys, content_encoding: "aesgcm" }), "invalid_request", /aes128gcm/],
       [{ ...good, expires: "next tuesday" }, "invalid_request", /expires/],
-      [{ ...good, expires: nowSeconds() - 10 }, "invalid_request", /past/],
+      [{ ...good, expires: true }, "invalid_request", /expires/],
       [{ ...good, trigger: { content_update: { depth: 3 } } }, "invalid_request", /depth/],
       [[good], "invalid_request", /object/],
     ];
@@ -233,6 +237,58 @@ describe("POST /v1/subscriptions", () => {
       expect(error.code, text).toBe(code);
       expect(error.message, text).toMatch(message);
     }
+    // a refusal writes nothing
+    const written = await env.DB.prepare(
+      "SELECT (SELECT COUNT(*) FROM subscriptions WHERE tenant_id = ?1) + (SELECT COUNT(*) FROM registrations WHERE tenant_id = ?1) AS n",
+    )
+      .bind(tenant.id)
+      .first<{ n: number }>();
+    expect(written!.n).toBe(0);
+  });
+
+  it("takes an expires already past as no wish: the maximum, as push-register does", async () => {
+    const tenant = await createTenant();
+    for (const expires of [nowSeconds() - 10, 1698165940, "Wed, 20 Dec 2023 10:03:31 GMT", 0]) {
+      const response = await subscribe(tenant.notify_token, await webPushBody("t", { expires }));
+      expect(response.status).toBe(201);
+      const expiresAt = (await response.json<{ expires_at: number }>()).expires_at;
+      expect(Math.abs(expiresAt - (nowSeconds() + 7 * DAY)), String(expires)).toBeLessThanOrEqual(5);
+    }
+  });
+
+  it("shows the push service the client chose, and whether messages are encrypted for it", async () => {
+    const tenant = await createTenant();
+    const keys = await userAgentKeys();
+    const endpoint = `https://up.example.net/${crypto.randomUUID()}`;
+    const response = await subscribe(tenant.notify_token, { topic: "t", push_services: { unified_push: { endpoint, keys } } });
+    expect(response.status).toBe(201);
+    const created = await response.json<Record<string, unknown>>();
+    expect(created).toMatchObject({ transport: "unified_push", push_resource: endpoint, encrypted: true });
+    const shown = await (await call(new URL(response.headers.get("Location")!).pathname, { headers: bearer(tenant.notify_token) })).json();
+    expect(shown).toMatchObject({ transport: "unified_push", encrypted: true });
+    const fcm = await (await subscribe(tenant.notify_token, { topic: "t", push_services: { fcm: { registration_token: "tok-enc" } } })).json();
+    expect(fcm).toMatchObject({ transport: "fcm", encrypted: false });
+    const web = await (await subscribe(tenant.notify_token, await webPushBody("t"))).json();
+    expect(web).toMatchObject({ transport: "web_push", encrypted: true });
+  });
+
+  it("keeps one push resource one subscription, whether named web_push or unified_push", async () => {
+    const tenant = await createTenant();
+    const body = await webPushBody("a");
+    const asWebPush = await (await subscribe(tenant.notify_token, body)).json<{ id: string }>();
+    const asUnifiedPush = await subscribe(tenant.notify_token, { topic: "a", push_services: { unified_push: body.push_services.web_push } });
+    expect(asUnifiedPush.status).toBe(201);
+    // the same registration, now under the name it was registered with last
+    expect(await asUnifiedPush.json()).toMatchObject({ id: asWebPush.id, created: false, transport: "unified_push" });
+    const both = await subscribe(tenant.notify_token, {
+      topic: "b",
+      push_services: { web_push: body.push_services.web_push, unified_push: body.push_services.web_push },
+    });
+    expect(await both.json()).toMatchObject({ transport: "web_push", created: true });
+    const counts = await env.DB.prepare("SELECT (SELECT COUNT(*) FROM subscriptions WHERE tenant_id = ?1) AS s, (SELECT COUNT(*) FROM registrations WHERE tenant_id = ?1) AS r")
+      .bind(tenant.id)
+      .first();
+    expect(counts).toEqual({ s: 1, r: 2 });
   });
 
   it("answers a body that is not JSON with 400, another media type with 415, an oversize one with 413", async () => {

@@ -1,45 +1,10 @@
 import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import { hubConnectUrl, topicHub } from "../../src/hub/topic-hub";
-import { ADMIN, bearer, call, createTenant, grant, ORIGIN, type TestTenant } from "../helpers";
-
-type Frame = Record<string, any>;
-
-/** A connected test client: every frame it got, and promises for the next ones and the close. */
-class Client {
-  readonly frames: Frame[] = [];
-  private waiters: (() => void)[] = [];
-  readonly closed: Promise<{ code: number; reason: string }>;
-  readonly raw: string[] = [];
-
-  constructor(readonly ws: WebSocket) {
-    ws.accept();
-    ws.addEventListener("message", (event) => {
-      const data = event.data as string;
-      this.raw.push(data);
-      if (data.startsWith("{")) this.frames.push(JSON.parse(data));
-      for (const waiter of this.waiters.splice(0)) waiter();
-    });
-    this.closed = new Promise((resolve) => ws.addEventListener("close", (event) => resolve({ code: event.code, reason: event.reason })));
-  }
-
-  /** Resolves once `count` messages have arrived. */
-  async messages(count: number): Promise<string[]> {
-    while (this.raw.length < count) await new Promise<void>((resolve) => this.waiters.push(resolve));
-    return this.raw;
-  }
-
-  async next(count: number): Promise<Frame[]> {
-    while (this.frames.length < count) await new Promise<void>((resolve) => this.waiters.push(resolve));
-    return this.frames;
-  }
-}
-
-async function open(path: string, headers: Record<string, string> = {}): Promise<Response> {
-  return exports.default.fetch(new Request(`${ORIGIN}${path}`, { headers: { Upgrade: "websocket", ...headers } }));
-}
+import { connectionHub, hubConnectUrl, topicHub } from "../../src/hub/topic-hub";
+import { ADMIN, bearer, call, createTenant, grant, webPushBody, type TestTenant } from "../helpers";
+import { Client, open, upgrade } from "../socket-client";
 
 let users = 0;
 /** Connects with `token`, or with a grant for a new user (the per-client limit is per user). */
@@ -146,7 +111,8 @@ describe("GET /v1/ws", () => {
       [open("/v1/ws?topic=a", bearer("not-a-grant")), 401, "invalid_grant"],
       [open("/v1/ws?topic=a", bearer(await grant(tenant, { topics: ["a"] }, { secret: "wrong" }))), 401, "invalid_grant"],
       [open("/v1/ws?topic=b", bearer(token)), 403, "topic_not_granted"],
-      [open("/v1/ws", bearer(token)), 400, "invalid_request"],
+      [open("/v1/ws?since=1", bearer(token)), 400, "invalid_request"],
+      [open(`/v1/ws?topic=a&connection_id=${crypto.randomUUID()}`, bearer(token)), 400, "invalid_request"],
       [open("/v1/ws?topic=a&since=-1", bearer(token)), 400, "invalid_request"],
       [open("/v1/ws?topic=a", { "Sec-WebSocket-Protocol": `chat, bearer.${token}` }), 400, "invalid_request"],
     ];
@@ -287,5 +253,150 @@ describe("GET /v1/ws", () => {
     }
     // none of them counts against the per-client socket limit (3 in the test config)
     for (let i = 0; i < 3; i++) expect((await open("/v1/ws?topic=q", bearer(await grant(tenant, { topics: ["q"] }, { sub: "line" })))).status).toBe(101);
+  });
+});
+
+describe("GET /v1/ws without a topic (the early draft's connection-ID flow)", () => {
+  const helloOf = async (client: Client) => (await client.next(1))[0];
+
+  it("opens a connection with a grant or the notify token, greeting with its id and no topics", async () => {
+    const tenant = await createTenant();
+    const token = await grant(tenant, {}, { sub: "conn-hello" });
+    const viaHeader = await open("/v1/ws", bearer(token));
+    expect(viaHeader.status).toBe(101);
+    const hello = await helloOf(new Client(viaHeader.webSocket!));
+    expect(hello).toEqual({ type: "hello", connection_id: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/), topics: [] });
+    const viaProtocol = await open("/v1/ws", { "Sec-WebSocket-Protocol": `webdav-push, bearer.${token}` });
+    expect(viaProtocol.headers.get("Sec-WebSocket-Protocol")).toBe("webdav-push");
+    const viaQuery = await open(`/v1/ws?access_token=${token}`);
+    const viaTenant = await open("/v1/ws", bearer(tenant.notify_token));
+    const ids = await Promise.all([viaProtocol, viaQuery, viaTenant].map(async (r) => (await helloOf(new Client(r.webSocket!))).connection_id));
+    expect(new Set([hello.connection_id, ...ids]).size).toBe(4);
+
+    const inQuery = await open(`/v1/ws?access_token=${tenant.notify_token}`);
+    expect(inQuery.status).toBe(401);
+    expect(await inQuery.json()).toMatchObject({ error: { code: "token_in_query" } });
+    expect((await open("/v1/ws")).status).toBe(401);
+  });
+
+  it("reconnects the same principal only: 403 connection_not_yours for another, 404 for anything unknown", async () => {
+    const tenant = await createTenant();
+    const alice = await grant(tenant, {}, { sub: "alice" });
+    const aliceConnection = await upgrade("/v1/ws", bearer(alice));
+    const aliceId = (await helloOf(aliceConnection)).connection_id;
+    const tenantConnection = await upgrade("/v1/ws", bearer(tenant.notify_token));
+    const tenantId = (await helloOf(tenantConnection)).connection_id;
+    const topicSocket = await upgrade("/v1/ws?topic=t", bearer(tenant.notify_token));
+    const topicSocketId = (await helloOf(topicSocket)).connection_id;
+    const other = await createTenant();
+
+    const cases: [Promise<Response>, number, string][] = [
+      [open(`/v1/ws?connection_id=${aliceId}`, bearer(await grant(tenant, {}, { sub: "bob" }))), 403, "connection_not_yours"],
+      [open(`/v1/ws?connection_id=${aliceId}`, bearer(tenant.notify_token)), 403, "connection_not_yours"],
+      [open(`/v1/ws?connection_id=${tenantId}`, bearer(alice)), 403, "connection_not_yours"],
+      [open(`/v1/ws?connection_id=${crypto.randomUUID()}`, bearer(alice)), 404, "not_found"],
+      [open(`/v1/ws?connection_id=${topicSocketId}`, bearer(alice)), 404, "not_found"],
+      [open(`/v1/ws?connection_id=${topicSocketId}`, bearer(tenant.notify_token)), 404, "not_found"],
+      [open(`/v1/ws?connection_id=${aliceId}`, bearer(await grant(other, {}, { sub: "alice" }))), 404, "not_found"],
+      [open("/v1/ws?connection_id=", bearer(alice)), 404, "not_found"],
+      [open("/v1/ws?connection_id=not%20a%20uuid%0A", bearer(alice)), 404, "not_found"],
+      [open(`/v1/ws?connection_id=${"f".repeat(10_000)}`, bearer(alice)), 404, "not_found"],
+    ];
+    for (const [pending, status, code] of cases) {
+      const response = await pending;
+      expect(response.status, code).toBe(status);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe(code);
+    }
+    // a refusal changes nothing: the holder keeps its socket
+    aliceConnection.ws.send("ping");
+    expect((await aliceConnection.messages(2))[1]).toBe("pong");
+  });
+
+  /** `POST /v1/subscriptions` naming the connection; answers status and body. */
+  const subscribe = async (token: string, topic: string, connectionId: string, extra: Record<string, unknown> = {}) => {
+    const response = await call("/v1/subscriptions", {
+      method: "POST",
+      headers: bearer(token),
+      json: { topic, push_services: { websocket: { connection_id: connectionId } }, ...extra },
+    });
+    return { status: response.status, location: response.headers.get("Location"), body: await response.json<Record<string, any>>() };
+  };
+  const registrationsOf = async (connectionId: string) =>
+    (
+      await env.DB.prepare(
+        "SELECT r.topic FROM registrations r JOIN subscriptions s ON s.id = r.subscription_id WHERE s.transport = 'websocket' AND s.identifier = ? ORDER BY r.topic",
+      )
+        .bind(connectionId)
+        .all<{ topic: string }>()
+    ).results.map((row) => row.topic);
+
+  it("attaches topics by POST /v1/subscriptions with push_services.websocket; DELETE detaches at once", async () => {
+    const tenant = await createTenant();
+    const token = await grant(tenant, { topics: ["s1", "s2"] }, { sub: "subscriber" });
+    const client = await upgrade("/v1/ws", bearer(token));
+    const id = (await helloOf(client)).connection_id;
+    const first = await subscribe(token, "s1", id);
+    expect(first.status).toBe(201);
+    expect(first.body).toMatchObject({ topic: "s1", transport: "websocket" });
+    expect((await subscribe(token, "s2", id)).status).toBe(201);
+    expect(await registrationsOf(id)).toEqual(["s1", "s2"]);
+
+    await notify(tenant, "s1", "one");
+    await notify(tenant, "s2", "two");
+    await client.next(3);
+    expect(client.frames.slice(1).map((f) => [f.topic, f.content_update.sync_token])).toEqual([["s1", "one"], ["s2", "two"]]);
+
+    expect((await call(new URL(first.location!).pathname, { method: "DELETE", headers: bearer(token) })).status).toBe(204);
+    await notify(tenant, "s1", "after-delete");
+    await notify(tenant, "s2", "marker");
+    await client.next(4);
+    expect(client.frames[3]).toMatchObject({ topic: "s2", content_update: { sync_token: "marker" } });
+    // the tenant's token may attach its user's connection; another user's grant may not; unknown ids are 404
+    expect((await subscribe(tenant.notify_token, "s3", id)).status).toBe(201);
+    const other = await subscribe(await grant(tenant, { topics: ["s1"] }, { sub: "intruder" }), "s1", id);
+    expect([other.status, other.body.error.code]).toEqual([403, "connection_not_yours"]);
+    for (const unknown of [crypto.randomUUID(), "nope"]) expect((await subscribe(token, "s1", unknown)).status).toBe(404);
+    expect(await registrationsOf(id)).toEqual(["s2", "s3"]);
+    await client.close();
+    const reconnected = await upgrade(`/v1/ws?connection_id=${id}`, bearer(token));
+    expect(await helloOf(reconnected)).toEqual({ type: "hello", connection_id: id, topics: ["s2", "s3"] });
+  });
+
+  it("deletes a connection's registrations when its grace ends, and at once when the tenant is disabled", async () => {
+    const tenant = await createTenant();
+    const token = await grant(tenant, { topics: ["g"] }, { sub: "graceful" });
+    const leaving = await upgrade("/v1/ws", bearer(token));
+    const leavingId = (await helloOf(leaving)).connection_id;
+    const staying = await upgrade("/v1/ws", bearer(tenant.notify_token));
+    const stayingId = (await helloOf(staying)).connection_id;
+    const web = await call("/v1/subscriptions", { method: "POST", headers: bearer(token), json: await webPushBody("g") });
+    expect(web.status).toBe(201);
+    for (const id of [leavingId, stayingId]) expect((await subscribe(tenant.notify_token, "g", id)).status).toBe(201);
+
+    await leaving.close();
+    expect(await registrationsOf(leavingId)).toEqual(["g"]);
+    expect(await runDurableObjectAlarm(connectionHub(env, tenant.id, leavingId))).toBe(true);
+    expect(await registrationsOf(leavingId)).toEqual([]);
+    expect(await env.DB.prepare("SELECT 1 FROM subscriptions WHERE transport = 'websocket' AND identifier = ?").bind(leavingId).first()).toBeNull();
+    // another subscription of the user, and another connection, keep theirs
+    expect(await registrationsOf(stayingId)).toEqual(["g"]);
+    const kept = await env.DB.prepare("SELECT COUNT(*) AS n FROM registrations WHERE tenant_id = ? AND topic = 'g'").bind(tenant.id).first<{ n: number }>();
+    expect(kept!.n).toBe(2);
+    expect((await open(`/v1/ws?connection_id=${leavingId}`, bearer(token))).status).toBe(404);
+
+    expect((await call(`/v1/admin/tenants/${tenant.id}/disable`, { method: "POST", headers: ADMIN })).status).toBe(200);
+    expect(await staying.closed).toEqual({ code: 4003, reason: "tenant disabled" });
+    expect(await registrationsOf(stayingId)).toEqual([]);
+  });
+
+  it("hands the connection to a second socket of its owner; the first closes with 4002", async () => {
+    const tenant = await createTenant();
+    const first = await upgrade("/v1/ws", bearer(tenant.notify_token));
+    const id = (await helloOf(first)).connection_id;
+    const second = await upgrade(`/v1/ws?connection_id=${id}`, bearer(tenant.notify_token));
+    expect(await helloOf(second)).toEqual({ type: "hello", connection_id: id, topics: [] });
+    expect(await first.closed).toEqual({ code: 4002, reason: "another socket took over this connection" });
+    second.ws.send("subscribe me");
+    expect((await second.next(2))[1]).toMatchObject({ type: "error", code: "unexpected_frame" });
   });
 });

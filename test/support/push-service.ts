@@ -1,6 +1,8 @@
 // A stand-in push service (RFC 8030 §5) that does a receiving user agent's real work: checks
 // TTL, Topic, Urgency and Content-Encoding, verifies the VAPID JWT with jose (ES256, aud, exp
 // ≤ 24 h, sub) and decrypts the body with http_ece, an implementation independent of ours.
+// A keyless subscriber (a UnifiedPush endpoint registered without keys) takes plain bodies only:
+// no Content-Encoding, the push-message XML itself, checked against the draft's RELAX NG schema.
 // Subscribers answer as told: accept, be gone (410), be unavailable (503 + Retry-After) for a
 // number of tries, answer a fixed status, or redirect (a 3xx with a Location, such as another
 // subscriber's endpoint, whose attempts then show whether the director followed). It has an HTTP
@@ -25,6 +27,12 @@ export interface SubscriberInfo {
   auth: string;
 }
 
+/** A keyless subscriber: it has no keys to give, so it is sent the message plain. */
+export interface KeylessSubscriberInfo {
+  id: string;
+  endpoint: string;
+}
+
 export interface Received {
   xml: string;
   ttl: number;
@@ -32,10 +40,13 @@ export interface Received {
   topic: string | null;
   contentType: string | null;
   claims: Record<string, unknown>;
+  /** Plain messages: what the draft's RELAX NG schema (push-message) says of the XML; null = valid. */
+  schemaError?: string | null;
 }
 
 interface Subscriber extends SubscriberInfo {
-  ecdh: ReturnType<typeof createECDH>;
+  /** null: keyless, takes plain bodies only. */
+  ecdh: ReturnType<typeof createECDH> | null;
   /** The VAPID key this subscription is restricted to (RFC 8292 §4), when not the service's default. */
   vapidPublicKey: string | null;
   behaviour: Behaviour;
@@ -81,6 +92,13 @@ export class PushService extends StandIn {
     return { id, endpoint: subscriber.endpoint, p256dh: subscriber.p256dh, auth: subscriber.auth };
   }
 
+  addKeylessSubscriber(behaviour: Behaviour = { kind: "accept" }, vapidPublicKey: string | null = null): KeylessSubscriberInfo {
+    const id = randomUUID();
+    const endpoint = `${this.url}/push/${id}`;
+    this.subscribers.set(id, { id, endpoint, p256dh: "", auth: "", ecdh: null, vapidPublicKey, behaviour, attempts: 0, received: [] });
+    return { id, endpoint };
+  }
+
   received(id: string): Received[] {
     return this.subscribers.get(id)?.received ?? [];
   }
@@ -121,7 +139,10 @@ export class PushService extends StandIn {
   private async check(req: IncomingMessage, body: Buffer, subscriber: Subscriber): Promise<string | Received> {
     const ttl = req.headers["ttl"];
     if (typeof ttl !== "string" || !/^\d+$/.test(ttl) || Number(ttl) <= 0) return `TTL must be a positive integer, got ${ttl}`;
-    if (req.headers["content-encoding"] !== "aes128gcm") return `Content-Encoding ${req.headers["content-encoding"]}`;
+    const encoding = req.headers["content-encoding"];
+    if (subscriber.ecdh === null ? encoding !== undefined : encoding !== "aes128gcm") {
+      return `Content-Encoding ${encoding} (${subscriber.ecdh === null ? "a keyless subscription has no key to decrypt with" : "aes128gcm expected"})`;
+    }
     const topic = req.headers["topic"];
     if (topic !== undefined && (typeof topic !== "string" || !/^[A-Za-z0-9_-]{1,32}$/.test(topic) || topic.length % 4 === 1)) {
       return `Topic ${topic} is not ≤ 32 base64url characters (or its length is 1 mod 4)`;
@@ -155,6 +176,13 @@ export class PushService extends StandIn {
     if (typeof claims.sub !== "string" || !/^(mailto:[^@\s]+@[^@\s]+|https:\/\/\S+)$/.test(claims.sub)) return `VAPID sub ${claims.sub}`;
 
     const base = { ttl: Number(ttl), urgency: (urgency as string) ?? null, topic: (topic as string) ?? null, contentType: req.headers["content-type"] ?? null, claims };
+    if (subscriber.ecdh === null) {
+      if (!/^application\/xml\s*(;|$)/i.test(base.contentType ?? "")) return `Content-Type ${base.contentType} is not application/xml`;
+      const xml = new TextDecoder("utf-8", { fatal: true }).decode(body);
+      // loaded only here: reading the schema needs ../shared, which only these tests need
+      const { validate } = await import("./relaxng.ts");
+      return { ...base, xml, schemaError: validate(xml, "push-message") };
+    }
     if (this.checked++ % this.decryptEvery !== 0) return { ...base, xml: "" };
     try {
       const plaintext = ece.decrypt(body, { version: "aes128gcm", privateKey: subscriber.ecdh, authSecret: subscriber.auth });
@@ -164,15 +192,15 @@ export class PushService extends StandIn {
     }
   }
 
-  /** POST /_subscribers {behaviour} · GET /_received?id= · GET /_wait?id=&count= · GET /_errors */
+  /** POST /_subscribers {behaviour, vapidPublicKey?, keyless?} · GET /_received?id= · GET /_wait?id=&count= · GET /_errors */
   private async control(url: URL, method: string, body: Buffer, res: ServerResponse) {
     const json = (status: number, value: unknown) => {
       res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify(value));
     };
     const id = url.searchParams.get("id") ?? "";
     if (url.pathname === "/_subscribers" && method === "POST") {
-      const { behaviour, vapidPublicKey } = JSON.parse(body.toString() || "{}") as { behaviour?: Behaviour; vapidPublicKey?: string };
-      return json(201, this.addSubscriber(behaviour, vapidPublicKey ?? null));
+      const { behaviour, vapidPublicKey, keyless } = JSON.parse(body.toString() || "{}") as { behaviour?: Behaviour; vapidPublicKey?: string; keyless?: boolean };
+      return json(201, keyless ? this.addKeylessSubscriber(behaviour, vapidPublicKey ?? null) : this.addSubscriber(behaviour, vapidPublicKey ?? null));
     }
     if (url.pathname === "/_received") return json(200, { received: this.received(id), attempts: this.attempts(id) });
     if (url.pathname === "/_wait") {

@@ -1,0 +1,22 @@
+/**
+ * Registering, the one home below the routes (STYLE.md): choosing a push service, `subscriptionOf`,
+ * the expiry rule, `actorOf`, register and unregister, and the registration URL. The JSON API, the
+ * early draft's aliases and push-register all call it; no route needs another.
+ */
+export { expiresAt } from "./expiry";
+export { actorOf, register, unregister, unsubscribe, type RegisterResult, type Registering } from "./register";
+export {
+  chooseService,
+  enabledServices,
+  NoUsableService,
+  PUSH_SERVICES,
+  pushServicesSchema,
+  pushServicesToForgetSchema,
+  servicePreference,
+  type PushServices,
+  type PushServicesToForget,
+  type ServiceEntry,
+} from "./services";
+export { entryOfXml, InvalidSubscription, subscriptionOf } from "./subscription";
+export { isRegistrationId, REGISTRATIONS_PATH, registrationIdsOf, registrationUrl } from "./url";
+export { registrationJson } from "./view";

@@ -1,0 +1,135 @@
+/**
+ * Registering and unregistering, for every route that does either (the JSON Subscription API, its
+ * early-draft aliases, push-register, registration URLs): fit the triggers to the tenant, apply
+ * the expiry rule, create or update; attach and detach connections of the connection-ID flow.
+ */
+import { readConfig } from "../config";
+import { keyringOf } from "../crypto/sealed";
+import { attachConnection, connectionOwner, detachConnection } from "../hub/connections";
+import {
+  deleteRegistration,
+  deleteTopicRegistrations,
+  upsertRegistration,
+  type Actor,
+  type DeletedRegistration,
+  type RegistrationRow,
+} from "../store/registrations";
+import { getSupportedTriggers } from "../store/tenant-triggers";
+import { fcmIdentifier, storedSubscription, type SubscriptionInput, type Transport } from "../store/subscriptions";
+import { downgradeTriggers, type Requested } from "../triggers";
+import type { Principal } from "../types";
+import { expiresAt } from "./expiry";
+import type { PushServicesToForget } from "./services";
+import { isRegistrationId, newRegistrationId } from "./url";
+
+/** Who acts: the tenant (its notify token), or one of its users (a grant's `sub`). */
+export const actorOf = (principal: Principal): Actor => ({
+  tenantId: principal.tenant.id,
+  owner: principal.kind === "grant" ? principal.sub : null,
+});
+
+export type RegisterResult =
+  | { kind: "registered"; row: RegistrationRow; created: boolean }
+  | { kind: "no_supported_trigger" }
+  | { kind: "owned_by_another" }
+  /** websocket: no such connection of the tenant (or its grace is over). */
+  | { kind: "connection_unknown" }
+  /** websocket: another user's connection. */
+  | { kind: "connection_not_yours" };
+
+export interface Registering {
+  topic: string;
+  subscription: SubscriptionInput;
+  requested: Requested;
+  clientId: string | null;
+  /** The client's `expires`, as it wrote it; null when absent. */
+  expires: number | string | null;
+}
+
+/**
+ * Registers (or updates) a subscription for a topic. A refusal writes nothing. A connection's
+ * registrations are its owner's, whoever attached them (the tenant may attach any connection of
+ * its own; a user only theirs), and the connection hears the topic from its next flush on.
+ */
+export async function register(env: Env, actor: Actor, input: Registering, now: number): Promise<RegisterResult> {
+  const expires = expiresAt(input.expires, now, readConfig(env).maxRegistrationSeconds);
+  let owner = actor.owner;
+  if (input.subscription.transport === "websocket") {
+    const connection = await connectionOwner(env, actor.tenantId, input.subscription.identifier);
+    if (connection === null) return { kind: "connection_unknown" };
+    if (actor.owner !== null && connection.owner !== actor.owner) return { kind: "connection_not_yours" };
+    owner = connection.owner;
+  }
+  const trigger = downgradeTriggers(input.requested, await getSupportedTriggers(env.DB, actor.tenantId));
+  if (trigger === null) return { kind: "no_supported_trigger" };
+  const keys = () => keyringOf(env);
+  const registrant: Actor = { tenantId: actor.tenantId, owner };
+  const result = await upsertRegistration(
+    env.DB,
+    keys,
+    registrant,
+    await storedSubscription(await keys(), actor.tenantId, input.subscription),
+    { id: newRegistrationId(), topic: input.topic, clientId: input.clientId, trigger, expiresAt: expires },
+    now,
+  );
+  if (result === null) return { kind: "owned_by_another" };
+  if (input.subscription.transport === "websocket") {
+    try {
+      await attachConnection(env, actor.tenantId, input.topic, input.subscription.identifier, { id: result.row.id, trigger, expiresAt: result.row.expires_at });
+    } catch (error) {
+      // not attached, so not registered either: a new registration goes again
+      if (result.created) await deleteRegistration(env.DB, registrant, result.row.id, now);
+      throw error;
+    }
+  }
+  return { kind: "registered", ...result };
+}
+
+/** A deleted connection registration stops its frames at once. */
+async function detached(env: Env, deleted: DeletedRegistration[]): Promise<void> {
+  await Promise.all(
+    deleted.filter((row) => row.transport === "websocket").map((row) => detachConnection(env, row.tenant_id, row.topic, row.identifier)),
+  );
+}
+
+/**
+ * Deletes the registration a registration URL names. `actor` null: by the URL alone, a capability
+ * (DAVx⁵ sends no credentials to another host); else only one the actor may see. False: unknown,
+ * expired, or not the actor's.
+ */
+export async function unregister(env: Env, actor: Actor | null, id: string, now: number): Promise<boolean> {
+  if (!isRegistrationId(id)) return false;
+  const deleted = await deleteRegistration(env.DB, actor, id, now);
+  if (deleted === null) return false;
+  await detached(env, [deleted]);
+  return true;
+}
+
+/** How the store finds a named subscription: its transport and identifier (keys play no part). */
+async function identifiersOf(services: PushServicesToForget): Promise<{ transport: Transport; identifier: string }[]> {
+  const out: { transport: Transport; identifier: string }[] = [];
+  for (const entry of [services.web_push, services.unified_push]) {
+    if (entry === undefined) continue;
+    // stored as checkPushResource left it: the URL's serialisation
+    let identifier = entry.endpoint;
+    try {
+      identifier = new URL(entry.endpoint).href;
+    } catch {
+      // not a URL: matches nothing stored, as it is
+    }
+    out.push({ transport: "web_push", identifier });
+  }
+  if (services.fcm !== undefined) out.push({ transport: "fcm", identifier: await fcmIdentifier(services.fcm.registration_token) });
+  if (services.websocket !== undefined) out.push({ transport: "websocket", identifier: services.websocket.connection_id });
+  return out;
+}
+
+/**
+ * The early draft's unsubscribe: deletes the actor's registrations of `topic` for each push service
+ * named; answers how many went (0: none was the actor's).
+ */
+export async function unsubscribe(env: Env, actor: Actor, topic: string, services: PushServicesToForget, now: number): Promise<number> {
+  const deleted = await deleteTopicRegistrations(env.DB, actor, topic, await identifiersOf(services), now);
+  await detached(env, deleted);
+  return deleted.length;
+}

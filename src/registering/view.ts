@@ -1,0 +1,46 @@
+/** A registration as the JSON API shows it (the 201 answer, GET, lists): one shape everywhere. */
+import { depthToJson } from "../depth";
+import { imfFixdate } from "../expiry";
+import type { RegistrationRow } from "../store/registrations";
+import { registrationUrl } from "./url";
+
+/** The subscription's identifier under the name of its kind. */
+function identifierJson(row: RegistrationRow) {
+  switch (row.transport) {
+    case "web_push":
+      return { push_resource: row.identifier };
+    case "fcm":
+      return { registration_token: row.identifier };
+    case "websocket":
+      return { connection_id: row.identifier };
+  }
+}
+
+export function registrationJson(env: Env, requestUrl: string, row: RegistrationRow) {
+  return {
+    id: row.id,
+    url: registrationUrl(env, requestUrl, row.id),
+    topic: row.topic,
+    // the push service the client chose: unified_push stays unified_push, though it is Web Push
+    transport: row.service,
+    ...identifierJson(row),
+    // true only with RFC 8291 keys: keyless UnifiedPush, FCM and WebSocket messages are not encrypted by us
+    encrypted: row.encrypted === 1,
+    client_id: row.client_id,
+    owner: row.owner,
+    trigger: {
+      content_update: row.content_update_depth === null ? null : { depth: depthToJson(row.content_update_depth) },
+      property_update:
+        row.property_update_depth === null
+          ? null
+          : {
+              depth: depthToJson(row.property_update_depth),
+              props: row.property_update_props === null ? null : (JSON.parse(row.property_update_props) as string[]),
+            },
+    },
+    expires: imfFixdate(row.expires_at),
+    expires_at: row.expires_at,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+  };
+}

@@ -1,0 +1,74 @@
+// The choice among the push services a body names (pure, given the env): preference order,
+// usability (FCM configured, REQUIRE_ENCRYPTION for keyless UnifiedPush), and the refusals.
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { chooseService, enabledServices, NoUsableService, pushServicesSchema, servicePreference, type PushServices } from "../../src/registering";
+
+const keys = { p256dh: "BKey", auth: "auth" };
+const all: PushServices = {
+  web_push: { endpoint: "https://push.example.net/1", keys },
+  unified_push: { endpoint: "https://up.example.net/1" },
+  fcm: { registration_token: "token" },
+  websocket: { connection_id: "8b7c2f0e" },
+};
+const over = (vars: Partial<Env>): Env => ({ ...env, ...vars });
+const chosen = (vars: Partial<Env>, services: PushServices) => chooseService(over(vars), services).service;
+
+describe("servicePreference", () => {
+  it("puts PUSH_SERVICE_PREFERENCE's names first, the rest after in the default order, unknown names nowhere", () => {
+    expect(servicePreference(over({}))).toEqual(["web_push", "unified_push", "fcm", "websocket"]);
+    expect(servicePreference(over({ PUSH_SERVICE_PREFERENCE: " websocket , fcm,apns,fcm" }))).toEqual(["websocket", "fcm", "web_push", "unified_push"]);
+    expect(enabledServices(over({ PUSH_SERVICE_PREFERENCE: "fcm,websocket", FCM_SERVICE_ACCOUNT: "" }))).toEqual(["websocket", "web_push", "unified_push"]);
+  });
+});
+
+describe("chooseService", () => {
+  it("takes the first usable named service in order of preference", () => {
+    expect(chosen({}, all)).toBe("web_push");
+    expect(chosen({ PUSH_SERVICE_PREFERENCE: "websocket" }, all)).toBe("websocket");
+    expect(chosen({ PUSH_SERVICE_PREFERENCE: "fcm" }, { web_push: all.web_push, fcm: all.fcm })).toBe("fcm");
+    expect(chosen({ PUSH_SERVICE_PREFERENCE: "fcm", FCM_SERVICE_ACCOUNT: "" }, { web_push: all.web_push, fcm: all.fcm })).toBe("web_push");
+    expect(chosen({ PUSH_SERVICE_PREFERENCE: "unified_push", REQUIRE_ENCRYPTION: "true" }, all)).toBe("web_push");
+    expect(chosen({ REQUIRE_ENCRYPTION: "true" }, { unified_push: { ...all.unified_push!, keys } })).toBe("unified_push");
+  });
+
+  it("hands on the chosen entry as it was named", () => {
+    expect(chooseService(over({}), { unified_push: all.unified_push })).toEqual({
+      service: "unified_push",
+      endpoint: "https://up.example.net/1",
+      keys: null,
+      contentEncoding: null,
+    });
+    expect(chooseService(over({}), { fcm: all.fcm })).toEqual({ service: "fcm", registrationToken: "token" });
+    expect(chooseService(over({}), { websocket: all.websocket })).toEqual({ service: "websocket", connectionId: "8b7c2f0e" });
+  });
+
+  it("refuses when none named is usable: encryption_required for keyless alone, else transport_unavailable", () => {
+    const refusal = (vars: Partial<Env>, services: PushServices) => {
+      try {
+        chooseService(over(vars), services);
+      } catch (error) {
+        if (error instanceof NoUsableService) return [error.code, error.message];
+        throw error;
+      }
+      return null;
+    };
+    expect(refusal({ REQUIRE_ENCRYPTION: "true" }, { unified_push: all.unified_push })?.[0]).toBe("encryption_required");
+    expect(refusal({ FCM_SERVICE_ACCOUNT: "" }, { fcm: all.fcm })).toEqual([
+      "transport_unavailable",
+      "none of the push services named (fcm) is usable on this director; usable: web_push, unified_push, websocket",
+    ]);
+    expect(refusal({ FCM_SERVICE_ACCOUNT: "", REQUIRE_ENCRYPTION: "true" }, { fcm: all.fcm, unified_push: all.unified_push })?.[0]).toBe("transport_unavailable");
+  });
+});
+
+describe("pushServicesSchema", () => {
+  it("checks every entry named, and wants one at least", () => {
+    expect(pushServicesSchema.safeParse(all).success).toBe(true);
+    expect(pushServicesSchema.safeParse({}).success).toBe(false);
+    expect(pushServicesSchema.safeParse({ web_push: { endpoint: "https://x/1" } }).success).toBe(false);
+    expect(pushServicesSchema.safeParse({ ...all, fcm: { registration_token: "" } }).success).toBe(false);
+    // any text names a connection: one we do not know is a 404 later, not a 400 here
+    expect(pushServicesSchema.safeParse({ websocket: { connection_id: "" } }).success).toBe(true);
+  });
+});
