@@ -36,8 +36,14 @@ CREATE TABLE IF NOT EXISTS subscriptions (
   last_failure_reason  TEXT,
   consecutive_failures INTEGER NOT NULL DEFAULT 0,
   sealed_token         TEXT,                      -- fcm: the registration token, sealed
+  vapid_public_key     TEXT,                      -- web_push: the key that signs it, for good
+  last_failure_status  INTEGER,                   -- HTTP status of the last failure; NULL: no answer
+  failing_since        INTEGER,                   -- first failure since the last success; NULL: not failing
+  next_attempt_at      INTEGER,                   -- when a queued retry is due; NULL: none
   UNIQUE (tenant_id, transport, identifier)
 );
+-- Failing-subscription window (cron and on each failure).
+CREATE INDEX IF NOT EXISTS subscriptions_by_failing_since ON subscriptions (failing_since) WHERE failing_since IS NOT NULL;
 
 -- Subscription x topic: the draft's registration, addressed by its random id in the registration URL.
 CREATE TABLE IF NOT EXISTS registrations (
@@ -71,7 +77,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   tenant_id  TEXT NOT NULL,
   queue      TEXT NOT NULL,
   body       TEXT NOT NULL,                       -- the job as JSON
-  created_at INTEGER NOT NULL
+  created_at INTEGER NOT NULL,
+  reason     TEXT                                 -- why it ran out of time
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_tenant ON dead_letters (tenant_id, id);
 
@@ -113,3 +120,26 @@ CREATE TABLE IF NOT EXISTS vapid_keys (
   created_at   INTEGER NOT NULL,
   activated_at INTEGER
 );
+
+-- Counts per tenant, hour and transport: one upsert per delivery job, kept 31 days.
+CREATE TABLE IF NOT EXISTS delivery_stats (
+  tenant_id     TEXT NOT NULL,
+  hour          INTEGER NOT NULL,                 -- Unix seconds of the hour's start
+  transport     TEXT NOT NULL,                    -- web_push | fcm
+  messages      INTEGER NOT NULL DEFAULT 0,
+  delivered     INTEGER NOT NULL DEFAULT 0,
+  retried       INTEGER NOT NULL DEFAULT 0,
+  refused       INTEGER NOT NULL DEFAULT 0,
+  gone          INTEGER NOT NULL DEFAULT 0,
+  dead_lettered INTEGER NOT NULL DEFAULT 0,
+  tests         INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (tenant_id, hour, transport)
+);
+CREATE INDEX IF NOT EXISTS delivery_stats_by_hour ON delivery_stats (hour);
+
+-- Test pushes: when each registration was last sent one (one per 10 s); stale rows are deleted by the next test push.
+CREATE TABLE IF NOT EXISTS test_pushes (
+  registration_id TEXT PRIMARY KEY,
+  at              INTEGER NOT NULL                -- Unix seconds of the last test push
+);
+CREATE INDEX IF NOT EXISTS test_pushes_by_at ON test_pushes (at);

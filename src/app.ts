@@ -13,6 +13,7 @@ import { notify } from "./routes/notify";
 import { properties } from "./routes/properties";
 import { pushRegister } from "./routes/register";
 import { registrations } from "./routes/registrations";
+import { stats } from "./routes/stats";
 import { subscriptions, unsubscribe } from "./routes/subscriptions";
 import { websocket } from "./routes/websocket";
 import type { AppEnv } from "./types";
@@ -55,6 +56,7 @@ app.route("/v1/unsubscribe", unsubscribe);
 app.route(REGISTRATIONS_PATH, registrations);
 app.route("/v1/ws", websocket);
 app.route("/v1/register", pushRegister);
+app.route("/v1/stats", stats);
 app.route("/v1", properties);
 // The early draft's paths (seed 002), as written: the same sub-apps, so the same auth, bodies and answers.
 app.route("/notify", notify);

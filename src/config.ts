@@ -13,6 +13,10 @@ export const MAX_TTL_SECONDS = 28 * DAY;
 export const DEFAULT_MAX_GRANT_SECONDS = DAY;
 export const MIN_MAX_GRANT_SECONDS = 60;
 
+/** Issue 11: a subscription failing this long (since its first failure after a success) is deleted. */
+export const DEFAULT_FAILING_SUBSCRIPTION_DAYS = 3;
+export const MIN_FAILING_SUBSCRIPTION_DAYS = 1;
+
 export const DEFAULT_PUSH_SERVICE_PREFERENCE = "web_push,unified_push,fcm,websocket";
 
 export interface Config {
@@ -37,6 +41,8 @@ export interface Config {
   pushServicePreference: string[];
   /** Refuse keyless (unencrypted) UnifiedPush subscriptions (`REQUIRE_ENCRYPTION`). */
   requireEncryption: boolean;
+  /** Days a subscription may fail without a success before it is deleted (`FAILING_SUBSCRIPTION_DAYS`). */
+  failingSubscriptionDays: number;
 }
 
 function intOr(value: string | undefined, fallback: number): number {
@@ -67,5 +73,6 @@ export function readConfig(env: Env): Config {
       .map((name) => name.trim())
       .filter((name) => name !== ""),
     requireEncryption: env.REQUIRE_ENCRYPTION === "true",
+    failingSubscriptionDays: Math.max(MIN_FAILING_SUBSCRIPTION_DAYS, intOr(env.FAILING_SUBSCRIPTION_DAYS, DEFAULT_FAILING_SUBSCRIPTION_DAYS)),
   };
 }

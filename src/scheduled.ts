@@ -1,7 +1,10 @@
+import { readConfig } from "./config";
 import { nowSeconds } from "./expiry";
 import { purgeDeadLetters } from "./store/dead-letters";
+import { purgeDeliveryStats, STATS_KEEP_SECONDS } from "./store/stats";
 import { purgeExpiredRegistrations } from "./store/registrations";
-import { purgeOrphanSubscriptions } from "./store/subscriptions";
+import { purgeFailingSubscriptions, purgeOrphanSubscriptions } from "./store/subscriptions";
+import { dropUnusedRetiredKeys } from "./store/vapid-keys";
 
 const PAGE = 500;
 /** Dead letters are kept this long for the operator to look at. */
@@ -9,14 +12,22 @@ const DEAD_LETTER_SECONDS = 30 * 86_400;
 
 /**
  * Cron: the draft says never to notify an expired registration; drop them, then subscriptions
- * nothing uses any more, then dead letters older than 30 days.
+ * failing for FAILING_SUBSCRIPTION_DAYS (with their registrations), then subscriptions nothing uses
+ * any more, dead letters older than 30 days, hourly delivery counts older than 31 days, and
+ * retired VAPID keys no subscription is bound to.
  */
-export async function purge(env: Env): Promise<{ registrations: number; subscriptions: number; deadLetters: number }> {
+export async function purge(
+  env: Env,
+): Promise<{ registrations: number; failing: number; subscriptions: number; deadLetters: number; deliveryStats: number; vapidKeys: number }> {
   const now = nowSeconds();
+  const failingBefore = now - readConfig(env).failingSubscriptionDays * 86_400;
   return {
     registrations: await drain(() => purgeExpiredRegistrations(env.DB, now, PAGE)),
+    failing: await drain(() => purgeFailingSubscriptions(env.DB, failingBefore, PAGE)),
     subscriptions: await drain(() => purgeOrphanSubscriptions(env.DB, PAGE)),
     deadLetters: await drain(() => purgeDeadLetters(env.DB, now - DEAD_LETTER_SECONDS, PAGE)),
+    deliveryStats: await drain(() => purgeDeliveryStats(env.DB, now - STATS_KEEP_SECONDS, PAGE)),
+    vapidKeys: await dropUnusedRetiredKeys(env.DB),
   };
 }
 

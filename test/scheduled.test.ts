@@ -30,4 +30,26 @@ describe("scheduled purge", () => {
     const letters = await env.DB.prepare("SELECT body FROM dead_letters WHERE tenant_id = ?").bind(tenant.id).all<{ body: string }>();
     expect(letters.results).toEqual([{ body: '{"fresh":true}' }]);
   });
+
+  it("deletes subscriptions failing for FAILING_SUBSCRIPTION_DAYS with their registrations, and keeps the rest", async () => {
+    const tenant = await createTenant();
+    const register = async (topic: string) =>
+      (await (await call("/v1/subscriptions", { method: "POST", headers: bearer(tenant.notify_token), json: { ...(await webPushBody()), topic } })).json()) as { id: string };
+    const [stale, failing, healthy] = [await register("a"), await register("b"), await register("c")];
+    const now = Math.floor(Date.now() / 1000);
+    const setFailing = (registrationId: string, since: number | null) =>
+      env.DB.prepare("UPDATE subscriptions SET failing_since = ? WHERE id = (SELECT subscription_id FROM registrations WHERE id = ?)").bind(since, registrationId).run();
+    await setFailing(stale.id, now - 3 * 86_400 - 60);
+    await setFailing(failing.id, now - 3 * 86_400 + 3600);
+    await setFailing(healthy.id, null);
+
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ cron: "17 * * * *" }), env, ctx);
+    await waitOnExecutionContext(ctx);
+
+    const ids = (await env.DB.prepare("SELECT id FROM registrations WHERE tenant_id = ? ORDER BY topic").bind(tenant.id).all<{ id: string }>()).results;
+    expect(ids.map((r) => r.id)).toEqual([failing.id, healthy.id]);
+    const subs = await env.DB.prepare("SELECT COUNT(*) AS n FROM subscriptions WHERE tenant_id = ?").bind(tenant.id).first("n");
+    expect(subs).toBe(2);
+  });
 });

@@ -20,6 +20,8 @@ export interface FanoutJob {
   change: Change;
   /** Keyset cursor: registrations after this id are still to be fanned out. */
   after?: string;
+  /** Unix seconds of the flush: the message lives until this plus its TTL (absent on older jobs: when fanned out). */
+  flushedAt?: number;
 }
 
 interface Pending {
@@ -335,7 +337,7 @@ export class TopicHub extends DurableObject<Env> {
     if (pending !== undefined) {
       const seq = ((await storage.get<number>("seq")) ?? 0) + 1;
       const outbox = (await storage.get<FanoutJob[]>("outbox")) ?? [];
-      const job: FanoutJob = { tenantId: pending.tenantId, seq, change: pending.change };
+      const job: FanoutJob = { tenantId: pending.tenantId, seq, change: pending.change, flushedAt: Math.floor(Date.now() / 1000) };
       // A job the queue would refuse must never sit in the outbox, where it would block every
       // later one: it becomes a dead letter (a summary; the job itself is too large to send).
       if (fitsQueueMessage(job)) outbox.push(job);

@@ -1,42 +1,22 @@
 /**
- * `deliveries` consumer: sends each chunk's push messages with bounded concurrency, records the
- * outcomes, and re-enqueues only the targets worth another try (Retry-After, else exponential
- * backoff with jitter) until their attempts run out and they go to the dead-letter queue.
+ * `deliveries` consumer: sends each job's push messages paced per origin (src/delivery/pacing.ts),
+ * each Web Push subscription signed with its own VAPID key; records the outcomes; queues a retry
+ * per target that is worth one (src/delivery/plan.ts) until the message's deadline, past which the
+ * target is a dead letter; acks each message once its follow-ups are written.
  */
 import { keyringOf, SecretsKeyMissing, SecretUndecryptable, type Keyring } from "../crypto/sealed";
+import { readConfig } from "../config";
 import { nowSeconds } from "../expiry";
-import { openAuth, openToken, recordOutcomes, type DeliveryOutcomes } from "../store/subscriptions";
-import { currentVapidKeys, vapidKeysByPublicKey } from "../store/vapid-keys";
-import type { Outcome, Transport } from "../transports/transport";
+import { DEFERRED, originOf, runPaced } from "../delivery/pacing";
+import { followUp } from "../delivery/plan";
+import { queueDelay, ttlLeft } from "../delivery/schedule";
+import { openAuth, openToken, recordOutcomes, vapidKeysOfSubscriptions, type DeliveryOutcomes } from "../store/subscriptions";
+import { currentVapidKeys, currentVapidPublicKey, vapidKeysByPublicKey } from "../store/vapid-keys";
+import { recordDeliveryStats, type DeliveryStatsRow } from "../store/stats";
+import type { Outcome, PushMessage, Transport } from "../transports/transport";
 import { webPushTransport, type WebPushTarget } from "../transports/web-push";
 import { fcmTransport, serviceAccountOf, type FcmTarget } from "../transports/fcm";
-import { MAX_DELIVERY_ATTEMPTS, SEND_CONCURRENCY, type DeadLetter, type DeliveryJob, type DeliveryTarget } from "./jobs";
-import { mapWithConcurrency } from "./pool";
-
-/** Queues delay messages by at most 12 hours. */
-const MAX_DELAY_SECONDS = 43_200;
-
-/** Exponential backoff with full jitter around the doubling step: ~10 s, 20 s, 40 s, … ≤ 1 h. */
-export function backoffSeconds(attempt: number, random = Math.random()): number {
-  const step = Math.min(3600, 5 * 2 ** attempt);
-  return Math.max(1, Math.round(step * (0.5 + random)));
-}
-
-/** What to do with a chunk's failures: one retry job (the slowest Retry-After wins) or a dead letter. */
-export function planRetry(
-  job: DeliveryJob,
-  retries: { target: DeliveryTarget; afterSeconds: number | null; reason: string }[],
-): { retry: DeliveryJob; delaySeconds: number } | { deadLetter: DeadLetter } | null {
-  if (retries.length === 0) return null;
-  const targets = retries.map((r) => r.target);
-  if (job.attempt >= MAX_DELIVERY_ATTEMPTS) {
-    const reasons = Object.fromEntries(retries.map((r) => [r.target.subscriptionId, r.reason]));
-    return { deadLetter: { ...job, targets, reasons } };
-  }
-  const asked = retries.map((r) => r.afterSeconds).filter((s): s is number => s !== null);
-  const delaySeconds = Math.min(MAX_DELAY_SECONDS, asked.length > 0 ? Math.max(1, ...asked) : backoffSeconds(job.attempt));
-  return { retry: { ...job, targets, attempt: job.attempt + 1 }, delaySeconds };
-}
+import type { DeadLetter, DeliveryJob, DeliveryTarget } from "./jobs";
 
 /** The target as a transport sends to it, its secret opened; a failure is the outcome instead. */
 export async function openTarget(keyring: () => Promise<Keyring>, target: DeliveryTarget): Promise<WebPushTarget | FcmTarget | Outcome> {
@@ -48,80 +28,226 @@ export async function openTarget(keyring: () => Promise<Keyring>, target: Delive
     const auth = await openAuth(await keyring(), target.tenantId, target.endpoint, target.sealedAuth);
     return { subscriptionId: target.subscriptionId, endpoint: target.endpoint, p256dh: target.p256dh, auth };
   } catch (error) {
-    // a missing key is the operator's to fix: keep the message until it is set
-    if (error instanceof SecretsKeyMissing) return { kind: "retry", afterSeconds: null, reason: "SECRETS_KEY is not set" };
+    // a missing key is the operator's to fix: keep the message until it is set (the director's fault)
+    if (error instanceof SecretsKeyMissing) return { kind: "retry", status: null, afterSeconds: null, reason: "SECRETS_KEY is not set", director: true };
     if (error instanceof SecretUndecryptable) {
       console.error(JSON.stringify({ event: "secret_undecryptable", subscription: target.subscriptionId, message: error.message }));
-      return { kind: "failed", reason: "secret_undecryptable: the subscription's secret does not open with SECRETS_KEY or SECRETS_KEY_PREVIOUS" };
+      return { kind: "failed", status: null, reason: "secret_undecryptable: the subscription's secret does not open with SECRETS_KEY or SECRETS_KEY_PREVIOUS" };
     }
     throw error;
   }
 }
 
-export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: (job: DeliveryJob) => Promise<Transport<WebPushTarget | FcmTarget>>): Promise<void> {
-  const sends = jobs.flatMap((job) => job.targets.map((target) => ({ job, target })));
+/** A transport for a job; `signWith`: the Web Push VAPID key (public half), null or absent for the current one. */
+export type TransportFor = (job: DeliveryJob, signWith?: string | null) => Promise<Transport<WebPushTarget | FcmTarget>>;
+
+export interface DeliverOptions {
+  /** Jitter source in [0, 1); seeded in tests and fault runs (src/delivery/schedule.ts seededRandom). */
+  random?: () => number;
+}
+
+/** 413 twice, or no smaller form: the push service refuses even the least we can say. */
+const stillTooLarge = (outcome: Outcome): Outcome =>
+  outcome.kind === "too_large" ? { kind: "failed", status: 413, reason: `${outcome.reason} (the smallest form too)` } : outcome;
+
+/** The smallest form of a message (topic and empty updates), as resent after a 413. */
+const smallestOf = (message: PushMessage): PushMessage | null =>
+  message.smallestXml === undefined || message.smallestXml === message.xml
+    ? null
+    : { ...message, xml: message.smallestXml, data: message.data?.topic === undefined ? {} : { topic: message.data.topic } };
+
+interface Sent {
+  outcome: Outcome;
+  /** Accepted only when signed with the current key: bind the subscription to it. */
+  rebindTo?: string;
+}
+
+/**
+ * Delivers `jobs` (one queue message each); the result per job: null once its follow-ups (retries,
+ * dead letters, recorded outcomes) are written, else what went wrong (the message is retried).
+ */
+export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: TransportFor, options: DeliverOptions = {}): Promise<(Error | null)[]> {
+  const now = nowSeconds();
+  const random = options.random ?? Math.random;
   let keyring: Promise<Keyring> | undefined;
   const keys = () => (keyring ??= keyringOf(env));
-  const outcomes = await mapWithConcurrency(sends, SEND_CONCURRENCY, async ({ job, target }) => {
-    const opened = await openTarget(keys, target);
-    return "kind" in opened ? opened : (await transportFor(job)).send(opened, job.message);
-  });
+  const results: (Error | null)[] = jobs.map(() => null);
+  const deadlineOf = (job: DeliveryJob) => job.deadline ?? now + job.message.ttl;
 
-  const record: DeliveryOutcomes = { delivered: [], gone: [], failed: [] };
-  const retries = new Map<DeliveryJob, { target: DeliveryTarget; afterSeconds: number | null; reason: string }[]>();
-  outcomes.forEach((outcome: Outcome, i) => {
-    const { job, target } = sends[i];
-    const id = target.subscriptionId;
-    if (outcome.kind === "delivered") record.delivered.push(id);
-    else if (outcome.kind === "gone") record.gone.push(id);
-    else {
-      record.failed.push({ id, reason: outcome.reason });
-      if (outcome.kind === "retry") {
-        const list = retries.get(job) ?? [];
-        list.push({ target, afterSeconds: outcome.afterSeconds, reason: outcome.reason });
-        retries.set(job, list);
+  // a job not yet due (its wait was longer than a queue delay) goes back until it is
+  const due: number[] = [];
+  for (const [j, job] of jobs.entries()) {
+    if (job.dueAt !== undefined && job.dueAt > now) {
+      try {
+        await env.DELIVERIES.send(job, { delaySeconds: queueDelay(job.dueAt, now) });
+      } catch (error) {
+        results[j] = error as Error;
       }
-    }
-  });
-
-  for (const [job, failed] of retries) {
-    const plan = planRetry(job, failed);
-    if (plan === null) continue;
-    if ("retry" in plan) await env.DELIVERIES.send(plan.retry, { delaySeconds: plan.delaySeconds });
-    else await env.DEAD_LETTERS.send(plan.deadLetter);
+    } else due.push(j);
   }
-  await recordOutcomes(env.DB, record, nowSeconds());
+
+  const webPushIds = due.flatMap((j) => (jobs[j].transport === "fcm" ? [] : jobs[j].targets.map((t) => t.subscriptionId)));
+  const bound = await vapidKeysOfSubscriptions(env.DB, webPushIds);
+  let current: Promise<string | null> | undefined;
+  const currentKey = () => (current ??= currentVapidPublicKey(env));
+
+  const sends = due.flatMap((j) => jobs[j].targets.map((target) => ({ j, job: jobs[j], target })));
+  const failedJobs = new Map<number, Error>();
+  const sendOne = async ({ j, job, target }: (typeof sends)[number]): Promise<Sent> => {
+    try {
+      const opened = await openTarget(keys, target);
+      if ("kind" in opened) return { outcome: opened };
+      // a first attempt carries the TTL as notified; a retry, the time left (issue 11)
+      const message = job.attempt > 1 ? { ...job.message, ttl: ttlLeft(job.message.ttl, deadlineOf(job), now) } : job.message;
+      const key = job.transport === "fcm" ? null : (bound.get(target.subscriptionId) ?? job.signWith ?? null);
+      const transport = await transportFor(job, key);
+      let outcome = await transport.send(opened, message);
+      if (outcome.kind === "too_large") {
+        const smallest = smallestOf(message);
+        outcome = smallest === null ? stillTooLarge(outcome) : stillTooLarge(await transport.send(opened, smallest));
+      }
+      // a subscription on a retired key that the push service refuses: once more with the current key
+      if (outcome.kind === "failed" && (outcome.status === 401 || outcome.status === 403) && key !== null) {
+        const signing = await currentKey();
+        if (signing !== null && signing !== key) {
+          const retried = await (await transportFor(job, null)).send(opened, message);
+          if (retried.kind === "delivered") return { outcome: retried, rebindTo: signing };
+        }
+      }
+      return { outcome };
+    } catch (error) {
+      failedJobs.set(j, error as Error);
+      return { outcome: { kind: "failed", status: null, reason: "internal error", director: true } };
+    }
+  };
+  const sent = await runPaced(
+    sends,
+    ({ job, target }) => (job.transport === "fcm" ? "fcm" : originOf("endpoint" in target ? target.endpoint : null, "web_push")),
+    sendOne,
+    (result) => result.outcome.kind === "retry" && result.outcome.timeout === true,
+  );
+
+  for (const j of due) {
+    const job = jobs[j];
+    if (failedJobs.has(j)) {
+      results[j] = failedJobs.get(j)!;
+      continue;
+    }
+    try {
+      await followUps(env, job, sends.flatMap((s, i) => (s.j === j ? [{ target: s.target, sent: sent[i] }] : [])), now, deadlineOf(job), random);
+    } catch (error) {
+      results[j] = error as Error;
+    }
+  }
+  return results;
+}
+
+/** Writes one job's follow-ups: retries and dead letters queued first, then the outcomes recorded. */
+async function followUps(
+  env: Env,
+  job: DeliveryJob,
+  sends: { target: DeliveryTarget; sent: Sent | typeof DEFERRED }[],
+  now: number,
+  deadline: number,
+  random: () => number,
+): Promise<void> {
+  const record: DeliveryOutcomes = { delivered: [], gone: [], failed: [], retrying: [], rebound: [] };
+  const retries: MessageSendRequest<DeliveryJob>[] = [];
+  const letters: MessageSendRequest<DeadLetter>[] = [];
+  // counts per tenant (a rotation job spans tenants) for the hourly stats
+  const stats = new Map<string, DeliveryStatsRow>();
+  const count = (tenantId: string, what: "delivered" | "retried" | "refused" | "gone" | "dead_lettered") => {
+    let row = stats.get(tenantId);
+    if (row === undefined) stats.set(tenantId, (row = { tenantId, transport: job.transport === "fcm" ? "fcm" : "web_push" }));
+    row[what] = (row[what] ?? 0) + 1;
+  };
+  for (const { target, sent } of sends) {
+    const id = target.subscriptionId;
+    const next = followUp(sent === DEFERRED ? "deferred" : sent.outcome, { attempt: job.attempt, now, deadline, random: random() });
+    if (sent !== DEFERRED && sent.rebindTo !== undefined) record.rebound!.push({ id, key: sent.rebindTo });
+    switch (next.kind) {
+      case "delivered":
+        record.delivered.push(id);
+        count(target.tenantId, "delivered");
+        break;
+      case "gone":
+        record.gone.push(id);
+        count(target.tenantId, "gone");
+        break;
+      case "refused":
+        count(target.tenantId, "refused");
+        if (next.director) console.error(JSON.stringify({ event: "delivery_refused_by_director", subscription: id, reason: next.reason }));
+        else record.failed.push({ id, reason: next.reason, status: next.status });
+        break;
+      case "retry": {
+        if (next.failure !== null) record.failed.push({ id, ...next.failure });
+        const dueAt = now + next.delaySeconds;
+        const delaySeconds = queueDelay(dueAt, now);
+        const retry: DeliveryJob = { ...job, targets: [target], attempt: next.attempt, deadline };
+        delete retry.dueAt;
+        if (delaySeconds < next.delaySeconds) retry.dueAt = dueAt;
+        retries.push({ body: retry, delaySeconds });
+        count(target.tenantId, "retried");
+        record.retrying!.push({ id, at: dueAt });
+        break;
+      }
+      case "dead_letter":
+        if (next.failure !== null) record.failed.push({ id, ...next.failure });
+        letters.push({ body: { ...job, targets: [target], deadline, reasons: { [id]: next.reason }, reason: next.reason } });
+        count(target.tenantId, "dead_lettered");
+        break;
+    }
+  }
+  for (let i = 0; i < retries.length; i += 100) await env.DELIVERIES.sendBatch(retries.slice(i, i + 100));
+  for (let i = 0; i < letters.length; i += 100) await env.DEAD_LETTERS.sendBatch(letters.slice(i, i + 100));
+  const failingBefore = now - readConfig(env).failingSubscriptionDays * 86_400;
+  await recordOutcomes(env.DB, record, now, failingBefore);
+  await recordDeliveryStats(env.DB, [...stats.values()], now);
 }
 
 const FCM_NOT_CONFIGURED: Transport<WebPushTarget | FcmTarget> = {
-  send: async () => ({ kind: "failed", reason: "FCM is not configured (FCM_SERVICE_ACCOUNT)" }),
+  send: async () => ({ kind: "failed", status: null, reason: "FCM is not configured (FCM_SERVICE_ACCOUNT)", director: true }),
 };
 
-/** One transport per kind and signing key: Web Push with the current key or the one a rotation job names, or FCM. */
-export function transportsFor(env: Env): (job: DeliveryJob) => Promise<Transport<WebPushTarget | FcmTarget>> {
+/** One transport per kind and signing key: Web Push with the key a subscription is bound to (else the current one), or FCM. */
+export function transportsFor(env: Env): TransportFor {
   const transports = new Map<string, Promise<Transport<WebPushTarget | FcmTarget>>>();
-  return (job) => {
-    const key = job.transport === "fcm" ? "fcm" : `web_push ${job.signWith ?? ""}`;
+  return (job, signWith) => {
+    const keyName = signWith === undefined ? (job.signWith ?? null) : signWith;
+    const key = job.transport === "fcm" ? "fcm" : `web_push ${keyName ?? ""}`;
     let transport = transports.get(key);
     if (transport === undefined) {
       if (job.transport === "fcm") {
         const account = serviceAccountOf(env);
         transport = Promise.resolve(account === null ? FCM_NOT_CONFIGURED : (fcmTransport(env, account) as Transport<WebPushTarget | FcmTarget>));
       } else {
-        const keys = job.signWith === undefined ? currentVapidKeys(env) : vapidKeysByPublicKey(env, job.signWith);
-        transport = keys.then((pair) => webPushTransport(env, pair) as Transport<WebPushTarget | FcmTarget>);
+        const pair = keyName === null ? currentVapidKeys(env) : vapidKeysByPublicKey(env, keyName);
+        transport = pair.then((keys) => webPushTransport(env, keys) as Transport<WebPushTarget | FcmTarget>);
       }
       transports.set(key, transport);
+      transport.catch(() => transports.delete(key));
     }
     return transport;
   };
 }
 
-export async function consumeDeliveries(batch: MessageBatch<DeliveryJob>, env: Env): Promise<void> {
-  await deliver(
-    batch.messages.map((m) => m.body),
-    env,
-    transportsFor(env),
-  );
-  batch.ackAll();
+/** Acks each message once its follow-ups are written; retries only those whose handling threw. */
+export async function consumeDeliveries(batch: MessageBatch<DeliveryJob>, env: Env, options: DeliverOptions = {}): Promise<void> {
+  let results: (Error | null)[];
+  try {
+    results = await deliver(
+      batch.messages.map((m) => m.body),
+      env,
+      transportsFor(env),
+      options,
+    );
+  } catch (error) {
+    results = batch.messages.map(() => error as Error);
+  }
+  batch.messages.forEach((message, i) => {
+    const error = results[i];
+    if (error === null) return message.ack();
+    console.error(JSON.stringify({ event: "delivery_job_failed", message: message.id, error: error.message }));
+    message.retry({ delaySeconds: Math.min(60, 2 ** message.attempts) });
+  });
 }

@@ -12,10 +12,11 @@ import type { PushMessage } from "../transports/transport";
 import { serviceAccountOf } from "../transports/fcm";
 import { topicHeader } from "../transports/web-push";
 import { pushMessageXml } from "../xml/push-message";
-import { pageWebPushSubscriptions } from "../store/subscriptions";
-import { activateVapidKey } from "../store/vapid-keys";
+import { bindUnboundWebPush, pageWebPushSubscriptions } from "../store/subscriptions";
+import { activateVapidKey, keepVapidKey, vapidKeysByPublicKey } from "../store/vapid-keys";
 import { keyringOf } from "../crypto/sealed";
 import { resealPage, SEALED_TABLES } from "../store/sealed-columns";
+import { recordDeliveryStats } from "../store/stats";
 import {
   FANOUT_PAGE_SIZE,
   FANOUT_PAGES_PER_JOB,
@@ -38,6 +39,12 @@ function messageFor(change: Change, variant: Variant, topic: string | null): Pus
     ttl: change.ttl ?? DEFAULT_TTL_SECONDS,
     urgency: change.urgency,
     topic,
+    // resent at once after a 413 (issue 11): the topic and empty updates, valid per the draft's schema
+    smallestXml: pushMessageXml({
+      topic: change.topic,
+      contentUpdate: variant.content ? { syncToken: null } : null,
+      propertyUpdate: variant.property ? { transports: false } : null,
+    }),
     data: {
       topic: change.topic,
       ...(variant.content && change.contentUpdate!.syncToken !== null ? { sync_token: change.contentUpdate!.syncToken } : {}),
@@ -83,6 +90,8 @@ export async function fanOut(job: FanoutJob, env: Env): Promise<FanoutJob | null
   const spared = new Set(change.dontNotify);
   const topic = await topicHeader(tenantId, change.topic);
   const now = nowSeconds();
+  // the message lives from the hub's flush for its TTL, retries included (issue 11)
+  const deadline = (job.flushedAt ?? now) + (change.ttl ?? DEFAULT_TTL_SECONDS);
   const deliverable = deliverableFor(env);
   // one chunk list per transport and message variant (content, property or both)
   type Entry = { transport: "web_push" | "fcm"; message: PushMessage; targets: DeliveryTarget[] };
@@ -90,7 +99,7 @@ export async function fanOut(job: FanoutJob, env: Env): Promise<FanoutJob | null
   const jobs: DeliveryJob[] = [];
   const flush = (entry: Entry) => {
     if (entry.targets.length > 0) {
-      jobs.push({ tenantId, message: entry.message, targets: entry.targets, attempt: 1, ...(entry.transport === "fcm" ? { transport: "fcm" as const } : {}) });
+      jobs.push({ tenantId, message: entry.message, targets: entry.targets, attempt: 1, deadline, ...(entry.transport === "fcm" ? { transport: "fcm" as const } : {}) });
     }
     entry.targets = [];
   };
@@ -117,6 +126,11 @@ export async function fanOut(job: FanoutJob, env: Env): Promise<FanoutJob | null
   }
   for (const entry of byVariant.values()) flush(entry);
   for (const batch of sendBatches(jobs)) await env.DELIVERIES.sendBatch(batch.map((body) => ({ body })));
+  // one message per transport it goes out by, counted by the job that starts its fan-out
+  if (job.after === undefined) {
+    const transports = new Set(jobs.map((j) => j.transport ?? "web_push"));
+    await recordDeliveryStats(env.DB, [...transports].map((transport) => ({ tenantId, transport, messages: 1 })), now);
+  }
   return more ? { ...job, after } : null;
 }
 
@@ -129,15 +143,19 @@ const ROTATION_MESSAGE: PushMessage = {
 };
 
 /**
- * Sends the key-rotation message to every Web Push subscription, signed with the old key (keyless
- * ones plain, as everything they get); when the last page is queued, the new key becomes the one
- * that signs (retries keep the old key).
+ * Sends the key-rotation message to every Web Push subscription, each signed with the key it is
+ * bound to (keyless ones plain, as everything they get): first, subscriptions still unbound are
+ * bound to the outgoing key, which made them. When the last page is queued, the outgoing key is
+ * kept (a configured pair copied into vapid_keys) and the new key becomes the one that signs new
+ * subscriptions; every key still bound keeps signing its own.
  */
 export async function rotateVapidKey(job: VapidRotationJob, env: Env): Promise<VapidRotationJob | null> {
   let after = job.after;
   let more = true;
   const jobs: DeliveryJob[] = [];
   const deliverable = deliverableFor(env);
+  const now = nowSeconds();
+  if (job.after === 0 && job.oldPublicKey !== null) await bindUnboundWebPush(env.DB, job.oldPublicKey);
   for (let page = 0; page < FANOUT_PAGES_PER_JOB && more && job.oldPublicKey !== null; page++) {
     const rows = await pageWebPushSubscriptions(env.DB, after, FANOUT_PAGE_SIZE);
     more = rows.length === FANOUT_PAGE_SIZE;
@@ -146,12 +164,16 @@ export async function rotateVapidKey(job: VapidRotationJob, env: Env): Promise<V
       .map((r) => targetFor({ subscription_id: r.id, transport: "web_push", identifier: r.identifier, p256dh: r.p256dh, auth: r.auth, sealed_token: null }, r.tenant_id, deliverable))
       .filter((target) => target !== null);
     for (let i = 0; i < targets.length; i += TARGETS_PER_JOB) {
-      jobs.push({ tenantId: "", message: ROTATION_MESSAGE, targets: targets.slice(i, i + TARGETS_PER_JOB), attempt: 1, signWith: job.oldPublicKey });
+      jobs.push({ tenantId: "", message: ROTATION_MESSAGE, targets: targets.slice(i, i + TARGETS_PER_JOB), attempt: 1, deadline: now + ROTATION_MESSAGE.ttl });
     }
   }
   for (const batch of sendBatches(jobs)) await env.DELIVERIES.sendBatch(batch.map((body) => ({ body })));
   if (more && job.oldPublicKey !== null) return { ...job, after };
-  await activateVapidKey(env.DB, job.keyId, nowSeconds());
+  if (job.oldPublicKey !== null) {
+    const outgoing = await vapidKeysByPublicKey(env, job.oldPublicKey);
+    if (outgoing !== null) await keepVapidKey(env.DB, await keyringOf(env), outgoing, now);
+  }
+  await activateVapidKey(env.DB, job.keyId, now);
   return null;
 }
 

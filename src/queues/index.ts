@@ -15,12 +15,21 @@ export async function queue(batch: MessageBatch, env: Env): Promise<void> {
     case DEAD_LETTER_QUEUE:
       // Jobs that ran out of retries (sent here by the deliveries consumer, or by the queue after
       // max_retries) are kept in D1 for the operator.
-      await insertDeadLetters(
-        env.DB,
-        batch.messages.map((m) => ({ tenantId: (m.body as { tenantId?: string }).tenantId ?? "", queue: DEAD_LETTER_QUEUE, body: m.body })),
-        nowSeconds(),
-      );
-      batch.ackAll();
+      // Each message is acked once written, and only one whose write failed is retried.
+      for (const message of batch.messages) {
+        const body = message.body as { tenantId?: string; reason?: unknown };
+        try {
+          await insertDeadLetters(
+            env.DB,
+            [{ tenantId: body.tenantId ?? "", queue: DEAD_LETTER_QUEUE, body, reason: typeof body.reason === "string" ? body.reason : null }],
+            nowSeconds(),
+          );
+          message.ack();
+        } catch (error) {
+          console.error(JSON.stringify({ event: "dead_letter_not_written", message: message.id, error: (error as Error).message }));
+          message.retry({ delaySeconds: 30 });
+        }
+      }
       return;
     default:
       // A queue this code does not know yet: leave the messages for a version that does.

@@ -38,16 +38,24 @@ export const FANOUT_QUEUE = "push-fanout";
 export const DELIVERIES_QUEUE = "push-deliveries";
 export const DEAD_LETTER_QUEUE = "push-dead-letters";
 
-/** A chunk of one message's recipients for the `deliveries` consumer. */
+/**
+ * A chunk of one message's recipients for the `deliveries` consumer. Retries are per target: a
+ * retry job holds the one target it retries, with that target's attempt number.
+ */
 export interface DeliveryJob {
   tenantId: string;
+  /** `ttl` is the message's own; each send carries the time left until `deadline`. */
   message: PushMessage;
   /** Absent: Web Push. */
   transport?: "web_push" | "fcm";
   targets: DeliveryTarget[];
-  /** 1 for the first try; a retried chunk holds only the targets that failed. */
+  /** 1 for the first try; counts the target's attempts (a deferral after a timeout is not one). */
   attempt: number;
-  /** Sign with this VAPID key (its public half) rather than the current one: key-rotation messages. */
+  /** Unix seconds: the hub's flush time + TTL; retries stop here. Absent on older jobs: now + TTL. */
+  deadline?: number;
+  /** Unix seconds: not to be sent before (a wait longer than the queue's maximum delay is re-queued). */
+  dueAt?: number;
+  /** Older jobs only: the VAPID key to sign with when the subscription has none bound. */
   signWith?: string;
 }
 
@@ -70,13 +78,12 @@ export interface SecretsRotationJob {
   after: string;
 }
 
-/** What lands in the dead-letter queue when a chunk's retries are used up. */
+/** What lands in the dead-letter queue when a target's next attempt would fall past the message's deadline. */
 export interface DeadLetter extends DeliveryJob {
   reasons: Record<number, string>;
+  /** Why, for the operator ("503; Retry-After 3600 s is past the TTL (58 s left)"). */
+  reason?: string;
 }
-
-/** Delivery tries per target before it goes to the dead-letter queue. */
-export const MAX_DELIVERY_ATTEMPTS = 5;
 /** Recipients per delivery job: with 10 jobs a batch, 500 sends stay under 1000 subrequests. */
 export const TARGETS_PER_JOB = 50;
 /** Workers allow 6 simultaneous outbound connections per invocation. */

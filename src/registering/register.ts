@@ -15,6 +15,7 @@ import {
   type RegistrationRow,
 } from "../store/registrations";
 import { getSupportedTriggers } from "../store/tenant-triggers";
+import { currentVapidPublicKey } from "../store/vapid-keys";
 import { fcmIdentifier, storedSubscription, type SubscriptionInput, type Transport } from "../store/subscriptions";
 import { downgradeTriggers, type Requested } from "../triggers";
 import type { Principal } from "../types";
@@ -68,7 +69,8 @@ export async function register(env: Env, actor: Actor, input: Registering, now: 
     env.DB,
     keys,
     registrant,
-    await storedSubscription(await keys(), actor.tenantId, input.subscription),
+    // a new Web Push subscription is bound for good to the VAPID key signing now (issue 11)
+    await storedSubscription(await keys(), actor.tenantId, input.subscription, input.subscription.transport === "web_push" ? await currentVapidPublicKey(env) : null),
     { id: newRegistrationId(), topic: input.topic, clientId: input.clientId, trigger, expiresAt: expires },
     now,
   );

@@ -16,6 +16,23 @@ function identifierJson(row: RegistrationRow) {
   }
 }
 
+/**
+ * The subscription's delivery state (issue 11), Unix seconds: the answer to "why no push?".
+ * `last_failure` is the latest failure (null before any), kept after a success for the record;
+ * `consecutive_failures` and `failing_since` say whether it still fails. WebSocket registrations
+ * are not delivered by the queues, so theirs stays empty.
+ */
+function deliveryJson(row: RegistrationRow) {
+  return {
+    last_success_at: row.last_success_at,
+    last_failure:
+      row.last_failure_at === null ? null : { at: row.last_failure_at, status: row.last_failure_status, reason: row.last_failure_reason },
+    consecutive_failures: row.consecutive_failures,
+    next_attempt_at: row.next_attempt_at,
+    failing_since: row.failing_since,
+  };
+}
+
 export function registrationJson(env: Env, requestUrl: string, row: RegistrationRow) {
   return {
     id: row.id,
@@ -26,6 +43,8 @@ export function registrationJson(env: Env, requestUrl: string, row: Registration
     ...identifierJson(row),
     // true only with RFC 8291 keys: keyless UnifiedPush, FCM and WebSocket messages are not encrypted by us
     encrypted: row.encrypted === 1,
+    // Web Push (unified_push too): the VAPID key that signs it for good; null on rows from before keys were bound
+    ...(row.transport === "web_push" ? { vapid_public_key: row.vapid_public_key } : {}),
     client_id: row.client_id,
     owner: row.owner,
     trigger: {
@@ -42,5 +61,6 @@ export function registrationJson(env: Env, requestUrl: string, row: Registration
     expires_at: row.expires_at,
     created_at: row.created_at,
     updated_at: row.updated_at,
+    delivery: deliveryJson(row),
   };
 }

@@ -24,8 +24,10 @@ import { CLOSE } from "../hub/frames";
 import { onTenantSockets } from "../hub/topic-hub";
 import { listDeadLetters } from "../store/dead-letters";
 import { countUnsealed } from "../store/sealed-columns";
+import { statsQuery, tenantStats } from "../store/stats";
 import { getSupportedTriggers, setSupportedTriggers } from "../store/tenant-triggers";
-import { currentVapidKeys, insertPendingVapidKey, pendingVapidKey } from "../store/vapid-keys";
+import { currentVapidKeys, insertPendingVapidKey, pendingVapidKey, retiredVapidKeys } from "../store/vapid-keys";
+import { DeadLetterNotFound, NothingToRetry, retryDeadLetter } from "../queues/dead-letters";
 import { checkVapidKeys, generateVapidKeys } from "../crypto/vapid";
 import { ApiError } from "../errors";
 import { depthSchema } from "../validation";
@@ -154,6 +156,13 @@ admin.post("/tenants/:id/rotate", async (c) => {
   return c.json({ id: row.id, notify_token: notifyToken ?? null, grant_secret: grantSecret ?? null, closed_sockets: closed });
 });
 
+/** The tenant's delivery counts over `?hours=` (1–720, default 24), as `GET /v1/stats` shows the tenant. */
+admin.get("/tenants/:id/stats", async (c) => {
+  const row = await tenantOr404(c.env.DB, c.req.param("id"));
+  const { hours } = parseWith(statsQuery, c.req.query());
+  return c.json(await tenantStats(c.env.DB, row.id, hours, nowSeconds()));
+});
+
 admin.get("/tenants/:id/grant-keys", async (c) => {
   const row = await tenantOr404(c.env.DB, c.req.param("id"));
   return c.json({ id: row.id, grant_keys: grantKeysJson(grantKeysOf(row)) });
@@ -199,14 +208,31 @@ admin.get("/dead-letters", async (c) => {
   const query = parseWith(deadLetterQuery, c.req.query());
   const rows = await listDeadLetters(c.env.DB, query.tenant ?? null, query.before ?? Number.MAX_SAFE_INTEGER, query.limit);
   return c.json({
-    dead_letters: rows.map((row) => ({ id: row.id, tenant_id: row.tenant_id, queue: row.queue, created_at: row.created_at, job: JSON.parse(row.body) })),
+    dead_letters: rows.map((row) => ({ id: row.id, tenant_id: row.tenant_id, queue: row.queue, created_at: row.created_at, reason: row.reason, job: JSON.parse(row.body) })),
     next_before: rows.length === query.limit ? rows[rows.length - 1].id : null,
   });
 });
 
+/**
+ * Re-queues a dead letter for its subscriptions that still exist, as a first attempt with a fresh
+ * lifetime of its TTL (issue 11); the letter leaves the list.
+ */
+admin.post("/dead-letters/:id/retry", async (c) => {
+  const id = Number(c.req.param("id"));
+  try {
+    if (!Number.isSafeInteger(id) || id <= 0) throw new DeadLetterNotFound("not a dead-letter id");
+    return c.json({ id, queued: await retryDeadLetter(c.env, id) }, 202);
+  } catch (error) {
+    if (error instanceof DeadLetterNotFound) throw notFound("dead letter");
+    if (error instanceof NothingToRetry) throw new ApiError(409, "nothing_to_retry", error.message);
+    throw error;
+  }
+});
+
+/** The key that signs new subscriptions, one being rotated in, and retired keys still signing their own. */
 admin.get("/vapid", async (c) => {
-  const [current, pending] = await Promise.all([currentVapidKeys(c.env), pendingVapidKey(c.env.DB)]);
-  return c.json({ public_key: current?.publicKey ?? null, pending_public_key: pending?.public_key ?? null });
+  const [current, pending, retired] = await Promise.all([currentVapidKeys(c.env), pendingVapidKey(c.env.DB), retiredVapidKeys(c.env.DB)]);
+  return c.json({ public_key: current?.publicKey ?? null, pending_public_key: pending?.public_key ?? null, retired });
 });
 
 const rotateVapidSchema = z.object({ public_key: z.string().min(1), private_key: z.string().min(1) }).partial();

@@ -1,14 +1,15 @@
 /**
- * `/v1/registrations`: the caller's registrations, listed and read (Bearer: the notify token or a
- * grant), and the registration URL's DELETE, which needs no credentials: the URL is a capability.
+ * `/v1/registrations`: the caller's registrations, listed, read and sent a test push (Bearer: the
+ * notify token or a grant), and the registration URL's DELETE, which needs no credentials: the URL
+ * is a capability.
  */
 import { Hono } from "hono";
 import { z } from "zod";
 import { requireTenantOrGrant } from "../auth/middleware";
 import { keyringOf } from "../crypto/sealed";
-import { notFound } from "../errors";
+import { ApiError, badRequest, notFound } from "../errors";
 import { imfFixdate, nowSeconds } from "../expiry";
-import { actorOf, isRegistrationId, registrationJson, unregister } from "../registering";
+import { actorOf, isRegistrationId, NotTestable, registrationJson, testPush, TestPushRateLimited, unregister } from "../registering";
 import { getRegistration, listRegistrations } from "../store/registrations";
 import type { AppEnv } from "../types";
 import { parseWith, topicSchema } from "../validation";
@@ -42,6 +43,25 @@ registrations.get("/:id", requireTenantOrGrant, async (c) => {
   const row = isRegistrationId(id) ? await getRegistration(c.env.DB, () => keyringOf(c.env), actorOf(c.get("principal")), id, nowSeconds()) : null;
   if (row === null) throw notFound("registration");
   return c.json(registrationJson(c.env, c.req.url, row), 200, { Expires: imfFixdate(row.expires_at) });
+});
+
+/**
+ * A test push (issue 11): sent now, answered once the push service answered. Someone else's
+ * registration is 404 like a missing one; one test per registration per 10 s, whoever asks.
+ */
+registrations.post("/:id/test", requireTenantOrGrant, async (c) => {
+  const id = c.req.param("id");
+  try {
+    const result = isRegistrationId(id) ? await testPush(c.env, actorOf(c.get("principal")), id, nowSeconds()) : null;
+    if (result === null) throw notFound("registration");
+    return c.json(result);
+  } catch (error) {
+    if (error instanceof NotTestable) throw badRequest("not_testable", error.message);
+    if (error instanceof TestPushRateLimited) {
+      throw new ApiError(429, "test_rate_limited", error.message, { "Retry-After": String(error.retryAfterSeconds) });
+    }
+    throw error;
+  }
 });
 
 /**

@@ -6,16 +6,26 @@ export interface DeadLetterRow {
   queue: string;
   body: string;
   created_at: number;
+  /** Why it ran out of time; null on older letters. */
+  reason: string | null;
 }
 
-export function insertDeadLetters(db: D1Database, rows: { tenantId: string; queue: string; body: unknown }[], now: number) {
+export function insertDeadLetters(db: D1Database, rows: { tenantId: string; queue: string; body: unknown; reason?: string | null }[], now: number) {
   return db.batch(
     rows.map((row) =>
       db
-        .prepare("INSERT INTO dead_letters (tenant_id, queue, body, created_at) VALUES (?, ?, ?, ?)")
-        .bind(row.tenantId, row.queue, JSON.stringify(row.body), now),
+        .prepare("INSERT INTO dead_letters (tenant_id, queue, body, created_at, reason) VALUES (?, ?, ?, ?, ?)")
+        .bind(row.tenantId, row.queue, JSON.stringify(row.body), now, row.reason ?? null),
     ),
   );
+}
+
+export function getDeadLetter(db: D1Database, id: number): Promise<DeadLetterRow | null> {
+  return db.prepare("SELECT * FROM dead_letters WHERE id = ?").bind(id).first<DeadLetterRow>();
+}
+
+export function deleteDeadLetter(db: D1Database, id: number): Promise<D1Result> {
+  return db.prepare("DELETE FROM dead_letters WHERE id = ?").bind(id).run();
 }
 
 export async function listDeadLetters(db: D1Database, tenantId: string | null, before: number, limit: number): Promise<DeadLetterRow[]> {

@@ -46,6 +46,16 @@ export interface RegistrationRow {
   sealed_token: string | null;
   /** 1 when messages are encrypted for it (RFC 8291 keys), else 0. */
   encrypted: 0 | 1;
+  /** web_push: the VAPID key that signs it (null: none bound yet, the current one signs). */
+  vapid_public_key: string | null;
+  /** The subscription's delivery state (issue 11), written by the deliveries consumer; Unix seconds. */
+  last_success_at: number | null;
+  last_failure_at: number | null;
+  last_failure_status: number | null;
+  last_failure_reason: string | null;
+  consecutive_failures: number;
+  next_attempt_at: number | null;
+  failing_since: number | null;
 }
 
 export interface RegistrationInput {
@@ -57,7 +67,9 @@ export interface RegistrationInput {
 }
 
 const SELECT_JOINED = `SELECT r.*, s.transport, s.service, s.identifier, s.sealed_token,
-    (s.p256dh IS NOT NULL AND s.auth IS NOT NULL) AS encrypted
+    (s.p256dh IS NOT NULL AND s.auth IS NOT NULL) AS encrypted, s.vapid_public_key,
+    s.last_success_at, s.last_failure_at, s.last_failure_status, s.last_failure_reason, s.consecutive_failures,
+    s.next_attempt_at, s.failing_since
   FROM registrations r JOIN subscriptions s ON s.id = r.subscription_id`;
 
 /** Rows as their owner sees them: an FCM row's identifier is its token, opened from the envelope. */

@@ -50,6 +50,8 @@ export interface StoredSubscription {
   contentEncoding: string | null;
   /** fcm: the token, sealed. */
   sealedToken: string | null;
+  /** web_push: the VAPID key signing at creation, which signs it for good (set on INSERT only). */
+  vapidPublicKey?: string | null;
 }
 
 export const AUTH_COLUMN = "subscriptions.auth";
@@ -61,7 +63,8 @@ export const subscriptionRowKey = (tenantId: string, transport: Transport, ident
 /** FCM tokens are looked up by digest, so D1 never needs one in clear to find it. */
 export const fcmIdentifier = (token: string) => sha256Hex(token);
 
-export async function storedSubscription(keyring: Keyring, tenantId: string, sub: SubscriptionInput): Promise<StoredSubscription> {
+/** `vapidPublicKey`: the key signing now, bound to a Web Push subscription when it is created. */
+export async function storedSubscription(keyring: Keyring, tenantId: string, sub: SubscriptionInput, vapidPublicKey: string | null = null): Promise<StoredSubscription> {
   if (sub.transport === "fcm") {
     const identifier = await fcmIdentifier(sub.identifier);
     const sealedToken = await seal(keyring, TOKEN_COLUMN, subscriptionRowKey(tenantId, "fcm", identifier), sub.identifier);
@@ -76,6 +79,7 @@ export async function storedSubscription(keyring: Keyring, tenantId: string, sub
     auth,
     contentEncoding: sub.keys?.content_encoding ?? null,
     sealedToken: null,
+    vapidPublicKey: sub.transport === "web_push" ? vapidPublicKey : null,
   };
 }
 
@@ -99,18 +103,19 @@ export const OWNED_BY_ANOTHER = `?5 IS NOT NULL AND EXISTS (
  * Statement that creates the subscription or, when the tenant already has one with this
  * identifier, refreshes its keys (the draft binds keys to the push resource, newest wins), takes
  * the service name it was registered under last, and forgets past failures. Writes nothing when
- * the resource is another user's (OWNED_BY_ANOTHER).
+ * the resource is another user's (OWNED_BY_ANOTHER). The VAPID key is set on creation only: the
+ * push service bound the push resource to the key it was made with, so re-registering keeps it.
  */
 export function upsertSubscription(db: D1Database, tenantId: string, sub: StoredSubscription, owner: string | null, now: number): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO subscriptions (tenant_id, transport, service, identifier, p256dh, auth, content_encoding, sealed_token, created_at, updated_at)
-       SELECT ?1, ?2, ?10, ?3, ?6, ?7, ?8, ?9, ?4, ?4 WHERE NOT (${OWNED_BY_ANOTHER})
+      `INSERT INTO subscriptions (tenant_id, transport, service, identifier, p256dh, auth, content_encoding, sealed_token, created_at, updated_at, vapid_public_key)
+       SELECT ?1, ?2, ?10, ?3, ?6, ?7, ?8, ?9, ?4, ?4, ?11 WHERE NOT (${OWNED_BY_ANOTHER})
        ON CONFLICT (tenant_id, transport, identifier) DO UPDATE SET
          service = excluded.service, p256dh = excluded.p256dh, auth = excluded.auth, content_encoding = excluded.content_encoding,
-         sealed_token = excluded.sealed_token, updated_at = excluded.updated_at, consecutive_failures = 0`,
+         sealed_token = excluded.sealed_token, updated_at = excluded.updated_at, consecutive_failures = 0, failing_since = NULL`,
     )
-    .bind(tenantId, sub.transport, sub.identifier, now, owner, sub.p256dh, sub.auth, sub.contentEncoding, sub.sealedToken, sub.service);
+    .bind(tenantId, sub.transport, sub.identifier, now, owner, sub.p256dh, sub.auth, sub.contentEncoding, sub.sealedToken, sub.service, sub.vapidPublicKey ?? null);
 }
 
 /** Deletes the subscription when no registration refers to it any more. */
@@ -139,46 +144,122 @@ export interface DeliveryOutcomes {
   delivered: number[];
   /** The push service says these no longer exist. */
   gone: number[];
-  /** Failed this time (refused, or to be retried), with why. */
-  failed: { id: number; reason: string }[];
+  /**
+   * Failed this time (refused, or to be retried), with why and the HTTP status (null: no answer).
+   * The director's own faults are not recorded here: they say nothing of the subscription.
+   */
+  failed: { id: number; reason: string; status: number | null }[];
+  /** A retry is queued, due at `at` (Unix seconds). */
+  retrying?: { id: number; at: number }[];
+  /** Accepted when signed with this key (a retired key refused): bound to it from now on. */
+  rebound?: { id: number; key: string }[];
 }
 
 /**
- * Records a chunk's outcomes in one transaction: last success and consecutive failures per
- * subscription; gone subscriptions are deleted with their registrations.
+ * Records a chunk's outcomes in one transaction: last success, consecutive failures, the last
+ * failure's status and reason, since when it fails (set at the first failure after a success,
+ * cleared by a success), when a retry is due; gone subscriptions are deleted with their
+ * registrations, and so are failed ones failing since `failingBefore` or earlier.
  */
-export async function recordOutcomes(db: D1Database, outcomes: DeliveryOutcomes, now: number): Promise<void> {
+export async function recordOutcomes(db: D1Database, outcomes: DeliveryOutcomes, now: number, failingBefore: number | null = null): Promise<void> {
   const statements: D1PreparedStatement[] = [];
   if (outcomes.delivered.length > 0) {
     statements.push(
       db
         .prepare(
-          `UPDATE subscriptions SET last_success_at = ?1, consecutive_failures = 0
+          `UPDATE subscriptions SET last_success_at = ?1, consecutive_failures = 0, failing_since = NULL, next_attempt_at = NULL
            WHERE id IN (SELECT value FROM json_each(?2))`,
         )
         .bind(now, JSON.stringify(outcomes.delivered)),
     );
   }
+  for (const { id, key } of outcomes.rebound ?? []) {
+    statements.push(db.prepare("UPDATE subscriptions SET vapid_public_key = ? WHERE id = ?").bind(key, id));
+  }
   if (outcomes.failed.length > 0) {
+    const failed = JSON.stringify(outcomes.failed);
     statements.push(
       db
         .prepare(
           `UPDATE subscriptions SET consecutive_failures = consecutive_failures + 1, last_failure_at = ?1,
+             failing_since = COALESCE(failing_since, ?1), next_attempt_at = NULL,
              last_failure_reason = (SELECT json_extract(f.value, '$.reason') FROM json_each(?2) f
+                                    WHERE json_extract(f.value, '$.id') = subscriptions.id),
+             last_failure_status = (SELECT json_extract(f.value, '$.status') FROM json_each(?2) f
                                     WHERE json_extract(f.value, '$.id') = subscriptions.id)
            WHERE id IN (SELECT json_extract(value, '$.id') FROM json_each(?2))`,
         )
-        .bind(now, JSON.stringify(outcomes.failed)),
+        .bind(now, failed),
     );
   }
-  if (outcomes.gone.length > 0) {
-    const ids = JSON.stringify(outcomes.gone);
+  if ((outcomes.retrying ?? []).length > 0) {
     statements.push(
-      db.prepare("DELETE FROM registrations WHERE subscription_id IN (SELECT value FROM json_each(?))").bind(ids),
-      db.prepare("DELETE FROM subscriptions WHERE id IN (SELECT value FROM json_each(?))").bind(ids),
+      db
+        .prepare(
+          `UPDATE subscriptions SET next_attempt_at = (SELECT json_extract(r.value, '$.at') FROM json_each(?1) r
+                                    WHERE json_extract(r.value, '$.id') = subscriptions.id)
+           WHERE id IN (SELECT json_extract(value, '$.id') FROM json_each(?1))`,
+        )
+        .bind(JSON.stringify(outcomes.retrying)),
+    );
+  }
+  const doomed = [...outcomes.gone];
+  if (outcomes.gone.length > 0 || (failingBefore !== null && outcomes.failed.length > 0)) {
+    // gone ones, and the failed ones whose window ran out (issue 11: FAILING_SUBSCRIPTION_DAYS)
+    const ids = JSON.stringify(doomed);
+    const failedIds = JSON.stringify(outcomes.failed.map((f) => f.id));
+    const which = `SELECT value FROM json_each(?1) UNION SELECT id FROM subscriptions
+                   WHERE id IN (SELECT value FROM json_each(?2)) AND failing_since <= ?3`;
+    statements.push(
+      db.prepare(`DELETE FROM registrations WHERE subscription_id IN (${which})`).bind(ids, failedIds, failingBefore ?? -1),
+      db.prepare(`DELETE FROM subscriptions WHERE id IN (${which})`).bind(ids, failedIds, failingBefore ?? -1),
     );
   }
   if (statements.length > 0) await db.batch(statements);
+}
+
+/**
+ * Deletes up to `limit` subscriptions failing since `before` or earlier, with their registrations
+ * (the hourly cron's share of FAILING_SUBSCRIPTION_DAYS); returns how many.
+ */
+export async function purgeFailingSubscriptions(db: D1Database, before: number, limit: number): Promise<number> {
+  const ids = (
+    await db.prepare("SELECT id FROM subscriptions WHERE failing_since IS NOT NULL AND failing_since <= ? ORDER BY id LIMIT ?").bind(before, limit).all<{ id: number }>()
+  ).results.map((r) => r.id);
+  if (ids.length === 0) return 0;
+  const json = JSON.stringify(ids);
+  await db.batch([
+    db.prepare("DELETE FROM registrations WHERE subscription_id IN (SELECT value FROM json_each(?))").bind(json),
+    db.prepare("DELETE FROM subscriptions WHERE id IN (SELECT value FROM json_each(?))").bind(json),
+  ]);
+  return ids.length;
+}
+
+/** The VAPID key each subscription is bound to (null: none yet, signed with the current key). */
+export async function vapidKeysOfSubscriptions(db: D1Database, ids: number[]): Promise<Map<number, string | null>> {
+  if (ids.length === 0) return new Map();
+  const { results } = await db
+    .prepare("SELECT id, vapid_public_key FROM subscriptions WHERE id IN (SELECT value FROM json_each(?))")
+    .bind(JSON.stringify([...new Set(ids)]))
+    .all<{ id: number; vapid_public_key: string | null }>();
+  return new Map(results.map((r) => [r.id, r.vapid_public_key]));
+}
+
+/** Binds every Web Push subscription still without a VAPID key to `publicKey` (the one that signed them so far). */
+export function bindUnboundWebPush(db: D1Database, publicKey: string): Promise<D1Result> {
+  return db.prepare("UPDATE subscriptions SET vapid_public_key = ? WHERE transport = 'web_push' AND vapid_public_key IS NULL").bind(publicKey).run();
+}
+
+/** Subscriptions that still exist among `ids`, as fan-out reads them (secrets sealed). */
+export async function existingSubscriptions(db: D1Database, ids: number[]) {
+  const { results } = await db
+    .prepare(
+      `SELECT id, tenant_id, transport, identifier, p256dh, auth, sealed_token FROM subscriptions
+       WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`,
+    )
+    .bind(JSON.stringify(ids))
+    .all<{ id: number; tenant_id: string; transport: Transport; identifier: string; p256dh: string | null; auth: string | null; sealed_token: string | null }>();
+  return results;
 }
 
 /**

@@ -67,3 +67,33 @@ export async function activateVapidKey(db: D1Database, id: number, now: number):
     db.prepare("UPDATE vapid_keys SET state = 'active', activated_at = ? WHERE id = ? AND state = 'pending'").bind(now, id),
   ]);
 }
+
+/**
+ * Keeps a key pair that signs subscriptions made with it (issue 11): a configured `VAPID_*` pair
+ * being replaced is copied in, retired, its private key sealed; a key already stored stays as is.
+ */
+export async function keepVapidKey(db: D1Database, keyring: Keyring, keys: VapidKeyPair, now: number): Promise<void> {
+  await db
+    .prepare("INSERT INTO vapid_keys (public_key, private_key, state, created_at) VALUES (?, ?, 'retired', ?) ON CONFLICT (public_key) DO NOTHING")
+    .bind(keys.publicKey, await seal(keyring, PRIVATE_KEY_COLUMN, keys.publicKey, keys.privateKey), now)
+    .run();
+}
+
+/** Retired keys and how many subscriptions each still signs. */
+export async function retiredVapidKeys(db: D1Database): Promise<{ public_key: string; subscriptions: number }[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT k.public_key, (SELECT COUNT(*) FROM subscriptions s WHERE s.vapid_public_key = k.public_key) AS subscriptions
+       FROM vapid_keys k WHERE k.state = 'retired' ORDER BY k.id`,
+    )
+    .all<{ public_key: string; subscriptions: number }>();
+  return results;
+}
+
+/** Deletes retired keys no subscription is bound to any more (the cron); returns how many. */
+export async function dropUnusedRetiredKeys(db: D1Database): Promise<number> {
+  const result = await db
+    .prepare("DELETE FROM vapid_keys WHERE state = 'retired' AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.vapid_public_key = vapid_keys.public_key)")
+    .run();
+  return result.meta.changes;
+}

@@ -5,7 +5,7 @@
  */
 import { importPKCS8, SignJWT } from "jose";
 import type { Urgency } from "../hub/change";
-import { retryAfterSeconds, type Outcome, type PushMessage, type Transport } from "./transport";
+import { outcomeOfStatus, retryAfterSeconds, unansweredOutcome, type Outcome, type PushMessage, type Transport } from "./transport";
 
 export interface FcmTarget {
   subscriptionId: number;
@@ -113,23 +113,26 @@ interface FcmErrorBody {
 }
 
 /**
- * FCM v1 error codes (firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode) to outcomes. FCM
- * never redirects `messages:send`; a 3xx would carry the access token elsewhere, so it is refused.
+ * FCM v1 error codes (firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode) onto the outcome
+ * table: UNREGISTERED and an invalid token are gone; QUOTA_EXCEEDED, UNAVAILABLE and INTERNAL
+ * temporary; otherwise as the status says. FCM never redirects `messages:send`; a 3xx would carry
+ * the access token elsewhere, so it is refused.
  */
-export function fcmOutcome(status: number, body: FcmErrorBody | null, retryAfter: string | null): Outcome {
-  if (status >= 200 && status < 300) return { kind: "delivered" };
-  if (status >= 300 && status < 400) return { kind: "failed", reason: `FCM answered ${status} (redirects are not followed)` };
+export function fcmOutcome(status: number, body: FcmErrorBody | null, retryAfter: string | null, text: string | null = null): Outcome {
+  if (status >= 200 && status < 400) return outcomeOfStatus(status, retryAfter, `FCM answered ${status}`);
   const details = body?.error?.details ?? [];
   const code = details.find((d) => d.errorCode)?.errorCode ?? body?.error?.status ?? String(status);
   const reason = `FCM answered ${status} ${code}`;
-  if (code === "UNREGISTERED" || status === 404) return { kind: "gone", reason };
+  if (code === "UNREGISTERED" || status === 404) return { kind: "gone", status, reason };
   if (code === "INVALID_ARGUMENT" && details.some((d) => d.fieldViolations?.some((v) => v.field === "message.token"))) {
-    return { kind: "gone", reason: `${reason} (invalid registration token)` };
+    return { kind: "gone", status, reason: `${reason} (invalid registration token)` };
   }
-  if (status === 429 || code === "QUOTA_EXCEEDED" || code === "UNAVAILABLE" || code === "INTERNAL" || status >= 500) {
-    return { kind: "retry", afterSeconds: retryAfterSeconds(retryAfter), reason };
+  if (code === "QUOTA_EXCEEDED" || code === "UNAVAILABLE" || code === "INTERNAL") {
+    return { kind: "retry", status, afterSeconds: retryAfterSeconds(retryAfter), reason };
   }
-  return { kind: "failed", reason };
+  // quoted: FCM's own message when its body is JSON, else whatever text it sent
+  const message = body === null ? text : typeof (body.error as { message?: unknown } | undefined)?.message === "string" ? (body.error as { message: string }).message : null;
+  return outcomeOfStatus(status, retryAfter, reason, message);
 }
 
 /** FCM delivery: one `messages:send` per registration token; a 401 refreshes the access token once. */
@@ -160,9 +163,9 @@ export function fcmTransport(env: Env, account: ServiceAccount, fetcher: typeof 
         } catch {
           parsed = null;
         }
-        return fcmOutcome(response.status, parsed, response.headers.get("Retry-After"));
+        return fcmOutcome(response.status, parsed, response.headers.get("Retry-After"), text);
       } catch (error) {
-        return { kind: "retry", afterSeconds: null, reason: `FCM: ${(error as Error).message}` };
+        return unansweredOutcome(error, "FCM");
       }
     },
   };

@@ -12,16 +12,63 @@ export interface PushMessage {
   topic: string | null;
   /** The message as string fields, for transports that carry data rather than the XML alone (FCM). */
   data?: { topic?: string; sync_token?: string };
+  /**
+   * The smallest form of the same message (the topic and an empty `<content-update/>` or
+   * `<property-update/>`), resent at once when a push service answers 413.
+   */
+  smallestXml?: string;
 }
 
+/**
+ * What one send came to (issue 11's outcome table; FCM maps onto it). `status` is the push
+ * service's HTTP status, null when there was no answer.
+ */
 export type Outcome =
-  | { kind: "delivered" }
+  | { kind: "delivered"; status: number }
   /** The subscription no longer exists (404/410): remove it. */
-  | { kind: "gone"; reason: string }
-  /** Worth another try: after `afterSeconds` when the service said so, else with backoff. */
-  | { kind: "retry"; afterSeconds: number | null; reason: string }
-  /** The service refused this message; trying again unchanged would not help. */
-  | { kind: "failed"; reason: string };
+  | { kind: "gone"; status: number; reason: string }
+  /**
+   * Worth another try (429, 408, 5xx, network error, no answer in time): after `afterSeconds` when
+   * the service said so, else with backoff. `timeout`: no answer in time, so the origin is slow.
+   * `director`: the fault is the director's own (a secret missing), not the subscription's.
+   */
+  | { kind: "retry"; status: number | null; afterSeconds: number | null; reason: string; timeout?: boolean; director?: boolean }
+  /** 413: the message is too large for this push service; the smallest form may pass. */
+  | { kind: "too_large"; status: 413; reason: string }
+  /**
+   * Refused (400, 401, 403, other 4xx, any 3xx): trying again unchanged would not help; recorded
+   * on the subscription, never a dead letter. `director`: our fault (FCM not configured).
+   */
+  | { kind: "failed"; status: number | null; reason: string; director?: boolean };
+
+/** A push service's body quoted in a reason: at most this many characters. */
+export const MAX_QUOTED_BODY = 200;
+
+/** `reason` with ≤ MAX_QUOTED_BODY characters of the push service's body, when it said anything. */
+export const withBody = (reason: string, body: string | null | undefined): string => {
+  const text = (body ?? "").replace(/\s+/g, " ").trim();
+  return text === "" ? reason : `${reason}: ${[...text].slice(0, MAX_QUOTED_BODY).join("")}`;
+};
+
+/**
+ * The outcome table by HTTP status (issue 11): 2xx delivered; 404/410 gone; 429, 408 and 5xx
+ * temporary; 413 too large; 3xx (never followed, never a success), 400, 401, 403 and every other
+ * 4xx refused. `who` starts the reason ("push service answered", "FCM answered").
+ */
+export function outcomeOfStatus(status: number, retryAfter: string | null, reason: string, body: string | null = null): Outcome {
+  if (status >= 200 && status < 300) return { kind: "delivered", status };
+  if (status >= 300 && status < 400) return { kind: "failed", status, reason: `${reason} (redirects are not followed)` };
+  if (status === 404 || status === 410) return { kind: "gone", status, reason };
+  if (status === 429 || status === 408 || status >= 500) return { kind: "retry", status, afterSeconds: retryAfterSeconds(retryAfter), reason: withBody(reason, body) };
+  if (status === 413) return { kind: "too_large", status, reason: withBody(reason, body) };
+  return { kind: "failed", status, reason: withBody(reason, body) };
+}
+
+/** A request that never got an answer: temporary; `timeout` when it ran out of time. */
+export function unansweredOutcome(error: unknown, label: string): Outcome {
+  const timeout = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
+  return { kind: "retry", status: null, afterSeconds: null, reason: `${label}: ${timeout ? "no answer in 15 s" : (error as Error).message}`, ...(timeout ? { timeout: true } : {}) };
+}
 
 export interface Transport<Target> {
   send(target: Target, message: PushMessage): Promise<Outcome>;

@@ -6,7 +6,7 @@ import { encryptWebPush } from "../crypto/ece";
 import { encodeBase64url } from "../crypto/base64url";
 import { vapidSigner, type VapidSigner } from "../crypto/vapid";
 import type { VapidKeyPair } from "../store/vapid-keys";
-import { retryAfterSeconds, type Outcome, type PushMessage, type Transport } from "./transport";
+import { outcomeOfStatus, unansweredOutcome, type Outcome, type PushMessage, type Transport } from "./transport";
 
 export interface WebPushTarget {
   subscriptionId: number;
@@ -69,16 +69,25 @@ export async function prepareWebPush(target: WebPushTarget, message: PushMessage
 }
 
 /**
- * RFC 8030 §5 / §8.4 answers, and what push services do in practice. A redirect is a refusal:
- * the push resource is the URL the user agent was given (RFC 8030 §5), and only its host passed
- * `checkPushResource`, so following a Location could carry the message to a private host.
+ * RFC 8030 §5 / §8.4 answers onto the outcome table. A redirect is a refusal: the push resource is
+ * the URL the user agent was given (RFC 8030 §5), and only its host passed `checkPushResource`, so
+ * following a Location could carry the message to a private host.
  */
-export function webPushOutcome(status: number, retryAfter: string | null): Outcome {
-  if (status >= 200 && status < 300) return { kind: "delivered" };
-  if (status >= 300 && status < 400) return { kind: "failed", reason: `push service answered ${status} (redirects are not followed)` };
-  if (status === 404 || status === 410) return { kind: "gone", reason: `push service answered ${status}` };
-  if (status === 429 || status >= 500) return { kind: "retry", afterSeconds: retryAfterSeconds(retryAfter), reason: `push service answered ${status}` };
-  return { kind: "failed", reason: `push service answered ${status}` };
+export function webPushOutcome(status: number, retryAfter: string | null, body: string | null = null): Outcome {
+  return outcomeOfStatus(status, retryAfter, `push service answered ${status}`, body);
+}
+
+/** Reads at most a few KB of a refusal's body (to quote it), never a whole stream. */
+async function bodyText(response: Response): Promise<string | null> {
+  if (response.ok || response.body === null) {
+    await response.body?.cancel();
+    return null;
+  }
+  try {
+    return (await response.text()).slice(0, 4096);
+  } catch {
+    return null;
+  }
 }
 
 /** Web Push signed with `keys` (RFC 8292), or unsigned when the director has no VAPID key. */
@@ -91,7 +100,7 @@ export function webPushTransport(env: Env, keys: VapidKeyPair | null, fetcher: t
         prepared = await prepareWebPush(target, message, signer);
       } catch (error) {
         // undecryptable keys or an oversize message: no retry can fix it
-        return { kind: "failed", reason: `cannot prepare message: ${(error as Error).message}` };
+        return { kind: "failed", status: null, reason: `cannot prepare message: ${(error as Error).message}` };
       }
       try {
         const response = await fetcher(prepared.url, {
@@ -102,10 +111,10 @@ export function webPushTransport(env: Env, keys: VapidKeyPair | null, fetcher: t
           redirect: "manual",
           signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
         });
-        await response.body?.cancel();
-        return webPushOutcome(response.status, response.headers.get("Retry-After"));
+        const body = await bodyText(response);
+        return webPushOutcome(response.status, response.headers.get("Retry-After"), body);
       } catch (error) {
-        return { kind: "retry", afterSeconds: null, reason: `network: ${(error as Error).message}` };
+        return unansweredOutcome(error, "network");
       }
     },
   };

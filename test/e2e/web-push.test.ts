@@ -50,8 +50,15 @@ describe("Web Push through wrangler dev", () => {
     const xml =
       '<?xml version="1.0" encoding="utf-8"?><push-message xmlns="https://bitfire.at/webdav-push" xmlns:D="DAV:"><topic>team-calendar</topic>' +
       "<content-update><D:sync-token>https://dav.example/sync/42</D:sync-token></content-update></push-message>";
-    for (const s of live) {
+    for (const s of subscribers.accepting) {
       expect(service.received(s.id).map((m) => [m.xml, m.ttl])).toEqual([[xml, 3600]]);
+    }
+    // a retry sends what is left of the message's lifetime (RFC 8030 §5.2 TTL), never more
+    for (const s of subscribers.flaky) {
+      const [message] = service.received(s.id);
+      expect(message.xml).toBe(xml);
+      expect(message.ttl).toBeLessThan(3600);
+      expect(message.ttl).toBeGreaterThan(3600 - 60);
     }
     for (const s of subscribers.flaky) expect(service.attempts(s.id)).toBe(2);
     for (const s of subscribers.gone) expect(service.received(s.id)).toEqual([]);

@@ -74,7 +74,7 @@ describe("Web Push delivery through the queues", () => {
     expect((await pushService.received(spared.id)).attempts).toBe(0);
   });
 
-  it("deletes gone subscriptions, retries 503 after Retry-After, records refusals without retrying", async () => {
+  it("deletes gone subscriptions, retries 503 after Retry-After, records refusals without retrying (413 twice: the smallest form too)", async () => {
     const tenant = await createTenant();
     const ok = await pushService.subscriber();
     const gone = await pushService.subscriber({ kind: "gone" });
@@ -89,7 +89,7 @@ describe("Web Push delivery through the queues", () => {
     }
     const job: DeliveryJob = {
       tenantId: tenant.id,
-      message: { xml: "<push-message/>", ttl: 60, urgency: "normal", topic: null },
+      message: { xml: "<push-message/>", ttl: 60, urgency: "normal", topic: null, smallestXml: "<push-message></push-message>" },
       targets,
       attempt: 1,
     };
@@ -99,41 +99,54 @@ describe("Web Push delivery through the queues", () => {
     expect(await subscription(ids.gone)).toBeNull();
     const goneRegistrations = await env.DB.prepare("SELECT COUNT(*) AS n FROM registrations WHERE subscription_id = ?").bind(ids.gone).first<{ n: number }>();
     expect(goneRegistrations!.n).toBe(0);
-    expect(await subscription(ids.tooLarge)).toMatchObject({ consecutive_failures: 1, last_failure_reason: "push service answered 413" });
-    expect(await subscription(ids.flaky)).toMatchObject({ consecutive_failures: 1, last_failure_reason: "push service answered 503" });
+    expect(await subscription(ids.tooLarge)).toMatchObject({
+      consecutive_failures: 1,
+      last_failure_status: 413,
+      last_failure_reason: "push service answered 413 (the smallest form too)",
+      next_attempt_at: null,
+    });
+    expect(await subscription(ids.flaky)).toMatchObject({ consecutive_failures: 1, last_failure_status: 503, last_failure_reason: "push service answered 503" });
 
     // only the 503 target comes back, through the real deliveries queue, a second later
     const flakyAfter = await pushService.wait(flaky.id, 1, 2);
     expect(flakyAfter).toMatchObject({ attempts: 2 });
     expect(flakyAfter.received).toHaveLength(1);
     expect((await pushService.received(ok.id)).attempts).toBe(1);
-    expect((await pushService.received(tooLarge.id)).attempts).toBe(1);
+    expect((await pushService.received(tooLarge.id)).attempts).toBe(2);
     expect((await pushService.received(gone.id)).attempts).toBe(1);
   });
 
-  it("sends a chunk whose retries are used up to the dead-letter queue, kept in D1", async () => {
+  it("makes a target whose next attempt falls past the message's deadline a dead letter at once, with why", async () => {
     const tenant = await createTenant();
-    const down = await pushService.subscriber({ kind: "unavailable", times: 100 });
+    const down = await pushService.subscriber({ kind: "unavailable", times: 100, retryAfter: 3600 });
     const registration = await registerSubscriber(tenant, "t", down);
     const subscriptionId = await subscriptionIdOf(registration.id);
+    const now = Math.floor(Date.now() / 1000);
     const job: DeliveryJob = {
       tenantId: tenant.id,
       message: { xml: "<push-message/>", ttl: 60, urgency: "normal", topic: null },
       targets: [await queuedTarget(registration.id)],
-      attempt: 5,
+      attempt: 1,
+      deadline: now + 60,
     };
-    await deliver([job], env, transportsFor(env));
+    expect(await deliver([job], env, transportsFor(env))).toEqual([null]);
     const letter = await vi.waitFor(
       async () => {
-        const row = await env.DB.prepare("SELECT * FROM dead_letters WHERE tenant_id = ?").bind(tenant.id).first<{ body: string }>();
+        const row = await env.DB.prepare("SELECT * FROM dead_letters WHERE tenant_id = ?").bind(tenant.id).first<{ body: string; reason: string }>();
         if (row === null) throw new Error("no dead letter yet");
         return row;
       },
       { timeout: 10_000, interval: 50 },
     );
-    expect(JSON.parse(letter.body)).toMatchObject({ attempt: 5, reasons: { [subscriptionId]: "push service answered 503" } });
+    expect(letter.reason).toMatch(/^503; Retry-After 3600 s is past the TTL \((59|60) s left\)$/);
+    expect(JSON.parse(letter.body)).toMatchObject({ attempt: 1, reasons: { [subscriptionId]: letter.reason } });
+    expect(await subscription(subscriptionId)).toMatchObject({ consecutive_failures: 1, last_failure_status: 503, next_attempt_at: null });
     const listed = await call(`/v1/admin/dead-letters?tenant=${tenant.id}`, { headers: ADMIN });
-    expect(await listed.json()).toMatchObject({ dead_letters: [{ tenant_id: tenant.id, queue: "push-dead-letters", job: { attempt: 5 } }], next_before: null });
+    expect(await listed.json()).toMatchObject({
+      dead_letters: [{ tenant_id: tenant.id, queue: "push-dead-letters", reason: letter.reason, job: { attempt: 1 } }],
+      next_before: null,
+    });
+    expect((await pushService.received(down.id)).attempts).toBe(1);
   });
 
   it("skips expired registrations and other topics", async () => {

@@ -2,9 +2,9 @@
 // pure function), and VAPID key-rotation messages reaching keyless subscriptions plain, through
 // the real deliveries queue to the stand-in push service.
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
-import { rotateVapidKey, targetFor, type Deliverable } from "../../src/queues/fanout";
-import { createTenant, keylessSubscriber, pushService, subscribeWith, type PlainReceivedMessage } from "../helpers";
+import { describe, expect, it, vi } from "vitest";
+import { fanOut, rotateVapidKey, targetFor, type Deliverable } from "../../src/queues/fanout";
+import { change, createTenant, keylessSubscriber, pushService, registerSubscriber, subscribeWith, type PlainReceivedMessage } from "../helpers";
 
 const row = (over: Partial<Parameters<typeof targetFor>[0]>): Parameters<typeof targetFor>[0] => ({
   subscription_id: 7,
@@ -70,5 +70,38 @@ describe("VAPID key rotation", () => {
     expect(message).toMatchObject({ xml: rotationXml, topic: null, ttl: 7 * 86_400, schemaError: null });
     expect((await pushService.wait(keyed.id, 1)).received.map((m) => m.xml)).toEqual([rotationXml]);
     expect(await pushService.errors()).toEqual([]);
+  });
+});
+
+describe("fanOut: a message's lifetime and its smallest form (issue 11)", () => {
+  it("resends a 413 at once as the topic and an empty <content-update/>, valid per the draft's schema", async () => {
+    const tenant = await createTenant();
+    const subscriber = await keylessSubscriber({ kind: "status", status: 413, times: 1 });
+    await subscribeWith({ ALLOW_INSECURE_PUSH_RESOURCES: "true" }, tenant.notify_token, { topic: "small", push_services: { unified_push: { endpoint: subscriber.endpoint } } });
+    await fanOut({ tenantId: tenant.id, seq: 1, change: change({ topic: "small", contentUpdate: { syncToken: "http://dav.example/sync/99", depth: 1 } }), flushedAt: Math.floor(Date.now() / 1000) }, env);
+    const { received, attempts } = await pushService.wait(subscriber.id, 1);
+    expect(attempts).toBe(2);
+    const [message] = received as PlainReceivedMessage[];
+    expect(message.xml).toBe(
+      '<?xml version="1.0" encoding="utf-8"?><push-message xmlns="https://bitfire.at/webdav-push" xmlns:D="DAV:"><topic>small</topic><content-update/></push-message>',
+    );
+    expect(message.schemaError).toBeNull();
+  });
+
+  it("lets a message live from the hub's flush for its TTL: retries stop there", async () => {
+    const tenant = await createTenant();
+    const subscriber = await pushService.subscriber({ kind: "unavailable", times: 5, retryAfter: 2 });
+    await registerSubscriber(tenant, "old", subscriber);
+    const now = Math.floor(Date.now() / 1000);
+    await fanOut({ tenantId: tenant.id, seq: 1, change: change({ topic: "old", ttl: 60, contentUpdate: { syncToken: null, depth: 1 } }), flushedAt: now - 59 }, env);
+    const letter = await vi.waitFor(
+      async () => {
+        const row = await env.DB.prepare("SELECT reason FROM dead_letters WHERE tenant_id = ?").bind(tenant.id).first<{ reason: string }>();
+        if (row === null) throw new Error("no dead letter yet");
+        return row;
+      },
+      { timeout: 10_000, interval: 50 },
+    );
+    expect(letter.reason).toMatch(/^503; Retry-After 2 s is past the TTL \([01] s left\)$/);
   });
 });

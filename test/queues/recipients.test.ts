@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { change } from "../helpers";
-import { planRetry, backoffSeconds } from "../../src/queues/deliveries";
-import { MAX_DELIVERY_ATTEMPTS, sendBatches, type DeliveryJob } from "../../src/queues/jobs";
+import { sendBatches } from "../../src/queues/jobs";
 import { mapWithConcurrency } from "../../src/queues/pool";
 import { variantFor } from "../../src/queues/recipients";
 import type { RecipientRow } from "../../src/store/registrations";
@@ -51,41 +50,6 @@ describe("variantFor", () => {
     const c = change({ contentUpdate: { syncToken: null, depth: 1 } });
     expect(variantFor(row({ id: "x" }), c, new Set(["x"]))).toBeNull();
     expect(variantFor(row({ id: "y" }), c, new Set(["x"]))).not.toBeNull();
-  });
-});
-
-describe("retry planning", () => {
-  const job = (attempt: number): DeliveryJob => ({
-    tenantId: "t",
-    message: { xml: "", ttl: 1, urgency: "normal", topic: null },
-    targets: [1, 2, 3].map((id) => ({ subscriptionId: id, tenantId: "t", endpoint: `https://p/${id}`, p256dh: "k", sealedAuth: "v1.k.iv.a" })),
-    attempt,
-  });
-
-  it("re-enqueues only the failed targets, after the longest Retry-After", () => {
-    const j = job(1);
-    const plan = planRetry(j, [
-      { target: j.targets[0], afterSeconds: 3, reason: "503" },
-      { target: j.targets[2], afterSeconds: 30, reason: "429" },
-    ]);
-    expect(plan).toEqual({ retry: { ...j, targets: [j.targets[0], j.targets[2]], attempt: 2 }, delaySeconds: 30 });
-    expect(planRetry(j, [])).toBeNull();
-  });
-
-  it("backs off exponentially with jitter when no Retry-After was given", () => {
-    const plan = planRetry(job(3), [{ target: job(3).targets[0], afterSeconds: null, reason: "network" }]) as { delaySeconds: number };
-    expect(plan.delaySeconds).toBeGreaterThanOrEqual(20);
-    expect(plan.delaySeconds).toBeLessThanOrEqual(60);
-    expect(backoffSeconds(1, 0)).toBe(5);
-    expect(backoffSeconds(1, 0.999)).toBe(15);
-    expect(backoffSeconds(20, 0.5)).toBe(3600);
-  });
-
-  it("dead-letters what failed on the last attempt", () => {
-    const j = job(MAX_DELIVERY_ATTEMPTS);
-    expect(planRetry(j, [{ target: j.targets[1], afterSeconds: 5, reason: "503" }])).toEqual({
-      deadLetter: { ...j, targets: [j.targets[1]], reasons: { 2: "503" } },
-    });
   });
 });
 

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ADMIN, bearer, call, createTenant, grant, webPushBody, type TestTenant } from "../helpers";
+import { ADMIN, bearer, call, createTenant, grant, pushService, registerSubscriber, subscribeWith, webPushBody, type TestTenant } from "../helpers";
+import { upgrade } from "../socket-client";
 
 type Json = Record<string, any>;
 
@@ -152,5 +153,95 @@ describe("/v1/registrations", () => {
     expect((await call(path, { method: "DELETE", headers: bearer(alice) })).status).toBe(403);
     expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM registrations WHERE id = ?").bind(created.id).first<{ n: number }>())!.n).toBe(1);
     expect((await call(path, { method: "DELETE", headers: bearer(tenant.notify_token) })).status).toBe(403);
+  });
+});
+
+describe("delivery state and the test push", () => {
+  it("shows each registration its subscription's delivery state, and Web Push ones their VAPID key", async () => {
+    const tenant = await createTenant();
+    const created = await register(tenant.notify_token);
+    expect(created.delivery).toEqual({ last_success_at: null, last_failure: null, consecutive_failures: 0, next_attempt_at: null, failing_since: null });
+    expect(created).toHaveProperty("vapid_public_key");
+    await env.DB.prepare(
+      `UPDATE subscriptions SET last_success_at = 100, last_failure_at = 200, last_failure_status = 503, last_failure_reason = 'push service answered 503',
+         consecutive_failures = 2, failing_since = 150, next_attempt_at = 230, vapid_public_key = 'BKeyOfThisSubscription'
+       WHERE id = (SELECT subscription_id FROM registrations WHERE id = ?)`,
+    )
+      .bind(created.id)
+      .run();
+    const expected = {
+      vapid_public_key: "BKeyOfThisSubscription",
+      delivery: {
+        last_success_at: 100,
+        last_failure: { at: 200, status: 503, reason: "push service answered 503" },
+        consecutive_failures: 2,
+        next_attempt_at: 230,
+        failing_since: 150,
+      },
+    };
+    expect(await (await call(`/v1/registrations/${created.id}`, { headers: bearer(tenant.notify_token) })).json()).toMatchObject(expected);
+    const listed: Json = await (await call("/v1/registrations", { headers: bearer(tenant.notify_token) })).json();
+    expect(listed.registrations[0]).toMatchObject(expected);
+    // FCM and WebSocket registrations have no VAPID key to show
+    const socket = await upgrade("/v1/ws", bearer(tenant.notify_token));
+    const [hello] = await socket.next(1);
+    const attached = await register(tenant.notify_token, "topic-2", { push_services: { websocket: { connection_id: hello.connection_id } } });
+    expect(attached).not.toHaveProperty("vapid_public_key");
+    expect(attached.delivery.consecutive_failures).toBe(0);
+    await socket.close();
+  });
+
+  it("sends a test push for the owner or the tenant, and answers what the push service said", async () => {
+    const tenant = await createTenant();
+    const { alice, bob } = await users(tenant);
+    const subscriber = await pushService.subscriber({ kind: "status", status: 403 });
+    const registration = await registerSubscriber(tenant, "topic-1", subscriber);
+    // the tenant's own registration: alice's grant sees none of it
+    expect((await call(`/v1/registrations/${registration.id}/test`, { method: "POST", headers: bearer(alice) })).status).toBe(404);
+    const response = await call(`/v1/registrations/${registration.id}/test`, { method: "POST", headers: bearer(tenant.notify_token) });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ outcome: "failed", status: 403, reason: "push service answered 403", ms: expect.any(Number) });
+    // recorded like a delivery: the registration shows why
+    const shown: Json = await (await call(`/v1/registrations/${registration.id}`, { headers: bearer(tenant.notify_token) })).json();
+    expect(shown.delivery).toMatchObject({ consecutive_failures: 1, last_failure: { status: 403, reason: "push service answered 403" }, failing_since: expect.any(Number) });
+    expect((await pushService.received(subscriber.id)).attempts).toBe(1);
+
+    const own = await register(alice);
+    expect((await call(`/v1/registrations/${own.id}/test`, { method: "POST", headers: bearer(bob) })).status).toBe(404);
+    expect((await call(`/v1/registrations/${own.id}/test`, { method: "POST" })).status).toBe(401);
+    expect((await call("/v1/registrations/not-an-id/test", { method: "POST", headers: bearer(alice) })).status).toBe(404);
+  });
+
+  it("allows one test push per registration every 10 s, whoever asks: 429 test_rate_limited with Retry-After", async () => {
+    const tenant = await createTenant();
+    const { alice } = await users(tenant);
+    const subscriber = await pushService.subscriber();
+    // the stand-in's endpoint is http://127.0.0.1, so alice registers it with insecure push resources allowed
+    const response = await subscribeWith({ ALLOW_INSECURE_PUSH_RESOURCES: "true" }, alice, {
+      topic: "topic-1",
+      push_services: { web_push: { endpoint: subscriber.endpoint, keys: { p256dh: subscriber.p256dh, auth: subscriber.auth } } },
+    });
+    const registration: Json = await response.json();
+    const test = (token: string) => call(`/v1/registrations/${registration.id}/test`, { method: "POST", headers: bearer(token) });
+    const first = await test(alice);
+    expect(first.status).toBe(200);
+    expect(await first.json()).toMatchObject({ outcome: "delivered", status: 201, reason: null });
+    const second = await test(tenant.notify_token);
+    expect(second.status).toBe(429);
+    expect(Number(second.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
+    expect(Number(second.headers.get("Retry-After"))).toBeLessThanOrEqual(10);
+    expect(((await second.json()) as Json).error.code).toBe("test_rate_limited");
+    expect((await pushService.received(subscriber.id)).received).toHaveLength(1);
+  });
+
+  it("has nothing to test for a WebSocket connection: 400 not_testable", async () => {
+    const tenant = await createTenant();
+    const socket = await upgrade("/v1/ws", bearer(tenant.notify_token));
+    const [hello] = await socket.next(1);
+    const attached = await register(tenant.notify_token, "topic-1", { push_services: { websocket: { connection_id: hello.connection_id } } });
+    const response = await call(`/v1/registrations/${attached.id}/test`, { method: "POST", headers: bearer(tenant.notify_token) });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as Json).error.code).toBe("not_testable");
+    await socket.close();
   });
 });

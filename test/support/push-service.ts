@@ -5,7 +5,10 @@
 // no Content-Encoding, the push-message XML itself, checked against the draft's RELAX NG schema.
 // Subscribers answer as told: accept, be gone (410), be unavailable (503 + Retry-After) for a
 // number of tries, answer a fixed status, or redirect (a 3xx with a Location, such as another
-// subscriber's endpoint, whose attempts then show whether the director followed). It has an HTTP
+// subscriber's endpoint, whose attempts then show whether the director followed; a fixed status may
+// carry a body and last only the first n tries, then accept: 413-then-accept), or be flaky (a
+// seeded share of tries answered 503 or 429 + Retry-After, the same on every run). Every try is
+// kept in the subscriber's history (when, the answer, the message it carried). It has an HTTP
 // control API (/_…) so tests running inside workerd can drive it too.
 import { createECDH, randomBytes, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -14,11 +17,28 @@ import { importJWK, jwtVerify } from "jose";
 import { StandIn } from "./stand-in.ts";
 
 export type Behaviour =
-  | { kind: "accept" }
+  /** `wrongKey`: answer this status (a 401 or 403, as real push services do) to a VAPID key not the subscription's, rather than log an error. */
+  | { kind: "accept"; wrongKey?: number }
   | { kind: "gone" }
   | { kind: "unavailable"; times: number; retryAfter?: number }
-  | { kind: "status"; status: number }
-  | { kind: "redirect"; status: number; location: string };
+  /** Answers `status` (with `body`, quoted in refusals) to the first `times` tries (all when absent), then accepts. */
+  | { kind: "status"; status: number; body?: string; times?: number }
+  | { kind: "redirect"; status: number; location: string }
+  /**
+   * A push service under load: each try draws from a PRNG seeded with `seed` (one per subscriber,
+   * so its n-th try answers alike on every run): `unavailable` of them (default 0.3) answer 503
+   * without Retry-After, `tooMany` (default 0.1) 429 with `Retry-After: retryAfter` (default 1), the rest accept.
+   */
+  | { kind: "flaky"; seed: number; unavailable?: number; tooMany?: number; retryAfter?: number };
+
+/** One try as the push service saw it. */
+export interface Attempt {
+  /** Date.now() when it was answered. */
+  at: number;
+  status: number;
+  /** The message it carried, when it passed the checks (decrypted, or plain). */
+  message: Received | null;
+}
 
 export interface SubscriberInfo {
   id: string;
@@ -52,9 +72,27 @@ interface Subscriber extends SubscriberInfo {
   behaviour: Behaviour;
   attempts: number;
   received: Received[];
+  history: Attempt[];
+  /** Flaky subscribers: their seeded draws. */
+  random: (() => number) | null;
 }
 
+/** mulberry32: a small seedable [0, 1) generator, so fault runs repeat exactly. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+const randomFor = (behaviour: Behaviour) => (behaviour.kind === "flaky" ? seeded(behaviour.seed) : null);
+
 const MAX_VAPID_LIFETIME = 24 * 3600;
+const WRONG_KEY = "VAPID k is not the key this subscription was made for";
 
 export class PushService extends StandIn {
   private readonly subscribers = new Map<string, Subscriber>();
@@ -87,6 +125,8 @@ export class PushService extends StandIn {
       behaviour,
       attempts: 0,
       received: [],
+      history: [],
+      random: randomFor(behaviour),
     };
     this.subscribers.set(id, subscriber);
     return { id, endpoint: subscriber.endpoint, p256dh: subscriber.p256dh, auth: subscriber.auth };
@@ -95,7 +135,7 @@ export class PushService extends StandIn {
   addKeylessSubscriber(behaviour: Behaviour = { kind: "accept" }, vapidPublicKey: string | null = null): KeylessSubscriberInfo {
     const id = randomUUID();
     const endpoint = `${this.url}/push/${id}`;
-    this.subscribers.set(id, { id, endpoint, p256dh: "", auth: "", ecdh: null, vapidPublicKey, behaviour, attempts: 0, received: [] });
+    this.subscribers.set(id, { id, endpoint, p256dh: "", auth: "", ecdh: null, vapidPublicKey, behaviour, attempts: 0, received: [], history: [], random: randomFor(behaviour) });
     return { id, endpoint };
   }
 
@@ -107,6 +147,19 @@ export class PushService extends StandIn {
     return this.subscribers.get(id)?.attempts ?? 0;
   }
 
+  /** Every try at this subscriber, in the order answered. */
+  history(id: string): Attempt[] {
+    return this.subscribers.get(id)?.history ?? [];
+  }
+
+  /** Changes how a subscriber answers from its next try on (e.g. an unavailable one that now accepts). */
+  setBehaviour(id: string, behaviour: Behaviour): void {
+    const subscriber = this.subscribers.get(id);
+    if (subscriber === undefined) throw new Error(`no subscriber ${id}`);
+    subscriber.behaviour = behaviour;
+    subscriber.random = randomFor(behaviour);
+  }
+
   protected async handle(req: IncomingMessage, body: Buffer, res: ServerResponse) {
     const url = new URL(req.url ?? "/", this.url);
     if (url.pathname.startsWith("/_")) return this.control(url, req.method ?? "GET", body, res);
@@ -115,24 +168,42 @@ export class PushService extends StandIn {
     if (req.method !== "POST" || subscriber === undefined) return this.answer(res, 404);
     subscriber.attempts++;
     const checked = await this.check(req, body, subscriber);
-    if (typeof checked === "string") {
-      this.errors.push(`${subscriber.id}: ${checked}`);
-      return this.answer(res, 400);
-    }
-    const behaviour = subscriber.behaviour;
-    if (behaviour.kind === "gone") return this.answer(res, 410);
-    if (behaviour.kind === "status") return this.answer(res, behaviour.status);
-    if (behaviour.kind === "redirect") return this.answer(res, behaviour.status, { Location: behaviour.location });
-    if (behaviour.kind === "unavailable" && subscriber.attempts <= behaviour.times) {
-      return this.answer(res, 503, behaviour.retryAfter === undefined ? {} : { "Retry-After": String(behaviour.retryAfter) });
-    }
-    subscriber.received.push(checked);
-    this.answer(res, 201, { Location: `${this.url}/message/${randomUUID()}` });
+    const reply = this.reply(subscriber, checked);
+    subscriber.history.push({ at: Date.now(), status: reply.status, message: typeof checked === "string" ? null : checked });
+    this.answer(res, reply.status, reply.headers, reply.body);
   }
 
-  private answer(res: ServerResponse, status: number, headers: Record<string, string> = {}) {
+  /** How the subscriber answers a try that got past the push service's lookup. */
+  private reply(subscriber: Subscriber, checked: string | Received): { status: number; headers?: Record<string, string>; body?: string } {
+    if (checked === WRONG_KEY && subscriber.behaviour.kind === "accept" && subscriber.behaviour.wrongKey !== undefined) {
+      return { status: subscriber.behaviour.wrongKey, headers: { "Content-Type": "text/plain" }, body: "VAPID key mismatch" };
+    }
+    if (typeof checked === "string") {
+      this.errors.push(`${subscriber.id}: ${checked}`);
+      return { status: 400 };
+    }
+    const behaviour = subscriber.behaviour;
+    if (behaviour.kind === "gone") return { status: 410 };
+    if (behaviour.kind === "status" && (behaviour.times === undefined || subscriber.attempts <= behaviour.times)) {
+      return { status: behaviour.status, headers: behaviour.body === undefined ? {} : { "Content-Type": "text/plain" }, body: behaviour.body };
+    }
+    if (behaviour.kind === "redirect") return { status: behaviour.status, headers: { Location: behaviour.location } };
+    if (behaviour.kind === "unavailable" && subscriber.attempts <= behaviour.times) {
+      return { status: 503, headers: behaviour.retryAfter === undefined ? {} : { "Retry-After": String(behaviour.retryAfter) } };
+    }
+    if (behaviour.kind === "flaky") {
+      const draw = subscriber.random!();
+      const unavailable = behaviour.unavailable ?? 0.3;
+      if (draw < unavailable) return { status: 503 };
+      if (draw < unavailable + (behaviour.tooMany ?? 0.1)) return { status: 429, headers: { "Retry-After": String(behaviour.retryAfter ?? 1) } };
+    }
+    subscriber.received.push(checked);
+    return { status: 201, headers: { Location: `${this.url}/message/${randomUUID()}` } };
+  }
+
+  private answer(res: ServerResponse, status: number, headers: Record<string, string> = {}, body?: string) {
     this.requests++;
-    res.writeHead(status, headers).end();
+    res.writeHead(status, headers).end(body);
   }
 
   /** The receiver's checks; returns what is wrong, or the decrypted message. */
@@ -155,7 +226,7 @@ export class PushService extends StandIn {
     if (!match) return `Authorization ${req.headers["authorization"]} is not RFC 8292 vapid t=…, k=…`;
     const [, jwt, k] = match;
     const expected = subscriber.vapidPublicKey ?? this.vapidPublicKey;
-    if (expected !== null && k !== expected) return "VAPID k is not the key this subscription was made for";
+    if (expected !== null && k !== expected) return WRONG_KEY;
     let claims = this.verified.get(`${k} ${jwt}`);
     if (claims === undefined) {
       const point = Buffer.from(k, "base64url");

@@ -122,7 +122,7 @@ describe("FCM HTTP v1", () => {
     };
     const transport = fcmTransport({ ...env, GOOGLE_OAUTH_TOKEN_URL: `${env.TEST_FCM_SERVICE}/token-redirect/${key}` }, account, recording);
     const outcome = await transport.send({ subscriptionId: 1, token: await fcmControl.token("accept") }, { xml: "<push-message/>", ttl: 60, urgency: "normal", topic: null });
-    expect(outcome).toEqual({ kind: "retry", afterSeconds: null, reason: "FCM: OAuth token endpoint answered 307 (redirects are not followed)" });
+    expect(outcome).toEqual({ kind: "retry", status: null, afterSeconds: null, reason: "FCM: OAuth token endpoint answered 307 (redirects are not followed)" });
     expect(requested).toEqual([{ url: `${env.TEST_FCM_SERVICE}/token-redirect/${key}`, redirect: "manual" }]);
     expect((await fcmControl.state()).redirected[key]).toBeUndefined();
   });
@@ -137,7 +137,7 @@ describe("FCM HTTP v1", () => {
     // with the access tokens revoked, a token request comes whether one was cached or not
     await fcmControl.revoke();
     const transport = fcmTransport(env, serviceAccountOf(env)!, recording);
-    expect(await transport.send({ subscriptionId: 1, token }, { xml: "<push-message/>", ttl: 60, urgency: "normal", topic: null })).toEqual({ kind: "delivered" });
+    expect(await transport.send({ subscriptionId: 1, token }, { xml: "<push-message/>", ttl: 60, urgency: "normal", topic: null })).toEqual({ kind: "delivered", status: 200 });
     expect(requested.map((r) => r.url)).toContain(env.GOOGLE_OAUTH_TOKEN_URL);
     expect(requested.map((r) => r.url)).toContain(`${env.FCM_API_BASE}/v1/projects/${serviceAccountOf(env)!.project_id}/messages:send`);
     expect(requested.every((r) => r.redirect === "manual")).toBe(true);
@@ -172,16 +172,16 @@ describe("FCM messages and answers", () => {
     const error = (status: number, errorCode: string, extra: object[] = []) => ({
       error: { status: "X", details: [{ "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", errorCode }, ...extra] },
     });
-    expect(fcmOutcome(200, null, null)).toEqual({ kind: "delivered" });
+    expect(fcmOutcome(200, null, null)).toEqual({ kind: "delivered", status: 200 });
     expect(fcmOutcome(404, error(404, "UNREGISTERED"), null).kind).toBe("gone");
     expect(fcmOutcome(400, error(400, "INVALID_ARGUMENT", [{ fieldViolations: [{ field: "message.token" }] }]), null).kind).toBe("gone");
     expect(fcmOutcome(400, error(400, "INVALID_ARGUMENT"), null).kind).toBe("failed");
-    expect(fcmOutcome(429, error(429, "QUOTA_EXCEEDED"), "30")).toEqual({ kind: "retry", afterSeconds: 30, reason: "FCM answered 429 QUOTA_EXCEEDED" });
+    expect(fcmOutcome(429, error(429, "QUOTA_EXCEEDED"), "30")).toEqual({ kind: "retry", status: 429, afterSeconds: 30, reason: "FCM answered 429 QUOTA_EXCEEDED" });
     expect(fcmOutcome(503, error(503, "UNAVAILABLE"), null).kind).toBe("retry");
     expect(fcmOutcome(500, error(500, "INTERNAL"), null).kind).toBe("retry");
-    expect(fcmOutcome(403, error(403, "SENDER_ID_MISMATCH"), null)).toEqual({ kind: "failed", reason: "FCM answered 403 SENDER_ID_MISMATCH" });
+    expect(fcmOutcome(403, error(403, "SENDER_ID_MISMATCH"), null)).toEqual({ kind: "failed", status: 403, reason: "FCM answered 403 SENDER_ID_MISMATCH" });
     for (const status of [301, 302, 303, 307, 308]) {
-      expect(fcmOutcome(status, null, "5")).toEqual({ kind: "failed", reason: `FCM answered ${status} (redirects are not followed)` });
+      expect(fcmOutcome(status, null, "5")).toEqual({ kind: "failed", status, reason: `FCM answered ${status} (redirects are not followed)` });
     }
   });
 });

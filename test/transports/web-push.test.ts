@@ -9,15 +9,14 @@ import { topicHeader, webPushOutcome } from "../../src/transports/web-push";
 import { bearer, call, createTenant, pushService, registerSubscriber } from "../helpers";
 
 describe("web push outcomes (RFC 8030)", () => {
-  it("maps push service answers to outcomes", () => {
-    expect(webPushOutcome(201, null)).toEqual({ kind: "delivered" });
-    expect(webPushOutcome(202, null)).toEqual({ kind: "delivered" });
-    for (const status of [404, 410]) expect(webPushOutcome(status, null).kind).toBe("gone");
-    for (const status of [400, 401, 403, 413]) expect(webPushOutcome(status, null)).toEqual({ kind: "failed", reason: `push service answered ${status}` });
-    expect(webPushOutcome(429, "7")).toEqual({ kind: "retry", afterSeconds: 7, reason: "push service answered 429" });
-    expect(webPushOutcome(503, null)).toEqual({ kind: "retry", afterSeconds: null, reason: "push service answered 503" });
+  it("maps push service answers to outcomes, quoting the body of a refusal", () => {
+    expect(webPushOutcome(201, null)).toEqual({ kind: "delivered", status: 201 });
+    for (const status of [400, 401, 403]) expect(webPushOutcome(status, null)).toEqual({ kind: "failed", status, reason: `push service answered ${status}` });
+    expect(webPushOutcome(413, null, "too big")).toEqual({ kind: "too_large", status: 413, reason: "push service answered 413: too big" });
+    expect(webPushOutcome(429, "7")).toEqual({ kind: "retry", status: 429, afterSeconds: 7, reason: "push service answered 429" });
+    expect(webPushOutcome(403, null, "  bad\n  key ")).toEqual({ kind: "failed", status: 403, reason: "push service answered 403: bad key" });
     for (const status of [300, 301, 302, 303, 304, 307, 308, 399]) {
-      expect(webPushOutcome(status, "1")).toEqual({ kind: "failed", reason: `push service answered ${status} (redirects are not followed)` });
+      expect(webPushOutcome(status, "1")).toEqual({ kind: "failed", status, reason: `push service answered ${status} (redirects are not followed)` });
     }
   });
 

@@ -1,0 +1,14 @@
+/** `GET /v1/stats`: the calling tenant's delivery counts (notify token only; a grant is 403). */
+import { Hono } from "hono";
+import { requireTenant } from "../auth/middleware";
+import { nowSeconds } from "../expiry";
+import { statsQuery, tenantStats } from "../store/stats";
+import type { AppEnv } from "../types";
+import { parseWith } from "../validation";
+
+export const stats = new Hono<AppEnv>();
+
+stats.get("/", requireTenant, async (c) => {
+  const { hours } = parseWith(statsQuery, c.req.query());
+  return c.json(await tenantStats(c.env.DB, c.get("principal").tenant.id, hours, nowSeconds()));
+});
