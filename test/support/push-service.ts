@@ -14,6 +14,7 @@ import { createECDH, randomBytes, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import * as ece from "http_ece";
 import { importJWK, jwtVerify } from "jose";
+import { seededRandom } from "../../src/delivery/schedule.ts";
 import { StandIn } from "./stand-in.ts";
 
 export type Behaviour =
@@ -25,8 +26,9 @@ export type Behaviour =
   | { kind: "status"; status: number; body?: string; times?: number }
   | { kind: "redirect"; status: number; location: string }
   /**
-   * A push service under load: each try draws from a PRNG seeded with `seed` (one per subscriber,
-   * so its n-th try answers alike on every run): `unavailable` of them (default 0.3) answer 503
+   * A push service under load: each try draws from a PRNG seeded with `seed`, the message and the
+   * try's number for that message (`flakyAnswer`), so a message's n-th try answers alike on every
+   * run, however the director interleaves them: `unavailable` of the tries (default 0.3) answer 503
    * without Retry-After, `tooMany` (default 0.1) 429 with `Retry-After: retryAfter` (default 1), the rest accept.
    */
   | { kind: "flaky"; seed: number; unavailable?: number; tooMany?: number; retryAfter?: number };
@@ -73,23 +75,29 @@ interface Subscriber extends SubscriberInfo {
   attempts: number;
   received: Received[];
   history: Attempt[];
-  /** Flaky subscribers: their seeded draws. */
-  random: (() => number) | null;
 }
 
-/** mulberry32: a small seedable [0, 1) generator, so fault runs repeat exactly. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
+/** The first draw in [0, 1) of the director's own seedable generator, from a 32-bit seed. */
+const draw = (seed: number): number => seededRandom(seed)();
+
+/** FNV-1a, to fold a message into the seed. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(text)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  return hash;
 }
 
-const randomFor = (behaviour: Behaviour) => (behaviour.kind === "flaky" ? seeded(behaviour.seed) : null);
+/**
+ * How a flaky subscriber answers try `n` (0-based) of the message `xml`: 503, 429 with Retry-After, or
+ * accepted (201). A pure function of its arguments, so a test can tell in advance what a run will meet.
+ */
+export function flakyAnswer(behaviour: Extract<Behaviour, { kind: "flaky" }>, xml: string, n: number): { status: number; retryAfter?: number } {
+  const value = draw((behaviour.seed ^ fnv1a(xml) ^ Math.imul(n + 1, 0x9e3779b1)) >>> 0);
+  const unavailable = behaviour.unavailable ?? 0.3;
+  if (value < unavailable) return { status: 503 };
+  if (value < unavailable + (behaviour.tooMany ?? 0.1)) return { status: 429, retryAfter: behaviour.retryAfter ?? 1 };
+  return { status: 201 };
+}
 
 const MAX_VAPID_LIFETIME = 24 * 3600;
 const WRONG_KEY = "VAPID k is not the key this subscription was made for";
@@ -126,7 +134,6 @@ export class PushService extends StandIn {
       attempts: 0,
       received: [],
       history: [],
-      random: randomFor(behaviour),
     };
     this.subscribers.set(id, subscriber);
     return { id, endpoint: subscriber.endpoint, p256dh: subscriber.p256dh, auth: subscriber.auth };
@@ -135,7 +142,7 @@ export class PushService extends StandIn {
   addKeylessSubscriber(behaviour: Behaviour = { kind: "accept" }, vapidPublicKey: string | null = null): KeylessSubscriberInfo {
     const id = randomUUID();
     const endpoint = `${this.url}/push/${id}`;
-    this.subscribers.set(id, { id, endpoint, p256dh: "", auth: "", ecdh: null, vapidPublicKey, behaviour, attempts: 0, received: [], history: [], random: randomFor(behaviour) });
+    this.subscribers.set(id, { id, endpoint, p256dh: "", auth: "", ecdh: null, vapidPublicKey, behaviour, attempts: 0, received: [], history: [] });
     return { id, endpoint };
   }
 
@@ -157,7 +164,6 @@ export class PushService extends StandIn {
     const subscriber = this.subscribers.get(id);
     if (subscriber === undefined) throw new Error(`no subscriber ${id}`);
     subscriber.behaviour = behaviour;
-    subscriber.random = randomFor(behaviour);
   }
 
   protected async handle(req: IncomingMessage, body: Buffer, res: ServerResponse) {
@@ -192,10 +198,9 @@ export class PushService extends StandIn {
       return { status: 503, headers: behaviour.retryAfter === undefined ? {} : { "Retry-After": String(behaviour.retryAfter) } };
     }
     if (behaviour.kind === "flaky") {
-      const draw = subscriber.random!();
-      const unavailable = behaviour.unavailable ?? 0.3;
-      if (draw < unavailable) return { status: 503 };
-      if (draw < unavailable + (behaviour.tooMany ?? 0.1)) return { status: 429, headers: { "Retry-After": String(behaviour.retryAfter ?? 1) } };
+      const earlier = subscriber.history.filter((attempt) => attempt.message?.xml === checked.xml).length;
+      const { status, retryAfter } = flakyAnswer(behaviour, checked.xml, earlier);
+      if (status !== 201) return { status, headers: retryAfter === undefined ? {} : { "Retry-After": String(retryAfter) } };
     }
     subscriber.received.push(checked);
     return { status: 201, headers: { Location: `${this.url}/message/${randomUUID()}` } };
