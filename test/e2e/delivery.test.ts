@@ -152,11 +152,11 @@ describe("delivery through wrangler dev", () => {
         expect(duplicates).toBe(0);
         // each message met exactly its planned answers: retried after every temporary failure, never once more
         for (const [key, list] of tries) expect(list.map((a) => a.status), key).toEqual(planned.get(key as `${string} ${string}`)!.statuses);
-        // a 429's Retry-After (1 s) is honoured, a 503 waits its backoff (±20 % jitter): neither early, neither much late
+        // a 429's Retry-After (1 s) is honoured, a 503 waits its backoff (±20 % jitter): neither early, nor forgotten (10 s of slack for a loaded machine)
         for (const [label, list] of Object.entries(gaps)) {
           const base = label === "429" ? 1 : backoff(Number(label.slice(5)));
           expect(Math.min(...list), label).toBeGreaterThanOrEqual(label === "429" ? 1 : base * (1 - JITTER) - 0.5);
-          expect(Math.max(...list), label).toBeLessThanOrEqual((label === "429" ? 1 : base * (1 + JITTER)) + 5);
+          expect(Math.max(...list), label).toBeLessThanOrEqual((label === "429" ? 1 : base * (1 + JITTER)) + 10);
         }
         // a gone push resource is asked at most once per topic: the three messages may be under way before its first 410 is recorded
         for (const s of gone) {
