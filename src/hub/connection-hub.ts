@@ -8,7 +8,7 @@ import { readConfig } from "../config";
 import { nowSeconds } from "../expiry";
 import { deleteConnectionRegistrations, forgetConnection, rememberConnection } from "../store/connections";
 import { CLOSE, type Frame } from "./frames";
-import { topicHub } from "./topic-hub";
+import { revoke, topicHub } from "./topic-hub";
 
 /**
  * What the Worker hands the hub with an authorised WebSocket upgrade: JSON in the URL, never
@@ -317,11 +317,7 @@ export class ConnectionHub extends DurableObject<Env> {
 
   /** Closes the socket opened with any of these credentials (revoked), and refuses them from now on; the grace applies. */
   async closeCredentials(tags: string[], code: number, reason: string): Promise<number> {
-    const closing = new Set<WebSocket>();
-    for (const tag of tags) {
-      this.revoked.add(tag);
-      for (const ws of this.ctx.getWebSockets(tag)) closing.add(ws);
-    }
+    const closing = revoke(this.ctx, this.revoked, tags);
     for (const ws of closing) await this.drop(ws, code, reason);
     return closing.size;
   }

@@ -81,6 +81,19 @@ export const connectionHub = (env: Env, tenantId: string, connectionId: string) 
 type HubStub = ReturnType<typeof topicHub> | ReturnType<typeof connectionHub>;
 
 /**
+ * Marks credentials revoked in a hub (so a handshake racing the revocation is refused) and answers
+ * the hub's sockets opened with any of them; TopicHub and ConnectionHub close them their own way.
+ */
+export function revoke(ctx: DurableObjectState, revoked: Set<string>, tags: string[]): Set<WebSocket> {
+  const closing = new Set<WebSocket>();
+  for (const tag of tags) {
+    revoked.add(tag);
+    for (const ws of ctx.getWebSockets(tag)) closing.add(ws);
+  }
+  return closing;
+}
+
+/**
  * Runs `action` on every hub of the tenant that holds sockets: the topics' hubs that have held
  * some and the connections' hubs (open or within their grace), one call per hub, all at once;
  * answers the sum (sockets closed).
@@ -217,11 +230,7 @@ export class TopicHub extends DurableObject<Env> {
 
   /** Closes the sockets opened with any of these credentials (revoked), and refuses them from now on. */
   async closeCredentials(tags: string[], code: number, reason: string): Promise<number> {
-    const closing = new Set<WebSocket>();
-    for (const tag of tags) {
-      this.revoked.add(tag);
-      for (const ws of this.ctx.getWebSockets(tag)) closing.add(ws);
-    }
+    const closing = revoke(this.ctx, this.revoked, tags);
     for (const ws of closing) {
       try {
         ws.close(code, reason);
