@@ -34,7 +34,8 @@ export async function authenticate(env: Env, token: string): Promise<Principal> 
     const tenantId = tenantIdOfToken(token);
     const tenant = tenantId === null ? null : await getTenant(env.DB, tenantId);
     if (tenant === null || !(await matchesHash(token, tenant.notify_token_hash))) throw unauthorized("invalid tenant token");
-    return { kind: "tenant", tenant, credential: notifyTokenTag(tenant.notify_token_hash) };
+    const tag = notifyTokenTag(tenant.notify_token_hash);
+    return { kind: "tenant", tenant, credential: async () => tag };
   }
   const issuer = grantIssuer(token);
   const tenant = /^[0-9a-f]{24}$/.test(issuer) ? await getTenant(env.DB, issuer) : null;
@@ -47,7 +48,8 @@ export async function authenticate(env: Env, token: string): Promise<Principal> 
     { nowSeconds: nowSeconds(), maxGrantSeconds: readConfig(env).maxGrantSeconds },
   );
   const key = grant.kid === null ? undefined : grantKeys.find((k) => k.kid === grant.kid);
-  const credential = key === undefined ? await grantSecretTag(grantSecret) : await grantKeyTag(key);
+  // hashed only when a socket needs the tag, not on every grant-authenticated request
+  const credential = () => (key === undefined ? grantSecretTag(grantSecret) : grantKeyTag(key));
   return { kind: "grant", tenant, sub: grant.sub, topics: grant.topics, expiresAt: grant.exp, credential };
 }
 

@@ -32,7 +32,7 @@ export async function openConnection(env: Env, principal: Principal, connectionI
     resume: connectionId !== null,
     owner: principal.kind === "grant" ? principal.sub : null,
     expiresAt: principal.kind === "grant" ? principal.expiresAt : null,
-    credential: principal.credential,
+    credential: await principal.credential(),
     protocol,
   });
   return hub.fetch(connect, { headers: { Upgrade: "websocket" } });

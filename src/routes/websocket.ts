@@ -74,7 +74,7 @@ websocket.get("/", async (c) => {
     topic,
     owner: principal.kind === "grant" ? principal.sub : null,
     expiresAt: principal.kind === "grant" ? principal.expiresAt : null,
-    credential: principal.credential,
+    credential: await principal.credential(),
     protocol: protocols.length > 0 ? SUBPROTOCOL : null,
     since: since ?? null,
   });
