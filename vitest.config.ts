@@ -39,7 +39,9 @@ export default defineConfig({
                   TEST_FCM_SERVICE: inject("fcmServiceUrl"),
                   // small WebSocket limits, so the tests reach them
                   WS_REPLAY_SIZE: "5",
+                  // the notify token's sockets on one topic (users' come from each tenant's limits)
                   WS_MAX_SOCKETS_PER_CLIENT: "3",
+                  AUTH_FAILURES_PER_MINUTE: "20",
                 },
               },
             };

@@ -5,6 +5,7 @@ import { HTTPException } from "hono/http-exception";
 import { MAX_BODY_BYTES } from "./config";
 import { SecretsKeyMissing, SecretUndecryptable } from "./crypto/sealed";
 import { ApiError } from "./errors";
+import { authFailureLimit } from "./limits/auth-failures";
 import { REGISTRATIONS_PATH } from "./registering";
 import { admin } from "./routes/admin";
 import { demo } from "./routes/demo";
@@ -18,8 +19,8 @@ import { subscriptions, unsubscribe } from "./routes/subscriptions";
 import { websocket } from "./routes/websocket";
 import type { AppEnv } from "./types";
 
-function errorJson(c: Context, status: number, code: string, message: string, headers: Record<string, string> = {}) {
-  return c.json({ error: { code, message } }, status as 400, headers);
+function errorJson(c: Context, status: number, code: string, message: string, headers: Record<string, string> = {}, details: Record<string, unknown> = {}) {
+  return c.json({ error: { code, message, ...details } }, status as 400, headers);
 }
 
 export const app = new Hono<AppEnv>();
@@ -46,6 +47,8 @@ app.use(async (c, next) => {
   await next();
 });
 
+app.use(authFailureLimit);
+
 app.get("/", (c) => c.json({ service: "push-director", discovery: "/.well-known/webdav-push" }));
 app.route("/.well-known", discovery);
 app.route("/demo", demo);
@@ -66,7 +69,7 @@ app.route("/unsubscribe", unsubscribe);
 app.notFound((c) => errorJson(c, 404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
 
 app.onError((error, c) => {
-  if (error instanceof ApiError) return errorJson(c, error.status, error.code, error.message, error.headers);
+  if (error instanceof ApiError) return errorJson(c, error.status, error.code, error.message, error.headers, error.details);
   if (error instanceof HTTPException) return errorJson(c, error.status, "http_error", error.message || "request failed");
   // secrets at rest: never served in clear as a fallback, the operator is told instead
   if (error instanceof SecretsKeyMissing) {

@@ -29,8 +29,14 @@ export interface Config {
   websocket: {
     /** Sockets one topic holds at most (a Durable Object holds at most 32,768). */
     maxPerTopic: number;
-    /** Sockets one client (grant `sub`, or the tenant) holds on one topic at most. */
+    /**
+     * Sockets the notify token holds on one topic at most (`WS_MAX_SOCKETS_PER_CLIENT`); a user's
+     * sockets are counted across topics by the tenant's `sockets_per_user` (src/limits/).
+     */
     maxPerClient: number;
+    /** Frames a client may send on a socket at once, then per second; beyond, the socket is closed 1008. */
+    frameBurst: number;
+    framesPerSecond: number;
     /** Messages kept for replay after reconnect, and for how long. */
     replaySize: number;
     replaySeconds: number;
@@ -64,6 +70,9 @@ export function readConfig(env: Env): Config {
     websocket: {
       maxPerTopic: Math.min(32_768, intOr(env.WS_MAX_SOCKETS_PER_TOPIC, 10_000)),
       maxPerClient: intOr(env.WS_MAX_SOCKETS_PER_CLIENT, 20),
+      // at least one: a client's first stray frame gets the error frame that says what the socket takes
+      frameBurst: Math.max(1, intOr(env.WS_FRAME_BURST, 20)),
+      framesPerSecond: intOr(env.WS_FRAMES_PER_SECOND, 1),
       replaySize: intOr(env.WS_REPLAY_SIZE, 100),
       replaySeconds: intOr(env.WS_REPLAY_SECONDS, 3600),
       reconnectGraceSeconds: intOr(env.WS_RECONNECT_GRACE_SECONDS, 60),

@@ -4,6 +4,8 @@ import { purge } from "./scheduled";
 
 export { ConnectionHub } from "./hub/connection-hub";
 export { TopicHub } from "./hub/topic-hub";
+export { AuthFailures } from "./limits/auth-failures";
+export { TenantLimiter } from "./limits/tenant-limiter";
 
 export default {
   fetch: app.fetch,

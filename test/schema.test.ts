@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { keyringOf } from "../src/crypto/sealed";
 import { sha256Hex } from "../src/crypto/secrets";
+import { liveRegistrations } from "../src/store/limits";
 import { countUnsealed } from "../src/store/sealed-columns";
 import { openAuth, openToken, OWNED_BY_ANOTHER } from "../src/store/subscriptions";
 import { openGrantSecret, type TenantRow } from "../src/store/tenants";
@@ -206,5 +207,62 @@ describe("migrations/", () => {
     await db.prepare("UPDATE subscriptions SET service = 'unified_push' WHERE id = 11").run();
     await db.prepare("DELETE FROM subscriptions WHERE id = 7").run();
     expect(await census(db)).toEqual({ tenants: 2, subscriptions: 3, registrations: 2, vapid_keys: 0, attached: 2 });
+  });
+  it("0007 counts the registrations of a filled 0006 database, and the triggers keep counting", async () => {
+    const db = env.UPGRADE_DB;
+    const upTo = (name: string) => env.TEST_MIGRATIONS.slice(0, env.TEST_MIGRATIONS.findIndex((m) => m.name === name));
+    await db.batch(
+      ["registration_counts", "tenant_limits", "test_pushes", "delivery_stats", "registrations", "subscriptions", "tenant_triggers", "vapid_keys", "dead_letters", "websocket_topics", "websocket_connections", "tenants", "d1_migrations"].map((t) =>
+        db.prepare(`DROP TABLE IF EXISTS ${t}`),
+      ),
+    );
+    await applyD1Migrations(db, upTo("0007_quotas.sql"));
+    const tenants = ["aaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbb"];
+    await db.batch([
+      ...tenants.map((id) => db.prepare("INSERT INTO tenants (id, name, notify_token_hash, grant_secret, created_at, updated_at) VALUES (?, 'x', 'h', 'v1.k.iv.s', 1, 1)").bind(id)),
+      ...[1, 2, 3, 4].map((n) =>
+        db.prepare("INSERT INTO subscriptions (id, tenant_id, transport, service, identifier, created_at, updated_at) VALUES (?, ?, 'web_push', 'web_push', ?, 1, 1)").bind(n, tenants[n === 4 ? 1 : 0], `https://push.example.net/${n}`),
+      ),
+      ...(
+        [
+          ["r1", 1, "cal", "alice", 9999999999],
+          ["r2", 1, "book", "alice", 9999999999],
+          ["r3", 2, "cal", "bob", 9999999999],
+          ["r4", 3, "cal", null, 9999999999],
+          ["r5", 3, "book", "alice", 1], // expired, not yet purged
+          ["r6", 4, "cal", "alice", 9999999999],
+        ] as const
+      ).map(([id, subscription, topic, owner, expires]) =>
+        db
+          .prepare("INSERT INTO registrations (id, tenant_id, topic, subscription_id, owner, content_update_depth, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 1, ?, 1, 1)")
+          .bind(`${id}${"a".repeat(20)}`, tenants[subscription === 4 ? 1 : 0], topic, subscription, owner, expires),
+      ),
+    ]);
+    const before = await census(db);
+
+    await applyD1Migrations(db, env.TEST_MIGRATIONS);
+    await applyD1Migrations(db, env.TEST_MIGRATIONS); // twice: nothing counted twice
+    expect(await census(db)).toEqual(before);
+    expect(await shape(db)).toEqual(await shape(env.DB));
+    const counts = async () => (await db.prepare("SELECT tenant_id, owner, registrations FROM registration_counts ORDER BY tenant_id, owner").all()).results;
+    expect(await counts()).toEqual([
+      { tenant_id: tenants[0], owner: "", registrations: 5 },
+      { tenant_id: tenants[0], owner: "alice", registrations: 3 },
+      { tenant_id: tenants[0], owner: "bob", registrations: 1 },
+      { tenant_id: tenants[1], owner: "", registrations: 1 },
+      { tenant_id: tenants[1], owner: "alice", registrations: 1 },
+    ]);
+    expect(await liveRegistrations(db, tenants[0], 100)).toBe(4);
+    // schema.sql applied to the upgraded database changes no count either
+    await db.batch(statements().map((sql) => db.prepare(sql)));
+    await db.prepare("DELETE FROM registrations WHERE owner = 'bob'").run();
+    await db.prepare("INSERT INTO registrations (id, tenant_id, topic, subscription_id, owner, expires_at, created_at, updated_at) VALUES ('r7aaaaaaaaaaaaaaaaaaaa', ?, 'x', 2, 'carol', 9999999999, 1, 1)").bind(tenants[0]).run();
+    expect(await counts()).toEqual([
+      { tenant_id: tenants[0], owner: "", registrations: 5 },
+      { tenant_id: tenants[0], owner: "alice", registrations: 3 },
+      { tenant_id: tenants[0], owner: "carol", registrations: 1 },
+      { tenant_id: tenants[1], owner: "", registrations: 1 },
+      { tenant_id: tenants[1], owner: "alice", registrations: 1 },
+    ]);
   });
 });

@@ -1,6 +1,6 @@
 /** Client grants: the JWTs a tenant mints for its users, read and verified against that tenant's secret or keys. */
 import { compactVerify, errors, importJWK, type JWK } from "jose";
-import { ApiError } from "../errors";
+import { ApiError, CredentialRefused } from "../errors";
 import { decodeBase64url } from "../crypto/base64url";
 import { topicProblem } from "../topic";
 
@@ -57,7 +57,8 @@ const SKEW_SECONDS = 60;
 /** A JWT claims set (RFC 7519 §4), as decoded: nothing in it is trusted to have a type. */
 type Claims = Record<string, unknown>;
 
-const refuse = (message: string) => new ApiError(401, "invalid_grant", message);
+/** Anything short of a verified grant (an expired one aside) is refused, and counts as a failed authentication. */
+const refuse = (message: string) => new CredentialRefused(401, "invalid_grant", message);
 
 interface DecodedGrant {
   header: Record<string, unknown>;

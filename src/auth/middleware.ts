@@ -1,7 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import { readConfig } from "../config";
 import { keyringOf } from "../crypto/sealed";
-import { ApiError, forbidden, unauthorized } from "../errors";
+import { ApiError, CredentialRefused, forbidden, invalidToken, unauthorized } from "../errors";
 import { matchesHash, secretsEqual } from "../crypto/secrets";
 import { nowSeconds } from "../expiry";
 import { getTenant, openGrantSecret } from "../store/tenants";
@@ -24,7 +24,7 @@ export function bearer(header: string | undefined, hint = "send `Authorization: 
 export const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
   const expected = c.env.ADMIN_TOKEN ?? "";
   if (expected === "") throw new ApiError(503, "admin_disabled", "the admin API is off: ADMIN_TOKEN is not set");
-  if (!(await secretsEqual(bearer(c.req.header("Authorization")), expected))) throw unauthorized("invalid admin token");
+  if (!(await secretsEqual(bearer(c.req.header("Authorization")), expected))) throw invalidToken("invalid admin token");
   await next();
 });
 
@@ -33,13 +33,13 @@ export async function authenticate(env: Env, token: string): Promise<Principal> 
   if (isTenantToken(token)) {
     const tenantId = tenantIdOfToken(token);
     const tenant = tenantId === null ? null : await getTenant(env.DB, tenantId);
-    if (tenant === null || !(await matchesHash(token, tenant.notify_token_hash))) throw unauthorized("invalid tenant token");
+    if (tenant === null || !(await matchesHash(token, tenant.notify_token_hash))) throw invalidToken("invalid tenant token");
     const tag = notifyTokenTag(tenant.notify_token_hash);
     return { kind: "tenant", tenant, credential: async () => tag };
   }
   const issuer = grantIssuer(token);
   const tenant = /^[0-9a-f]{24}$/.test(issuer) ? await getTenant(env.DB, issuer) : null;
-  if (tenant === null) throw new ApiError(401, "unknown_tenant", `no tenant ${JSON.stringify(issuer)} (the grant's iss)`);
+  if (tenant === null) throw new CredentialRefused(401, "unknown_tenant", `no tenant ${JSON.stringify(issuer)} (the grant's iss)`);
   const grantSecret = await openGrantSecret(await keyringOf(env), tenant);
   const grantKeys = grantKeysOf(tenant);
   const grant = await verifyGrant(

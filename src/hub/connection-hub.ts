@@ -6,9 +6,11 @@ import { DurableObject } from "cloudflare:workers";
 import { credentialStillValid } from "../auth/credential";
 import { readConfig } from "../config";
 import { nowSeconds } from "../expiry";
+import { HubSockets, slotQuotaRefusal, type SlotGrant, type SocketLimits, type SocketQuota } from "../limits/socket-slots";
+import { tenantLimiter } from "../limits/tenant-limiter";
 import { deleteConnectionRegistrations, forgetConnection, rememberConnection } from "../store/connections";
 import { CLOSE, type Frame } from "./frames";
-import { revoke, topicHub } from "./topic-hub";
+import { revoke, revokedMeanwhile, topicHub } from "./topic-hub";
 
 /**
  * What the Worker hands the hub with an authorised WebSocket upgrade: JSON in the URL, never
@@ -27,6 +29,10 @@ export interface ConnectionConnect {
   credential: string;
   /** The subprotocol to answer with, or null. */
   protocol: string | null;
+  /** Random per socket: names its slot in the tenant's limiter (src/limits/socket-slots.ts). */
+  socket: string;
+  /** The tenant's socket limits in force, read by the Worker with the tenant. */
+  limits: SocketLimits;
 }
 
 export const connectionConnectUrl = (connect: ConnectionConnect) =>
@@ -57,7 +63,7 @@ interface Meta {
 }
 
 /** Per-socket state, kept across hibernation. */
-interface SocketState {
+interface SocketState extends SocketQuota {
   number: number;
   /** When the grant expires (Unix seconds); null for the tenant's token. */
   expiresAt: number | null;
@@ -89,6 +95,9 @@ export class ConnectionHub extends DurableObject<Env> {
 
   /** Credentials revoked while this hub was awake: a handshake racing the revocation is refused. */
   private readonly revoked = new Set<string>();
+
+  /** The sockets' slots in the tenant's limiter, and those being opened. */
+  private readonly sockets = new HubSockets(this.ctx, "connection", (tenantId) => tenantLimiter(this.env, tenantId));
 
   private get kv(): SyncKvStorage {
     return this.ctx.storage.kv;
@@ -127,16 +136,45 @@ export class ConnectionHub extends DurableObject<Env> {
     // socket, or marks the credential revoked here first) or changed D1 before this read.
     if (!(await credentialStillValid(this.env, connect.tenantId, connect.credential)) || this.revoked.has(connect.credential)) {
       if (!connect.resume) await forgetConnection(this.env.DB, connect.tenantId, connect.connectionId);
-      return refusal(401, "unauthorized", "the credential was revoked while the socket opened");
+      return revokedMeanwhile();
     }
-    // again: the connection may have ended (or been opened) while D1 answered
-    const refusedNow = this.refusal(connect);
-    if (refusedNow !== null) return refusedNow;
+    // A slot in the tenant's limiter, last: a refused handshake never holds one. A reconnect
+    // taking over an open socket hands that socket's slot on in the same step, so a user at the
+    // limit may still take over their own connection.
+    this.sockets.opening.set(connect.socket, connect.owner);
+    let grant: SlotGrant;
+    try {
+      grant = await this.sockets.take(connect.tenantId, connect.socket, connect.owner, connect.limits, this.holderSlot());
+    } finally {
+      this.sockets.opening.delete(connect.socket);
+    }
+    if (!grant.ok) {
+      if (!connect.resume) await forgetConnection(this.env.DB, connect.tenantId, connect.connectionId);
+      return slotQuotaRefusal(grant);
+    }
+    // again, in the same step as accepting: the connection may have ended (or been opened), or
+    // the credential been revoked, while D1 and the limiter answered
+    const ended = this.refusal(connect);
+    const refusedNow = ended ?? (this.revoked.has(connect.credential) ? revokedMeanwhile() : null);
+    if (refusedNow !== null) {
+      await this.sockets.releaseSlots([{ id: connect.socket, tenantId: connect.tenantId }]);
+      // a new connection refused for its credential leaves nothing on record (as above)
+      if (ended === null && !connect.resume) await forgetConnection(this.env.DB, connect.tenantId, connect.connectionId);
+      return refusedNow;
+    }
 
     const [client, server] = Object.values(new WebSocketPair());
-    this.accept(connect, server);
+    const previous = this.accept(connect, server);
+    if (previous !== null) await this.sockets.release([previous]);
     await this.schedule();
     return new Response(null, { status: 101, webSocket: client, headers: connect.protocol ? { "Sec-WebSocket-Protocol": connect.protocol } : {} });
+  }
+
+  /** The slot of the socket holding the connection now, or null. */
+  private holderSlot(): string | null {
+    const meta = this.meta();
+    const ws = meta === null ? null : this.socket(meta);
+    return (ws?.deserializeAttachment() as SocketState | null | undefined)?.slot?.id ?? null;
   }
 
   /** Why this handshake is refused, or null: a reconnect needs a live connection of the same principal. */
@@ -153,9 +191,10 @@ export class ConnectionHub extends DurableObject<Env> {
   /**
    * Takes the socket as the connection's holder (a previous one closes with 4002), greets it,
    * then sends what the connection missed, in order; from here on, live frames follow. One
-   * synchronous step: no frame can slip in between.
+   * synchronous step: no frame can slip in between. Answers the socket taken over, whose slot
+   * is to be given back (if it was not handed on already).
    */
-  private accept(connect: ConnectionConnect, ws: WebSocket): void {
+  private accept(connect: ConnectionConnect, ws: WebSocket): WebSocket | null {
     const meta: Meta = this.meta() ?? {
       tenantId: connect.tenantId,
       connectionId: connect.connectionId,
@@ -168,7 +207,7 @@ export class ConnectionHub extends DurableObject<Env> {
     const previous = this.socket(meta);
     const number = meta.sockets + 1;
     this.ctx.acceptWebSocket(ws, [socketTag(number), connect.credential]);
-    ws.serializeAttachment({ number, expiresAt: connect.expiresAt } satisfies SocketState);
+    ws.serializeAttachment({ number, expiresAt: connect.expiresAt, slot: { id: connect.socket, tenantId: connect.tenantId } } satisfies SocketState);
     this.kv.put("meta", { ...meta, current: number, sockets: number, graceUntil: null } satisfies Meta);
     if (previous !== null) close(previous, CLOSE.takenOver, "another socket took over this connection");
 
@@ -182,6 +221,7 @@ export class ConnectionHub extends DurableObject<Env> {
       ws.send(missed.text);
       this.kv.delete(key);
     }
+    return previous;
   }
 
   /** Who opened the connection, or null when it is unknown or no more (src/hub/connections.ts `connectionOwner`). */
@@ -264,7 +304,17 @@ export class ConnectionHub extends DurableObject<Env> {
     this.kv.put("overflow", [...overflow]);
   }
 
+  /** The limiter's re-check (src/limits/tenant-limiter.ts): which of these sockets are still open here. */
+  openSocketIds(ids: string[]): string[] {
+    return this.sockets.openIds(ids);
+  }
+
+  /** A client's frame: spent from its allowance (beyond it, closed 1008; the grace applies), then answered with an error frame. */
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    // what arrives after we closed it (a flood's tail, a socket taken over) is not answered
+    if (ws.readyState !== WebSocket.OPEN) return;
+    const { frameBurst, framesPerSecond } = readConfig(this.env).websocket;
+    if (!this.sockets.spendFrame(ws, frameBurst, framesPerSecond)) return this.drop(ws, CLOSE.tooManyFrames, "too many frames");
     const text = typeof message === "string" ? message : "(binary)";
     send(ws, {
       type: "error",
@@ -276,10 +326,12 @@ export class ConnectionHub extends DurableObject<Env> {
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     // complete the closing handshake (1005/1006 cannot be sent back)
     close(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
+    await this.sockets.release([ws]);
     await this.released(ws);
   }
 
   async webSocketError(ws: WebSocket): Promise<void> {
+    await this.sockets.release([ws]);
     await this.released(ws);
   }
 
@@ -298,9 +350,10 @@ export class ConnectionHub extends DurableObject<Env> {
     this.kv.put("sent", this.sent());
   }
 
-  /** Closes the holder's socket; the grace applies (a grant expired, credentials revoked). */
+  /** Closes the holder's socket; the grace applies (a grant expired, credentials revoked, a frame flood). */
   private async drop(ws: WebSocket, code: number, reason: string): Promise<void> {
     close(ws, code, reason);
+    await this.sockets.release([ws]);
     await this.released(ws);
   }
 
@@ -311,6 +364,7 @@ export class ConnectionHub extends DurableObject<Env> {
     const sockets = this.ctx.getWebSockets();
     for (const ws of sockets) close(ws, code, reason);
     this.kv.put("meta", { ...meta, current: null, ending: true } satisfies Meta);
+    await this.sockets.release(sockets);
     await this.end();
     return sockets.length;
   }
@@ -329,7 +383,8 @@ export class ConnectionHub extends DurableObject<Env> {
     if (meta.ending) return this.end();
     const ws = this.socket(meta);
     if (ws === null && meta.current !== null) {
-      // its socket went without a close event reaching us: closed from now on
+      // its socket went without a close event reaching us: closed from now on, its slot given back
+      await this.sockets.release(this.ctx.getWebSockets(socketTag(meta.current)));
       this.beginGrace(meta);
       meta = this.meta()!;
     }

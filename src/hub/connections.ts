@@ -3,6 +3,7 @@
  * and attaching or detaching a topic to it (the TopicHub then sends that topic's frames to the
  * connection).
  */
+import { socketLimitsOf } from "../limits/socket-slots";
 import { deleteConnectionRegistrations } from "../store/connections";
 import type { Trigger } from "../store/registrations";
 import type { Principal } from "../types";
@@ -18,7 +19,8 @@ const mayExist = (connectionId: string) => CONNECTION_ID.test(connectionId);
 /**
  * Hands an authorised upgrade to the connection's hub: a new connection (`connectionId` null; its
  * id is picked here) or a reconnect to one within its grace. Answers the hub's 101, or its 4xx
- * (404 unknown or grace over, 403 `connection_not_yours`, 401 credential revoked meanwhile).
+ * (404 unknown or grace over, 403 `connection_not_yours`, 401 credential revoked meanwhile, 429
+ * `quota_exceeded`: no socket slot left for the user or the tenant).
  */
 export async function openConnection(env: Env, principal: Principal, connectionId: string | null, protocol: string | null): Promise<Response> {
   if (connectionId !== null && !mayExist(connectionId)) {
@@ -34,6 +36,8 @@ export async function openConnection(env: Env, principal: Principal, connectionI
     expiresAt: principal.kind === "grant" ? principal.expiresAt : null,
     credential: await principal.credential(),
     protocol,
+    socket: crypto.randomUUID(),
+    limits: socketLimitsOf(env, principal.tenant),
   });
   return hub.fetch(connect, { headers: { Upgrade: "websocket" } });
 }

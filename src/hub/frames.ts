@@ -76,6 +76,8 @@ export const CLOSE = {
   /** Another socket reconnected to the same connection (`?connection_id=`) and holds it now. */
   takenOver: 4002,
   tenantDisabled: 4003,
+  /** RFC 6455 §7.4.1, a policy violation: frames beyond the allowance (WS_FRAME_BURST at once, then WS_FRAMES_PER_SECOND). */
+  tooManyFrames: 1008,
 } as const;
 
 /** The subprotocol a client offers (and is answered with) on `/v1/ws`, named in discovery too. */

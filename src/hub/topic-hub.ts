@@ -1,8 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
 import { credentialStillValid } from "../auth/credential";
 import { readConfig } from "../config";
-import { sha256Hex } from "../crypto/secrets";
 import { nowSeconds } from "../expiry";
+import { HubSockets, quotaRefusal, slotQuotaRefusal, type SocketLimits, type SocketQuota } from "../limits/socket-slots";
+import { tenantLimiter } from "../limits/tenant-limiter";
 import { variantFor, type Triggered } from "../queues/recipients";
 import { tenantConnections } from "../store/connections";
 import type { Trigger } from "../store/registrations";
@@ -30,7 +31,7 @@ interface Pending {
 }
 
 /** Per-socket state, kept across hibernation (≤ 16 KiB). */
-interface SocketState {
+interface SocketState extends SocketQuota {
   connectionId: string;
   /** The grant's `sub`, or null for the tenant's own token. */
   owner: string | null;
@@ -61,7 +62,18 @@ export interface HubConnect {
   protocol: string | null;
   /** `?since=`: replay what came after this message number. */
   since: number | null;
+  /** Random per socket: names its slot in the tenant's limiter (src/limits/socket-slots.ts). */
+  socket: string;
+  /** The tenant's socket limits in force, read by the Worker with the tenant. */
+  limits: SocketLimits;
 }
+
+/**
+ * The tag of the notify token's sockets, capped per topic by WS_MAX_SOCKETS_PER_CLIENT. The
+ * digest of an empty `sub`: the tag those sockets carried before users were counted across topics,
+ * so sockets opened before a deploy still count.
+ */
+const NOTIFY_TOKEN_TAG = "client:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 export const hubConnectUrl = (connect: HubConnect) => `https://topic-hub/connect?connect=${encodeURIComponent(JSON.stringify(connect))}`;
 
@@ -164,12 +176,15 @@ export class TopicHub extends DurableObject<Env> {
   /** Flushes what is pending (at worst a little early, when a grant expiry woke the hub first). */
   async alarm(): Promise<void> {
     await this.flush();
-    this.closeExpired();
+    await this.closeExpired();
     await this.schedule();
   }
 
   /** Credentials revoked while this hub was awake: a handshake racing the revocation is refused. */
   private readonly revoked = new Set<string>();
+
+  /** The sockets' slots in the tenant's limiter, and those being opened. */
+  private readonly sockets = new HubSockets(this.ctx, "topic", (tenantId) => tenantLimiter(this.env, tenantId));
 
   /** A WebSocket upgrade the Worker has authorised (see routes/websocket.ts). */
   async fetch(request: Request): Promise<Response> {
@@ -178,27 +193,42 @@ export class TopicHub extends DurableObject<Env> {
     const { topic, owner, since } = connect;
     const limits = readConfig(this.env).websocket;
 
-    if (this.ctx.getWebSockets().length >= limits.maxPerTopic) {
-      return Response.json({ error: { code: "too_many_sockets", message: `this topic holds ${limits.maxPerTopic} sockets at most` } }, { status: 429 });
+    // the handshakes under way count too, so concurrent ones cannot pass a cap together
+    const opening = [...this.sockets.opening.values()];
+    if (this.ctx.getWebSockets().length + opening.length >= limits.maxPerTopic) {
+      return quotaRefusal("sockets_per_topic", limits.maxPerTopic, `this topic holds ${limits.maxPerTopic} sockets at most`);
     }
-    // a digest: tags are short, and `sub` is the tenant's text, not ours to echo into them
-    const clientTag = `client:${await sha256Hex(owner ?? "")}`;
-    if (this.ctx.getWebSockets(clientTag).length >= limits.maxPerClient) {
-      return Response.json(
-        { error: { code: "too_many_sockets", message: `one client holds ${limits.maxPerClient} sockets on a topic at most` } },
-        { status: 429 },
+    if (owner === null && this.ctx.getWebSockets(NOTIFY_TOKEN_TAG).length + opening.filter((o) => o === null).length >= limits.maxPerClient) {
+      return quotaRefusal(
+        "notify_token_sockets_per_topic",
+        limits.maxPerClient,
+        `the notify token holds ${limits.maxPerClient} sockets on a topic at most (users' sockets are counted per user, across topics)`,
       );
     }
-    await this.rememberTopic(connect.tenantId, topic);
-    // Checked after the topic is on record: a rotation either finds this topic (and closes the
-    // socket, or marks the credential revoked here first) or changed D1 before this read.
-    if (!(await credentialStillValid(this.env, connect.tenantId, connect.credential)) || this.revoked.has(connect.credential)) {
-      return Response.json({ error: { code: "unauthorized", message: "the credential was revoked while the socket opened" } }, { status: 401 });
+    this.sockets.opening.set(connect.socket, owner);
+    let refused: Response | null;
+    try {
+      refused = await this.admit(connect);
+    } finally {
+      this.sockets.opening.delete(connect.socket);
+    }
+    if (refused !== null) return refused;
+    // a revocation that reached this hub while the limiter answered
+    if (this.revoked.has(connect.credential)) {
+      await this.sockets.releaseSlots([{ id: connect.socket, tenantId: connect.tenantId }]);
+      return revokedMeanwhile();
     }
 
+    // in the same step as leaving `opening` (the limiter's re-check always finds it) and as the
+    // credential check (a revocation either finds the socket or is seen above)
     const [client, server] = Object.values(new WebSocketPair());
-    this.ctx.acceptWebSocket(server, [clientTag, connect.credential]);
-    const state: SocketState = { connectionId: crypto.randomUUID(), owner, expiresAt: connect.expiresAt };
+    this.ctx.acceptWebSocket(server, owner === null ? [NOTIFY_TOKEN_TAG, connect.credential] : [connect.credential]);
+    const state: SocketState = {
+      connectionId: crypto.randomUUID(),
+      owner,
+      expiresAt: connect.expiresAt,
+      slot: { id: connect.socket, tenantId: connect.tenantId },
+    };
     server.serializeAttachment(state);
     const seq = (await this.ctx.storage.get<number>("seq")) ?? 0;
     send(server, { type: "hello", connection_id: state.connectionId, topic, seq });
@@ -207,7 +237,33 @@ export class TopicHub extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client, headers: connect.protocol ? { "Sec-WebSocket-Protocol": connect.protocol } : {} });
   }
 
+  /**
+   * After the caps: the topic goes on record, the credential is checked, and a slot is taken in
+   * the tenant's limiter (the last step, so a refused handshake never holds one). Answers the
+   * refusal, or null.
+   */
+  private async admit(connect: HubConnect): Promise<Response | null> {
+    await this.rememberTopic(connect.tenantId, connect.topic);
+    // Checked after the topic is on record: a rotation either finds this topic (and closes the
+    // socket, or marks the credential revoked here first) or changed D1 before this read.
+    if (!(await credentialStillValid(this.env, connect.tenantId, connect.credential)) || this.revoked.has(connect.credential)) {
+      return revokedMeanwhile();
+    }
+    const grant = await this.sockets.take(connect.tenantId, connect.socket, connect.owner, connect.limits);
+    return grant.ok ? null : slotQuotaRefusal(grant);
+  }
+
+  /** The limiter's re-check (src/limits/tenant-limiter.ts): which of these sockets are still open here. */
+  openSocketIds(ids: string[]): string[] {
+    return this.sockets.openIds(ids);
+  }
+
+  /** A client's frame: spent from its allowance (beyond it, closed 1008), then answered with an error frame. */
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    // what arrives after we closed it (a flood's tail) is not answered
+    if (ws.readyState !== WebSocket.OPEN) return;
+    const { frameBurst, framesPerSecond } = readConfig(this.env).websocket;
+    if (!this.sockets.spendFrame(ws, frameBurst, framesPerSecond)) return this.close([ws], CLOSE.tooManyFrames, "too many frames");
     const text = typeof message === "string" ? message : "(binary)";
     send(ws, { type: "error", code: "unexpected_frame", message: `this socket only receives; send "ping" to keep it alive (got ${text.slice(0, 40)})` });
   }
@@ -219,25 +275,36 @@ export class TopicHub extends DurableObject<Env> {
     } catch {
       // already closed
     }
+    await this.sockets.release([ws]);
   }
 
-  /** Closes every socket of the topic (the tenant was disabled). */
-  async closeAll(code: number, reason: string): Promise<number> {
-    const sockets = this.ctx.getWebSockets();
-    for (const ws of sockets) ws.close(code, reason);
-    return sockets.length;
+  async webSocketError(ws: WebSocket): Promise<void> {
+    await this.sockets.release([ws]);
   }
 
-  /** Closes the sockets opened with any of these credentials (revoked), and refuses them from now on. */
-  async closeCredentials(tags: string[], code: number, reason: string): Promise<number> {
-    const closing = revoke(this.ctx, this.revoked, tags);
-    for (const ws of closing) {
+  /** Closes sockets from this side, then gives their slots back (no close event may follow). */
+  private async close(sockets: Iterable<WebSocket>, code: number, reason: string): Promise<void> {
+    for (const ws of sockets) {
       try {
         ws.close(code, reason);
       } catch {
         // closed meanwhile
       }
     }
+    await this.sockets.release(sockets);
+  }
+
+  /** Closes every socket of the topic (the tenant was disabled). */
+  async closeAll(code: number, reason: string): Promise<number> {
+    const sockets = this.ctx.getWebSockets();
+    await this.close(sockets, code, reason);
+    return sockets.length;
+  }
+
+  /** Closes the sockets opened with any of these credentials (revoked), and refuses them from now on. */
+  async closeCredentials(tags: string[], code: number, reason: string): Promise<number> {
+    const closing = revoke(this.ctx, this.revoked, tags);
+    await this.close(closing, code, reason);
     return closing.size;
   }
 
@@ -401,12 +468,13 @@ export class TopicHub extends DurableObject<Env> {
   }
 
   /** Closes the sockets whose grant has expired (close code 4001). */
-  private closeExpired(): void {
+  private async closeExpired(): Promise<void> {
     const now = Date.now() / 1000;
-    for (const ws of this.ctx.getWebSockets()) {
+    const expired = this.ctx.getWebSockets().filter((ws) => {
       const state = ws.deserializeAttachment() as SocketState | null;
-      if (state?.expiresAt != null && state.expiresAt <= now) ws.close(CLOSE.credentialInvalid, "client grant expired");
-    }
+      return state?.expiresAt != null && state.expiresAt <= now;
+    });
+    if (expired.length > 0) await this.close(expired, CLOSE.credentialInvalid, "client grant expired");
   }
 
   /** One alarm serves both the merge window and the earliest grant expiry. */
@@ -436,6 +504,10 @@ export class TopicHub extends DurableObject<Env> {
     await this.ctx.storage.put("remembered", true);
   }
 }
+
+/** 401: the credential the Worker authorised was revoked before the socket was accepted. */
+export const revokedMeanwhile = () =>
+  Response.json({ error: { code: "unauthorized", message: "the credential was revoked while the socket opened" } }, { status: 401 });
 
 function send(ws: WebSocket, frame: Frame): void {
   ws.send(JSON.stringify(frame));

@@ -4,6 +4,7 @@
  * the expiry rule, create or update; attach and detach connections of the connection-ID flow.
  */
 import { readConfig } from "../config";
+import type { Limits } from "../limits/limits";
 import { keyringOf } from "../crypto/sealed";
 import { attachConnection, connectionOwner, detachConnection } from "../hub/connections";
 import {
@@ -33,6 +34,8 @@ export type RegisterResult =
   | { kind: "registered"; row: RegistrationRow; created: boolean }
   | { kind: "no_supported_trigger" }
   | { kind: "owned_by_another" }
+  /** a new registration, and no slot left under this limit (issue 12) */
+  | { kind: "quota_exceeded"; limit: "registrations" | "registrations_per_user"; max: number }
   /** websocket: no such connection of the tenant (or its grace is over). */
   | { kind: "connection_unknown" }
   /** websocket: another user's connection. */
@@ -51,8 +54,10 @@ export interface Registering {
  * Registers (or updates) a subscription for a topic. A refusal writes nothing. A connection's
  * registrations are its owner's, whoever attached them (the tenant may attach any connection of
  * its own; a user only theirs), and the connection hears the topic from its next flush on.
+ * `limits`: the tenant's, in force; a new registration needs a slot of the tenant's and of its
+ * owner's (checked last, in the transaction that writes).
  */
-export async function register(env: Env, actor: Actor, input: Registering, now: number): Promise<RegisterResult> {
+export async function register(env: Env, actor: Actor, limits: Limits, input: Registering, now: number): Promise<RegisterResult> {
   const expires = expiresAt(input.expires, now, readConfig(env).maxRegistrationSeconds);
   let owner = actor.owner;
   if (input.subscription.transport === "websocket") {
@@ -72,9 +77,10 @@ export async function register(env: Env, actor: Actor, input: Registering, now: 
     // a new Web Push subscription is bound for good to the VAPID key signing now (issue 11)
     await storedSubscription(await keys(), actor.tenantId, input.subscription, input.subscription.transport === "web_push" ? await currentVapidPublicKey(env) : null),
     { id: newRegistrationId(), topic: input.topic, clientId: input.clientId, trigger, expiresAt: expires },
+    limits,
     now,
   );
-  if (result === null) return { kind: "owned_by_another" };
+  if (result.kind !== "written") return result;
   if (input.subscription.transport === "websocket") {
     try {
       await attachConnection(env, actor.tenantId, input.topic, input.subscription.identifier, { id: result.row.id, trigger, expiresAt: result.row.expires_at });
@@ -84,7 +90,7 @@ export async function register(env: Env, actor: Actor, input: Registering, now: 
       throw error;
     }
   }
-  return { kind: "registered", ...result };
+  return { kind: "registered", row: result.row, created: result.created };
 }
 
 /** A deleted connection registration stops its frames at once. */

@@ -23,6 +23,9 @@ import {
 import { CLOSE } from "../hub/frames";
 import { onTenantSockets } from "../hub/topic-hub";
 import { listDeadLetters } from "../store/dead-letters";
+import { defaultLimits, LIMIT_NAMES, limitsOf, MAX_LIMIT, minLimit, type LimitName } from "../limits/limits";
+import { tenantLimiter } from "../limits/tenant-limiter";
+import { liveRegistrations, setTenantLimits } from "../store/limits";
 import { countUnsealed } from "../store/sealed-columns";
 import { statsQuery, tenantStats } from "../store/stats";
 import { getSupportedTriggers, setSupportedTriggers } from "../store/tenant-triggers";
@@ -180,6 +183,56 @@ admin.put("/tenants/:id/grant-keys", async (c) => {
   await setGrantKeys(c.env.DB, row.id, JSON.stringify(keys), nowSeconds());
   const closed = revoked.length === 0 ? 0 : await onTenantSockets(c.env, row.id, (hub) => hub.closeCredentials(revoked, CLOSE.credentialInvalid, "grant key removed"));
   return c.json({ id: row.id, grant_keys: grantKeysJson(keys), closed_sockets: closed });
+});
+
+/** Each limit: an integer 0…MAX_LIMIT (notify_per_minute at least 1), or null for the default. */
+const limitValue = (name: LimitName) =>
+  z
+    .number({ error: "must be an integer or null" })
+    .int("must be an integer")
+    .min(minLimit(name), `must be at least ${minLimit(name)}`)
+    .max(MAX_LIMIT, `must be at most ${MAX_LIMIT}`)
+    .nullable();
+
+/** All five keys, each named: a PUT replaces the whole set, so a forgotten key is an error, not a default. */
+const limitsSchema = z.strictObject(
+  Object.fromEntries(LIMIT_NAMES.map((name) => [name, limitValue(name)])) as Record<LimitName, ReturnType<typeof limitValue>>,
+  { error: (issue) => (issue.code === "unrecognized_keys" ? `unknown limit ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}` : "must be a JSON object") },
+);
+
+/** The limits in force, the defaults they fall back to, and what the tenant uses now. */
+async function limitsJson(env: Env, row: TenantRow) {
+  const limits = limitsOf(env, row);
+  const limiter = tenantLimiter(env, row.id);
+  const [registrations, sockets, notifyLevel] = await Promise.all([
+    liveRegistrations(env.DB, row.id, nowSeconds()),
+    limiter.openSockets(),
+    limiter.notifyLevel(limits.notify_per_minute),
+  ]);
+  return {
+    tenant_id: row.id,
+    limits,
+    defaults: defaultLimits(env),
+    // notify_per_minute: the bucket's level (changes counted in the last minute, drained at the limit's rate)
+    usage: { registrations, sockets, notify_per_minute: Math.ceil(notifyLevel) },
+  };
+}
+
+admin.get("/tenants/:id/limits", async (c) => {
+  const row = await tenantOr404(c.env.DB, c.req.param("id"));
+  return c.json(await limitsJson(c.env, row));
+});
+
+/**
+ * Sets the tenant's five limits (null: the default). Applies to the next request: a raised limit
+ * frees capacity at once; a lowered one refuses new work but deletes and closes nothing.
+ */
+admin.put("/tenants/:id/limits", async (c) => {
+  const id = c.req.param("id");
+  await tenantOr404(c.env.DB, id);
+  const limits = await readJson(c, limitsSchema);
+  if (!(await setTenantLimits(c.env.DB, id, limits, nowSeconds()))) throw notFound("tenant");
+  return c.json(await limitsJson(c.env, await tenantOr404(c.env.DB, id)));
 });
 
 /** A disabled tenant's tokens and grants are refused and its WebSocket clients disconnected (4003). */

@@ -1,6 +1,7 @@
 /** `GET /.well-known/webdav-push`: what a client or tenant needs to know before talking to us. */
 import { Hono } from "hono";
 import { MAX_BODY_BYTES, MAX_NOTIFY_BATCH, MAX_TOPIC_LENGTH, MIN_MAX_REGISTRATION_SECONDS, readConfig } from "../config";
+import { defaultLimits } from "../limits/limits";
 import { enabledServices, REGISTRATIONS_PATH } from "../registering";
 import { currentVapidPublicKey } from "../store/vapid-keys";
 import { serviceAccountOf } from "../transports/fcm";
@@ -69,6 +70,10 @@ discovery.get("/webdav-push", async (c) => {
         notify_batch_max: MAX_NOTIFY_BATCH,
         max_topic_length: MAX_TOPIC_LENGTH,
         max_body_bytes: MAX_BODY_BYTES,
+        // every tenant's limits unless the operator set its own (README: Quotas and rate limits)
+        default_quotas: defaultLimits(c.env),
+        ws_frame_burst: config.websocket.frameBurst,
+        ws_frames_per_second: config.websocket.framesPerSecond,
       },
     },
     200,

@@ -9,8 +9,11 @@ import { MAX_NOTIFY_BATCH, MAX_TTL_SECONDS } from "../config";
 import { toDepth, type Change } from "../hub/change";
 import { parseDontNotify } from "../hub/dont-notify";
 import { topicHub } from "../hub/topic-hub";
+import { ApiError } from "../errors";
+import { limitMessage, limitsOf, quotaExceeded } from "../limits/limits";
+import { admitNotifies } from "../limits/notify-budget";
 import { registrationIdsOf } from "../registering";
-import type { AppEnv } from "../types";
+import type { AppEnv, Principal } from "../types";
 import { depthSchema, parseWith, readJson, topicSchema } from "../validation";
 
 const changeSchema = z.object({
@@ -65,9 +68,30 @@ function parseChanges(body: unknown): Change[] {
 
 export const notify = new Hono<AppEnv>();
 
+/**
+ * Each change counts against the tenant's notify budget (issue 12), a batch of n as n: a refused
+ * notify reaches no hub and takes nothing from the budget.
+ */
+async function admit(env: Env, tenant: Principal["tenant"], n: number): Promise<void> {
+  const max = limitsOf(env, tenant).notify_per_minute;
+  if (n > max) throw quotaExceeded("notify_per_minute", max, `a batch of ${n} changes is more than the notify limit allows at once (${max} per minute)`);
+  const admission = await admitNotifies(env, tenant.id, n, max);
+  if (!admission.ok) {
+    throw new ApiError(
+      429,
+      "rate_limited",
+      `${limitMessage("notify_per_minute", max)}; ${n} more fit in ${admission.retryAfter} s`,
+      { "Retry-After": String(admission.retryAfter) },
+      { limit: "notify_per_minute", max },
+    );
+  }
+}
+
 notify.post("/", requireTenant, async (c) => {
   const changes = parseChanges(await readJson(c, z.unknown()));
-  const tenantId = c.get("principal").tenant.id;
+  const tenant = c.get("principal").tenant;
+  await admit(c.env, tenant, changes.length);
+  const tenantId = tenant.id;
   const byTopic = Map.groupBy(changes, (change) => change.topic);
   // Each topic's changes go to that topic's hub; delivery happens later, off this request.
   await Promise.all(

@@ -7,6 +7,7 @@ import { Hono, type Context } from "hono";
 import { authenticate, bearer } from "../auth/middleware";
 import { ApiError, badRequest } from "../errors";
 import { imfFixdate, nowSeconds } from "../expiry";
+import { limitMessage, limitsOf } from "../limits/limits";
 import { actorOf, entryOfXml, InvalidSubscription, register, registrationUrl, subscriptionOf } from "../registering";
 import type { SubscriptionInput } from "../store/subscriptions";
 import type { Requested } from "../triggers";
@@ -50,7 +51,7 @@ pushRegister.post("/", async (c) => {
   // no trigger element at all: older clients, meaning content updates of internal members
   const requested: Requested = body.trigger ?? { contentUpdate: { depth: 1 }, propertyUpdate: null };
 
-  const result = await register(c.env, actorOf(principal), { topic, subscription, requested, clientId: null, expires: body.expires }, nowSeconds());
+  const result = await register(c.env, actorOf(principal), limitsOf(c.env, principal.tenant), { topic, subscription, requested, clientId: null, expires: body.expires }, nowSeconds());
   switch (result.kind) {
     case "registered":
       c.header("Location", registrationUrl(c.env, c.req.url, result.row.id));
@@ -60,6 +61,8 @@ pushRegister.post("/", async (c) => {
       return precondition(c, "no-supported-trigger", "none of the requested triggers is supported for this topic");
     case "owned_by_another":
       return precondition(c, "push-not-available", "this push resource is registered by another user (a push resource belongs to the user who registered it)");
+    case "quota_exceeded":
+      return precondition(c, "push-not-available", limitMessage(result.limit, result.max));
     case "connection_unknown":
     case "connection_not_yours":
       // push-register names Web Push subscriptions only

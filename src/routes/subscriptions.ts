@@ -7,6 +7,7 @@ import { z } from "zod";
 import { requireTenantOrGrant } from "../auth/middleware";
 import { badRequest, forbidden, notFound } from "../errors";
 import { imfFixdate, nowSeconds } from "../expiry";
+import { limitsOf, quotaExceeded } from "../limits/limits";
 import { toDepth } from "../hub/change";
 import {
   actorOf,
@@ -78,6 +79,7 @@ subscriptions.post("/", requireTenantOrGrant, async (c) => {
   const result = await register(
     c.env,
     actorOf(principal),
+    limitsOf(c.env, principal.tenant),
     { topic: input.topic, subscription, requested: requestedTriggers(input), clientId: input.client_id ?? null, expires: input.expires ?? null },
     nowSeconds(),
   );
@@ -86,6 +88,8 @@ subscriptions.post("/", requireTenantOrGrant, async (c) => {
       throw forbidden("no_supported_trigger", "this tenant supports none of the requested triggers (see its supported-triggers)");
     case "owned_by_another":
       throw forbidden("registration_owned_by_another", "this push resource is registered by another user (a push resource belongs to the user who registered it)");
+    case "quota_exceeded":
+      throw quotaExceeded(result.limit, result.max);
     case "connection_unknown":
       throw notFound("connection");
     case "connection_not_yours":

@@ -6,6 +6,7 @@ import { isTenantToken } from "../auth/tenant-token";
 import { openConnection } from "../hub/connections";
 import { SUBPROTOCOL } from "../hub/frames";
 import { hubConnectUrl, topicHub } from "../hub/topic-hub";
+import { socketLimitsOf } from "../limits/socket-slots";
 import type { AppEnv } from "../types";
 import { parseWith, topicSchema } from "../validation";
 
@@ -77,6 +78,9 @@ websocket.get("/", async (c) => {
     credential: await principal.credential(),
     protocol: protocols.length > 0 ? SUBPROTOCOL : null,
     since: since ?? null,
+    // the hub takes the socket's slot in the tenant's limiter under these limits (issue 12)
+    socket: crypto.randomUUID(),
+    limits: socketLimitsOf(c.env, principal.tenant),
   });
   return hub.fetch(connect, { headers: { Upgrade: "websocket" } });
 });

@@ -6,11 +6,14 @@ import {
   OWNED_BY_ANOTHER,
   upsertSubscription,
   type PushServiceName,
+  type RegistrationQuota,
   type StoredSubscription,
   type Transport,
 } from "./subscriptions";
 
 import type { Depth } from "../depth";
+import type { LimitName } from "../limits/limits";
+import { liveRegistrationsSql, WITHIN_QUOTA } from "./limits";
 
 export type { Depth };
 
@@ -89,7 +92,9 @@ async function opened(keys: () => Promise<Keyring>, rows: RegistrationRow[]): Pr
  * only use a push resource no one else holds a live registration of (on any topic), so a user
  * can neither re-key nor redirect another's pushes; the tenant may attach and update anything of
  * its own. Check and write are one batch (one transaction): a refusal writes nothing.
- * Returns null when the push resource belongs to another.
+ * A new registration (none live for this subscription and topic) takes a slot of the tenant's
+ * and, for a user, of the user's registration limit (issue 12): checked in the same transaction
+ * as the write, and a refusal writes nothing, subscription included.
  */
 export async function upsertRegistration(
   db: D1Database,
@@ -97,8 +102,15 @@ export async function upsertRegistration(
   actor: Actor,
   sub: StoredSubscription,
   reg: RegistrationInput,
+  limits: Pick<RegistrationQuota, "registrations" | "registrations_per_user">,
   now: number,
-): Promise<{ row: RegistrationRow; created: boolean } | null> {
+): Promise<Upserted> {
+  // read first in the same transaction: why a write below did nothing
+  const status = db
+    .prepare(
+      `SELECT (${OWNED_BY_ANOTHER}) AS owned, ${liveRegistrationsSql("?1", "?4", "?5")} AS user_live`,
+    )
+    .bind(actor.tenantId, sub.transport, sub.identifier, now, actor.owner);
   const upsert = db
     .prepare(
       `INSERT INTO registrations (id, tenant_id, topic, subscription_id, owner, client_id,
@@ -106,7 +118,7 @@ export async function upsertRegistration(
        SELECT ?6, ?1, ?7,
          (SELECT id FROM subscriptions WHERE tenant_id = ?1 AND transport = ?2 AND identifier = ?3),
          ?5, ?8, ?9, ?10, ?11, ?12, ?4, ?4
-       WHERE NOT (${OWNED_BY_ANOTHER})
+       WHERE NOT (${OWNED_BY_ANOTHER}) AND ${WITHIN_QUOTA("?7")}
        ON CONFLICT (subscription_id, topic) DO UPDATE SET
          client_id = COALESCE(excluded.client_id, registrations.client_id),
          content_update_depth = excluded.content_update_depth,
@@ -133,15 +145,38 @@ export async function upsertRegistration(
       reg.trigger.propertyUpdate,
       reg.trigger.props === null ? null : JSON.stringify(reg.trigger.props),
       reg.expiresAt,
+      limits.registrations,
+      limits.registrations_per_user,
     );
-  const [, written] = await db.batch<{ id: string }>([upsertSubscription(db, actor.tenantId, sub, actor.owner, now), upsert]);
+  const quota = { topic: reg.topic, ...limits };
+  const [checked, , written] = await db.batch<{ id: string } & { owned: 0 | 1; user_live: number }>([
+    status,
+    upsertSubscription(db, actor.tenantId, sub, actor.owner, now, quota),
+    upsert,
+  ]);
   const id = written.results[0]?.id;
-  if (id === undefined) return null;
+  if (id === undefined) {
+    const { owned, user_live } = checked.results[0];
+    if (owned === 1) return { kind: "owned_by_another" };
+    // the user's limit first: it is the one a user can do something about
+    if (actor.owner !== null && user_live >= limits.registrations_per_user) {
+      return { kind: "quota_exceeded", limit: "registrations_per_user", max: limits.registrations_per_user };
+    }
+    return { kind: "quota_exceeded", limit: "registrations", max: limits.registrations };
+  }
   const row = await db.prepare(`${SELECT_JOINED} WHERE r.id = ?`).bind(id).first<RegistrationRow>();
-  if (row === null) return null;
+  // deleted in the instant between (a DELETE racing the write): as if another held it
+  if (row === null) return { kind: "owned_by_another" };
   const [shown] = await opened(keys, [row]);
-  return { row: shown, created: id === reg.id };
+  return { kind: "written", row: shown, created: id === reg.id };
 }
+
+export type Upserted =
+  | { kind: "written"; row: RegistrationRow; created: boolean }
+  /** the push resource is another user's */
+  | { kind: "owned_by_another" }
+  /** a new registration, and no slot left under this limit */
+  | { kind: "quota_exceeded"; limit: Extract<LimitName, "registrations" | "registrations_per_user">; max: number };
 
 /** The live registration with this id, if the actor may see it (its owner, or its tenant). */
 export async function getRegistration(db: D1Database, keys: () => Promise<Keyring>, actor: Actor, id: string, now: number): Promise<RegistrationRow | null> {

@@ -5,6 +5,7 @@
  */
 import { sha256Hex } from "../crypto/secrets";
 import { open, seal, type Keyring } from "../crypto/sealed";
+import { WITHIN_QUOTA } from "./limits";
 
 /**
  * How a subscription is delivered to (the `transport` column): Web Push (UnifiedPush too, keyed or
@@ -105,17 +106,36 @@ export const OWNED_BY_ANOTHER = `?5 IS NOT NULL AND EXISTS (
  * the service name it was registered under last, and forgets past failures. Writes nothing when
  * the resource is another user's (OWNED_BY_ANOTHER). The VAPID key is set on creation only: the
  * push service bound the push resource to the key it was made with, so re-registering keeps it.
+ * Writes nothing either when the registration it is for is over quota (`quota`: its topic and the
+ * limits in force), so a refused registration leaves no subscription behind.
  */
-export function upsertSubscription(db: D1Database, tenantId: string, sub: StoredSubscription, owner: string | null, now: number): D1PreparedStatement {
+export function upsertSubscription(
+  db: D1Database,
+  tenantId: string,
+  sub: StoredSubscription,
+  owner: string | null,
+  now: number,
+  quota: RegistrationQuota,
+): D1PreparedStatement {
   return db
     .prepare(
       `INSERT INTO subscriptions (tenant_id, transport, service, identifier, p256dh, auth, content_encoding, sealed_token, created_at, updated_at, vapid_public_key)
-       SELECT ?1, ?2, ?10, ?3, ?6, ?7, ?8, ?9, ?4, ?4, ?11 WHERE NOT (${OWNED_BY_ANOTHER})
+       SELECT ?1, ?2, ?10, ?3, ?6, ?7, ?8, ?9, ?4, ?4, ?11 WHERE NOT (${OWNED_BY_ANOTHER}) AND ${WITHIN_QUOTA("?12")}
        ON CONFLICT (tenant_id, transport, identifier) DO UPDATE SET
          service = excluded.service, p256dh = excluded.p256dh, auth = excluded.auth, content_encoding = excluded.content_encoding,
          sealed_token = excluded.sealed_token, updated_at = excluded.updated_at, consecutive_failures = 0, failing_since = NULL`,
     )
-    .bind(tenantId, sub.transport, sub.identifier, now, owner, sub.p256dh, sub.auth, sub.contentEncoding, sub.sealedToken, sub.service, sub.vapidPublicKey ?? null);
+    .bind(
+      tenantId, sub.transport, sub.identifier, now, owner, sub.p256dh, sub.auth, sub.contentEncoding, sub.sealedToken, sub.service, sub.vapidPublicKey ?? null,
+      quota.topic, quota.registrations, quota.registrations_per_user,
+    );
+}
+
+/** The registration a subscription is written for, and the registration limits in force. */
+export interface RegistrationQuota {
+  topic: string;
+  registrations: number;
+  registrations_per_user: number;
 }
 
 /** Deletes the subscription when no registration refers to it any more. */

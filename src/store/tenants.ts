@@ -12,6 +12,12 @@ export interface TenantRow {
   disabled_at: number | null;
   created_at: number;
   updated_at: number;
+  /** From `tenant_limits` (src/limits/limits.ts), read with the tenant; NULL: the default applies. */
+  limit_registrations: number | null;
+  limit_registrations_per_user: number | null;
+  limit_notify_per_minute: number | null;
+  limit_sockets: number | null;
+  limit_sockets_per_user: number | null;
 }
 
 /** Where a tenant's grant secret lives: the associated data of its envelope. */
@@ -22,7 +28,7 @@ export const sealGrantSecret = (keyring: Keyring, tenantId: string, secret: stri
 export const openGrantSecret = (keyring: Keyring, row: Pick<TenantRow, "id" | "grant_secret">) =>
   open(keyring, GRANT_SECRET_COLUMN, row.id, row.grant_secret);
 
-export async function insertTenant(db: D1Database, row: Omit<TenantRow, "grant_keys">): Promise<void> {
+export async function insertTenant(db: D1Database, row: Omit<TenantRow, "grant_keys" | `limit_${string}`>): Promise<void> {
   await db
     .prepare(
       `INSERT INTO tenants (id, name, notify_token_hash, grant_secret, disabled_at, created_at, updated_at)
@@ -38,14 +44,22 @@ export async function setGrantKeys(db: D1Database, id: string, keysJson: string,
   return result.meta.changes > 0;
 }
 
+/**
+ * The tenant with its limits: the authenticating query of every request, so the limits cost no
+ * round trip of their own (issue 12).
+ */
+const SELECT_TENANT = `SELECT t.*, l.registrations AS limit_registrations, l.registrations_per_user AS limit_registrations_per_user,
+    l.notify_per_minute AS limit_notify_per_minute, l.sockets AS limit_sockets, l.sockets_per_user AS limit_sockets_per_user
+  FROM tenants t LEFT JOIN tenant_limits l ON l.tenant_id = t.id`;
+
 export function getTenant(db: D1Database, id: string): Promise<TenantRow | null> {
-  return db.prepare("SELECT * FROM tenants WHERE id = ?").bind(id).first<TenantRow>();
+  return db.prepare(`${SELECT_TENANT} WHERE t.id = ?`).bind(id).first<TenantRow>();
 }
 
 /** Keyset page of tenants in id order. */
 export async function listTenants(db: D1Database, after: string, limit: number): Promise<TenantRow[]> {
   const { results } = await db
-    .prepare("SELECT * FROM tenants WHERE id > ? ORDER BY id LIMIT ?")
+    .prepare(`${SELECT_TENANT} WHERE t.id > ? ORDER BY t.id LIMIT ?`)
     .bind(after, limit)
     .all<TenantRow>();
   return results;

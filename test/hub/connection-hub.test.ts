@@ -243,4 +243,20 @@ describe("ConnectionHub", () => {
     expect((await back.next(1))[0]).toEqual({ type: "hello", connection_id: byGrant.id, topics: [] });
     expect((await call(`/v1/ws?connection_id=${byToken.id}`, { headers: { Upgrade: "websocket", ...bearer(tenant.notify_token) } })).status).toBe(401);
   });
+
+  it("answers the limiter's re-check: the holder's socket is open, one taken over is not", async () => {
+    const tenant = await createTenant();
+    const token = await grant(tenant, {}, { sub: "rechecked" });
+    const { client, id } = await connection(tenant, token);
+    const hub = connectionHub(env, tenant.id, id);
+    const slots = () =>
+      runInDurableObject(hub, (_hub: ConnectionHub, ctx) => ctx.getWebSockets().map((ws) => (ws.deserializeAttachment() as { slot: { id: string } }).slot.id));
+    const [first] = await slots();
+    expect(await hub.openSocketIds([first, "never-opened"])).toEqual([first]);
+    const back = await upgrade(`/v1/ws?connection_id=${id}`, bearer(token));
+    await back.next(1);
+    await client.closed;
+    const second = (await slots()).find((slot) => slot !== first)!;
+    expect(await hub.openSocketIds([first, second])).toEqual([second]);
+  });
 });

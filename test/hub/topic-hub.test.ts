@@ -2,8 +2,10 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Change } from "../../src/hub/change";
-import type { TopicHub } from "../../src/hub/topic-hub";
-import { change } from "../helpers";
+import { topicHub, type TopicHub } from "../../src/hub/topic-hub";
+import type { HubSockets } from "../../src/limits/socket-slots";
+import { bearer, change, createTenant } from "../helpers";
+import { upgrade } from "../socket-client";
 
 /** A content update of a member unless `over` says otherwise. */
 const contentChange = (over: Partial<Change> = {}): Change => change({ contentUpdate: { syncToken: null, depth: 1 }, ...over });
@@ -40,5 +42,23 @@ describe("TopicHub", () => {
     }));
     expect(state).toEqual({ pending: undefined, outbox: undefined, seq: 2 });
     expect(await runDurableObjectAlarm(stub)).toBe(false);
+  });
+
+  it("answers the limiter's re-check: which sockets are open here, handshakes under way included", async () => {
+    const tenant = await createTenant();
+    const client = await upgrade("/v1/ws?topic=recheck", bearer(tenant.notify_token));
+    await client.next(1);
+    const stub = topicHub(env, tenant.id, "recheck");
+    const [slot] = await runInDurableObject(stub, (_hub: TopicHub, ctx) =>
+      ctx.getWebSockets().map((ws) => (ws.deserializeAttachment() as { slot: { id: string } }).slot.id),
+    );
+    expect(await stub.openSocketIds([slot, "never-opened"])).toEqual([slot]);
+    // between taking its slot and being accepted, a socket is open for the re-check too
+    const opening = (hub: TopicHub) => (hub as unknown as { sockets: HubSockets }).sockets.opening;
+    await runInDurableObject(stub, (hub: TopicHub) => opening(hub).set("handshake", null));
+    expect(await stub.openSocketIds(["handshake", slot])).toEqual(["handshake", slot]);
+    await runInDurableObject(stub, (hub: TopicHub) => opening(hub).delete("handshake"));
+    await client.close();
+    expect(await stub.openSocketIds([slot, "handshake"])).toEqual([]);
   });
 });

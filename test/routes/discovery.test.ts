@@ -18,6 +18,23 @@ describe("GET /.well-known/webdav-push", () => {
     expect(body.limits).toMatchObject({ max_registration_seconds: 604_800, notify_batch_max: 100 });
   });
 
+  it("tells the default quotas and the frame limits (wrangler.toml's [vars], or an operator's)", async () => {
+    const body = await (await call("/.well-known/webdav-push")).json<Record<string, any>>();
+    expect(body.limits.default_quotas).toEqual({
+      registrations: 100_000,
+      registrations_per_user: 1_000,
+      notify_per_minute: 6_000,
+      sockets: 10_000,
+      sockets_per_user: 100,
+    });
+    expect(body.limits).toMatchObject({ ws_frame_burst: 20, ws_frames_per_second: 1 });
+    const operator = { ...env, USER_MAX_REGISTRATIONS: "7", TENANT_NOTIFY_PER_MINUTE: "0", WS_FRAME_BURST: "5" };
+    const changed = await (await app.fetch(new Request("https://director.test/.well-known/webdav-push"), operator)).json<any>();
+    // a notify limit of 0 would refuse every notify forever: the default stands
+    expect(changed.limits.default_quotas).toMatchObject({ registrations_per_user: 7, notify_per_minute: 6_000 });
+    expect(changed.limits.ws_frame_burst).toBe(5);
+  });
+
   it("says how each API authenticates, what unified_push takes, and the push services in order of preference", async () => {
     const body = await (await call("/.well-known/webdav-push")).json<Record<string, any>>();
     const client = { scheme: "Bearer", credentials: ["grant", "notify_token"] };

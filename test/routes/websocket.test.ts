@@ -3,11 +3,19 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { connectionHub, hubConnectUrl, topicHub } from "../../src/hub/topic-hub";
+import { tenantLimiter } from "../../src/limits/tenant-limiter";
 import { ADMIN, bearer, call, createTenant, grant, webPushBody, type TestTenant } from "../helpers";
 import { Client, open, upgrade } from "../socket-client";
 
+/** Sets the tenant's socket limits by the admin API (the other limits: their defaults). */
+async function setSocketLimits(tenant: TestTenant, limits: { sockets?: number; sockets_per_user?: number }) {
+  const json = { registrations: null, registrations_per_user: null, notify_per_minute: null, sockets: null, sockets_per_user: null, ...limits };
+  const response = await call(`/v1/admin/tenants/${tenant.id}/limits`, { method: "PUT", headers: ADMIN, json });
+  expect(response.status).toBe(200);
+}
+
 let users = 0;
-/** Connects with `token`, or with a grant for a new user (the per-client limit is per user). */
+/** Connects with `token`, or with a grant for a new user (the socket limit is per user). */
 async function connect(tenant: TestTenant, topic: string, query = "", token?: string): Promise<Client> {
   token ??= await grant(tenant, { topics: [topic] }, { sub: `user-${++users}` });
   const response = await open(`/v1/ws?topic=${encodeURIComponent(topic)}${query}`, bearer(token));
@@ -123,14 +131,26 @@ describe("GET /v1/ws", () => {
     }
   });
 
-  it("limits sockets per client on a topic", async () => {
+  it("caps the notify token's sockets on one topic (WS_MAX_SOCKETS_PER_CLIENT, 3 here), not a user's", async () => {
     const tenant = await createTenant();
-    const token = await grant(tenant, { topics: ["l"] }, { sub: "carol" });
-    for (let i = 0; i < 3; i++) expect((await open("/v1/ws?topic=l", bearer(token))).status).toBe(101);
-    const fourth = await open("/v1/ws?topic=l", bearer(token));
+    for (let i = 0; i < 3; i++) expect((await open("/v1/ws?topic=l", bearer(tenant.notify_token))).status).toBe(101);
+    const fourth = await open("/v1/ws?topic=l", bearer(tenant.notify_token));
     expect(fourth.status).toBe(429);
-    expect(await fourth.json()).toMatchObject({ error: { code: "too_many_sockets" } });
-    expect((await open("/v1/ws?topic=l", bearer(await grant(tenant, { topics: ["l"] }, { sub: "dave" })))).status).toBe(101);
+    expect(fourth.webSocket).toBeNull();
+    expect(await fourth.json()).toEqual({
+      error: {
+        code: "quota_exceeded",
+        message: "the notify token holds 3 sockets on a topic at most (users' sockets are counted per user, across topics)",
+        limit: "notify_token_sockets_per_topic",
+        max: 3,
+      },
+    });
+    // another topic, and a connection, are not that topic's
+    expect((await open("/v1/ws?topic=l2", bearer(tenant.notify_token))).status).toBe(101);
+    expect((await open("/v1/ws", bearer(tenant.notify_token))).status).toBe(101);
+    // a user's sockets count per user across topics (USER_MAX_SOCKETS, 100 by default): five on one topic open
+    const token = await grant(tenant, { topics: ["l"] }, { sub: "carol" });
+    for (let i = 0; i < 5; i++) expect((await open("/v1/ws?topic=l", bearer(token))).status).toBe(101);
   });
 
   it("closes a socket with 4001 when its grant expires", async () => {
@@ -185,10 +205,22 @@ describe("GET /v1/ws", () => {
     const tenant = await createTenant();
     const stub = hub(tenant, "race");
     // the Worker authorised this socket with the old notify token; then the rotation ran
-    const url = hubConnectUrl({ tenantId: tenant.id, topic: "race", owner: null, expiresAt: null, credential: "cred:notify:stale", protocol: null, since: null });
+    const url = hubConnectUrl({
+      tenantId: tenant.id,
+      topic: "race",
+      owner: null,
+      expiresAt: null,
+      credential: "cred:notify:stale",
+      protocol: null,
+      since: null,
+      socket: crypto.randomUUID(),
+      limits: { sockets: 10, sockets_per_user: 10 },
+    });
     const response = await stub.fetch(url, { headers: { Upgrade: "websocket" } });
     expect(response.status).toBe(401);
     expect(response.webSocket).toBeNull();
+    // refused before a slot was taken
+    expect(await tenantLimiter(env, tenant.id).openSockets()).toBe(0);
   });
 
   it("closes a grant-key socket (4001) when its key is removed", async () => {
@@ -251,8 +283,10 @@ describe("GET /v1/ws", () => {
       const response = await open("/v1/ws?topic=q", bearer(token));
       expect(response.status).toBe(401);
     }
-    // none of them counts against the per-client socket limit (3 in the test config)
+    // none of them holds a socket slot: a user limited to 3 still opens 3
+    await setSocketLimits(tenant, { sockets_per_user: 3 });
     for (let i = 0; i < 3; i++) expect((await open("/v1/ws?topic=q", bearer(await grant(tenant, { topics: ["q"] }, { sub: "line" })))).status).toBe(101);
+    expect(await tenantLimiter(env, tenant.id).openSockets()).toBe(3);
   });
 });
 
