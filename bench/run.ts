@@ -166,6 +166,9 @@ async function fanout(subscribers: number) {
 
 const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 
+/** `wrangler dev` vars that let one user of one tenant hold `count` sockets (issue 12's socket quotas). */
+const socketLimits = (count: number) => ["--var", `USER_MAX_SOCKETS:${count}`, "--var", `TENANT_MAX_SOCKETS:${Math.max(count, 10_000)}`];
+
 /** Opens `count` sockets; `received(i)` resolves with the time socket i got its next push. */
 async function openSockets(url: string, protocols: (i: number) => string[], count: number) {
   const sockets: WebSocket[] = [];
@@ -193,7 +196,8 @@ async function openSockets(url: string, protocols: (i: number) => string[], coun
 
 async function websockets(count: number, rounds: number) {
   // the director: notify → TopicHub flush → broadcast to its sockets
-  const director = await startDirector({}, ["--var", "COALESCE_MS:0", "--var", `WS_MAX_SOCKETS_PER_CLIENT:${count}`]);
+  // one user holds all the sockets: its limit (and the tenant's) raised to fit them
+  const director = await startDirector({}, ["--var", "COALESCE_MS:0", ...socketLimits(count)]);
   const ours: number[] = [];
   try {
     const tenant = (await api(director, "/v1/admin/tenants", director.adminToken, { json: { name: "ws-bench" } })).body;
@@ -289,7 +293,8 @@ async function openConnections(director: Director, token: string, topic: string,
 }
 
 async function connections(count: number, rounds: number) {
-  const director = await startDirector({}, ["--var", "COALESCE_MS:0", "--var", `WS_MAX_SOCKETS_PER_CLIENT:${count}`]);
+  // one user holds the topic sockets and the connections
+  const director = await startDirector({}, ["--var", "COALESCE_MS:0", ...socketLimits(2 * count)]);
   const ofConnections: number[] = [];
   const ofTopicSockets: number[] = [];
   try {

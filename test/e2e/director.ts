@@ -8,6 +8,8 @@ import path from "node:path";
 import { SignJWT } from "jose";
 
 const root = path.resolve(import.meta.dirname, "../..");
+/** Start-up took 12–18 s on a busy 2-core machine. */
+const READY_TIMEOUT_MS = 90_000;
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -53,13 +55,25 @@ export async function startDirector(extraEnv: Record<string, string> = {}, wrang
   let output = "";
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   await new Promise<void>((resolve, reject) => {
+    // wrangler may report a start-up error and keep running without ever answering: give up, and
+    // stop the whole process group, rather than wait forever
+    const timer = setTimeout(() => {
+      process.kill(-child.pid!, "SIGTERM");
+      reject(new Error(`npm start was not ready within ${READY_TIMEOUT_MS / 1000} s:\n${output}`));
+    }, READY_TIMEOUT_MS);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      if (/Ready on http/.test(output)) resolve();
+      if (/Ready on http/.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
     };
     child.stdout!.on("data", onData);
     child.stderr!.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`npm start exited (${code}) before it was ready:\n${output}`)));
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`npm start exited (${code}) before it was ready:\n${output}`));
+    });
   });
   const vars = Object.fromEntries(
     readFileSync(devVars, "utf8")
