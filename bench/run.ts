@@ -10,7 +10,9 @@
 //  4. Connections (`ws-conn`): 200 connection-ID subscribers (the early draft's flow, attached by
 //     POST /v1/subscriptions) and 200 topic sockets of the same topic hear the same notifies;
 //     notify → frame p99 of each. Goal: connections' p99 ≤ 2 × topic sockets' p99 + 50 ms.
-// BENCH_PARTS=prep,fanout,ws,ws-conn runs only those parts, prints them and replaces only their
+//  5. Notify throughput (`notify`, bench/notify.ts): `POST /v1/notify` req/s and p99 against
+//     `GET /` (no storage) in alternating phases of the same run; the notify limit raised by PUT.
+// BENCH_PARTS=prep,fanout,ws,ws-conn,notify runs only those parts, prints them and replaces only their
 // sections of BENCHMARKS.md (the others stay as measured).
 import { spawn } from "node:child_process";
 import { createECDH, randomBytes, webcrypto } from "node:crypto";
@@ -23,6 +25,7 @@ import webpush from "web-push";
 import WebSocket, { WebSocketServer } from "ws";
 import { api, freePort, mintGrant, startDirector, type Director } from "../test/e2e/director.ts";
 import { PushService } from "../test/support/push-service.ts";
+import { notifySection, notifyThroughput } from "./notify.ts";
 
 const root = path.resolve(import.meta.dirname, "..");
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -397,7 +400,7 @@ queues. Goal: connections' p99 ≤ 2 × ${fmt(conn.topic.p99)} + 50 = ${fmt(goal
 `;
 }
 
-const SECTIONS = ["prep", "fanout", "ws", "ws-conn"] as const;
+const SECTIONS = ["prep", "fanout", "ws", "ws-conn", "notify"] as const;
 type Part = (typeof SECTIONS)[number];
 
 async function measure(part: Part): Promise<string> {
@@ -421,6 +424,11 @@ async function measure(part: Part): Promise<string> {
       const conn = await connections(Number(process.env.BENCH_CONNECTIONS ?? 200), 10);
       console.log(`connections: ${conn.count} connections p99 ${fmt(conn.connections.p99)} ms, ${conn.count} topic sockets p99 ${fmt(conn.topic.p99)} ms`);
       return connectionsSection(conn);
+    }
+    case "notify": {
+      const figures = await notifyThroughput();
+      console.log(`notify: ${fmt(figures.notify.perSecond, 0)} req/s (${fmt(figures.throughputRatio * 100, 0)} % of the floor), p99 ${fmt(figures.notify.p99)} ms`);
+      return notifySection(figures);
     }
   }
 }
