@@ -1,6 +1,19 @@
 -- Push Director schema (D1 / SQLite): the schema that migrations/ builds, in one file to read.
 -- Databases are built and upgraded by `wrangler d1 migrations apply` (npm start and the tests do
 -- it); this file applies to an empty database, and again to an applied one.
+-- A database this file builds is recorded as at the newest migration, in wrangler's own table, so
+-- `wrangler d1 migrations apply` (npm run deploy, npm start) adopts it and applies only later ones.
+-- Recorded only when the tables are new: on an existing database this changes nothing.
+CREATE TABLE IF NOT EXISTS d1_migrations(
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  name       TEXT UNIQUE,
+  applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL
+);
+INSERT OR IGNORE INTO d1_migrations (name)
+  SELECT value FROM json_each('["0001_initial.sql", "0002_secrets_at_rest.sql", "0003_push_services.sql", "0004_connections.sql",
+    "0005_delivery_state.sql", "0006_test_pushes.sql", "0007_quotas.sql", "0008_tenants_by_created.sql"]')
+  WHERE NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tenants');
+
 -- Times are Unix seconds. Depths are 0, 1 or 2 (= "infinity"), so "the requested depth covers
 -- the change's distance" is a plain `>=`.
 
@@ -194,3 +207,6 @@ INSERT OR IGNORE INTO registration_counts (tenant_id, owner, registrations)
   SELECT tenant_id, '', COUNT(*) FROM registrations GROUP BY tenant_id;
 INSERT OR IGNORE INTO registration_counts (tenant_id, owner, registrations)
   SELECT tenant_id, owner, COUNT(*) FROM registrations WHERE owner IS NOT NULL GROUP BY tenant_id, owner;
+
+-- Lists tenants newest first (GET /v1/admin/tenants?order=newest) by index, with no sort.
+CREATE INDEX IF NOT EXISTS tenants_by_created ON tenants (created_at, id);

@@ -12,17 +12,52 @@ import { resealAll } from "./helpers";
 
 const statements = () => env.TEST_SCHEMA_SQL.flatMap((migration) => migration.queries);
 
-/** Every table's columns and every index, as SQLite describes them (not the CREATE text, which ALTER appends to). */
+/** The `CHECK (…)` clauses of a CREATE TABLE text, whitespace folded, sorted. */
+function checksOf(sql: string): string[] {
+  const out: string[] = [];
+  for (let at = sql.search(/CHECK\s*\(/i); at >= 0; ) {
+    let i = sql.indexOf("(", at);
+    const start = i;
+    for (let depth = 0; i < sql.length; i++) {
+      if (sql[i] === "(") depth++;
+      else if (sql[i] === ")" && --depth === 0) break;
+    }
+    out.push(sql.slice(start, i + 1).replace(/\s+/g, " "));
+    const next = sql.slice(i).search(/CHECK\s*\(/i);
+    at = next < 0 ? -1 : i + next;
+  }
+  return out.sort();
+}
+
+const folded = (sql: string | null) => (sql ?? "").replace(/\s+/g, " ").replace(/ IF NOT EXISTS/i, "").trim();
+
+/**
+ * Every table's columns (in order: name, type, notnull, default, pk), foreign keys, CHECKs and
+ * indexes (unique, partial), every index's columns and predicate, every trigger's text: as SQLite
+ * describes them, not the CREATE text as a whole, which ALTER appends to.
+ */
 async function shape(db: D1Database) {
   const { results: objects } = await db
-    .prepare("SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name NOT IN ('d1_migrations', '_cf_KV') AND name NOT LIKE '_cf_%' ORDER BY name")
-    .all<{ type: string; name: string; tbl_name: string }>();
+    .prepare("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name NOT IN ('d1_migrations', '_cf_KV') AND name NOT LIKE '_cf_%' ORDER BY name")
+    .all<{ type: string; name: string; tbl_name: string; sql: string | null }>();
   const out: Record<string, unknown> = {};
   for (const object of objects) {
-    out[object.name] =
-      object.type === "table"
-        ? (await db.prepare(`SELECT name, type, "notnull", dflt_value, pk FROM pragma_table_info(?)`).bind(object.name).all()).results
-        : (await db.prepare("SELECT name FROM pragma_index_info(?)").bind(object.name).all()).results;
+    if (object.type === "table") {
+      out[object.name] = {
+        columns: (await db.prepare(`SELECT cid, name, type, "notnull", dflt_value, pk FROM pragma_table_info(?) ORDER BY cid`).bind(object.name).all()).results,
+        foreignKeys: (await db.prepare(`SELECT "table", "from", "to", on_update, on_delete FROM pragma_foreign_key_list(?) ORDER BY "from"`).bind(object.name).all()).results,
+        checks: checksOf(object.sql ?? ""),
+        indexes: (await db.prepare(`SELECT name, "unique", origin, partial FROM pragma_index_list(?) WHERE name NOT LIKE 'sqlite_autoindex_%' ORDER BY name`).bind(object.name).all()).results,
+        uniques: (await db.prepare(`SELECT origin, (SELECT group_concat(name) FROM pragma_index_info(il.name)) AS columns FROM pragma_index_list(?) il WHERE il.name LIKE 'sqlite_autoindex_%' ORDER BY columns`).bind(object.name).all()).results,
+      };
+    } else if (object.type === "index") {
+      out[object.name] = {
+        columns: (await db.prepare("SELECT seqno, name FROM pragma_index_info(?) ORDER BY seqno").bind(object.name).all()).results,
+        where: /\bWHERE\b(.*)$/is.exec(object.sql ?? "")?.[1].replace(/\s+/g, " ").trim() ?? null,
+      };
+    } else {
+      out[object.name] = folded(object.sql);
+    }
   }
   return out;
 }
@@ -100,6 +135,12 @@ async function census(db: D1Database) {
     )
     .first<Record<string, number>>();
 }
+
+/** Every table, children before their parents (D1 enforces foreign keys). */
+const DROP_ALL = [
+  "registration_counts", "tenant_limits", "test_pushes", "delivery_stats", "registrations", "subscriptions", "tenant_triggers",
+  "vapid_keys", "dead_letters", "websocket_topics", "websocket_connections", "tenants", "d1_migrations",
+];
 
 describe("migrations/", () => {
   it("upgrade a filled database from before secrets were sealed without losing a row, and rotation seals it", async () => {
@@ -211,11 +252,7 @@ describe("migrations/", () => {
   it("0007 counts the registrations of a filled 0006 database, and the triggers keep counting", async () => {
     const db = env.UPGRADE_DB;
     const upTo = (name: string) => env.TEST_MIGRATIONS.slice(0, env.TEST_MIGRATIONS.findIndex((m) => m.name === name));
-    await db.batch(
-      ["registration_counts", "tenant_limits", "test_pushes", "delivery_stats", "registrations", "subscriptions", "tenant_triggers", "vapid_keys", "dead_letters", "websocket_topics", "websocket_connections", "tenants", "d1_migrations"].map((t) =>
-        db.prepare(`DROP TABLE IF EXISTS ${t}`),
-      ),
-    );
+    await db.batch(DROP_ALL.map((t) => db.prepare(`DROP TABLE IF EXISTS ${t}`)));
     await applyD1Migrations(db, upTo("0007_quotas.sql"));
     const tenants = ["aaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbb"];
     await db.batch([
@@ -264,5 +301,19 @@ describe("migrations/", () => {
       { tenant_id: tenants[1], owner: "", registrations: 1 },
       { tenant_id: tenants[1], owner: "alice", registrations: 1 },
     ]);
+  });
+  it("adopt a database built from schema.sql: applied over it, they change nothing", async () => {
+    const db = env.UPGRADE_DB;
+    await db.batch(DROP_ALL.map((t) => db.prepare(`DROP TABLE IF EXISTS ${t}`)));
+    await db.batch(statements().map((sql) => db.prepare(sql)));
+    await db.prepare("INSERT INTO tenants (id, name, notify_token_hash, grant_secret, created_at, updated_at) VALUES ('t-adopt', 'x', 'h', 's', 1, 1)").run();
+    const built = await shape(db);
+    // recorded as at the newest migration: every file of migrations/, by name
+    const recorded = (await db.prepare("SELECT name FROM d1_migrations ORDER BY name").all<{ name: string }>()).results.map((r) => r.name);
+    expect(recorded).toEqual(env.TEST_MIGRATIONS.map((m) => m.name));
+    await applyD1Migrations(db, env.TEST_MIGRATIONS);
+    expect(await shape(db)).toEqual(built);
+    expect(await shape(db)).toEqual(await shape(env.DB));
+    expect((await db.prepare("SELECT COUNT(*) AS n FROM tenants").first<{ n: number }>())!.n).toBe(1);
   });
 });

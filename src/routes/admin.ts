@@ -13,11 +13,14 @@ import {
   getTenant,
   insertTenant,
   listTenants,
+  newestCursor,
   openGrantSecret,
+  parseNewestCursor,
   sealGrantSecret,
   setGrantKeys,
   setTenantDisabled,
   updateTenantSecrets,
+  type TenantPage,
   type TenantRow,
 } from "../store/tenants";
 import { CLOSE } from "../hub/frames";
@@ -65,9 +68,21 @@ const rotateSchema = z.object({
   grant_secret: z.boolean().default(true),
 });
 const listQuery = z.object({
-  cursor: z.string().regex(TENANT_ID, "must be a tenant id from next_cursor").optional(),
+  order: z.enum(["id", "newest"]).default("id"),
+  cursor: z.string().optional(),
   limit: z.coerce.number().int().min(1).max(100).default(50),
 });
+
+/** The page a list query asks for; a cursor from the other order (or none of ours) is 400. */
+function tenantPage(order: "id" | "newest", cursor: string | undefined): TenantPage {
+  if (order === "id") {
+    if (cursor !== undefined && !TENANT_ID.test(cursor)) throw badRequest("invalid_request", "cursor: must be a next_cursor of order=id");
+    return { order, after: cursor ?? "" };
+  }
+  const after = cursor === undefined ? null : parseNewestCursor(cursor);
+  if (cursor !== undefined && after === null) throw badRequest("invalid_request", "cursor: must be a next_cursor of order=newest");
+  return { order, after };
+}
 
 export const admin = new Hono<AppEnv>();
 
@@ -96,10 +111,11 @@ admin.post("/tenants", async (c) => {
 
 admin.get("/tenants", async (c) => {
   const query = parseWith(listQuery, c.req.query());
-  const rows = await listTenants(c.env.DB, query.cursor ?? "", query.limit);
+  const rows = await listTenants(c.env.DB, tenantPage(query.order, query.cursor), query.limit);
+  const last = rows.length === query.limit ? rows[rows.length - 1] : null;
   return c.json({
     tenants: rows.map(tenantJson),
-    next_cursor: rows.length === query.limit ? rows[rows.length - 1].id : null,
+    next_cursor: last === null ? null : query.order === "id" ? last.id : newestCursor(last),
   });
 });
 

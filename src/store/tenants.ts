@@ -1,4 +1,5 @@
 /** D1 access to the `tenants` table; the grant secret is kept sealed (src/crypto/sealed.ts). */
+import { decodeBase64url, encodeBase64url } from "../crypto/base64url";
 import { open, seal, type Keyring } from "../crypto/sealed";
 
 export interface TenantRow {
@@ -56,14 +57,47 @@ export function getTenant(db: D1Database, id: string): Promise<TenantRow | null>
   return db.prepare(`${SELECT_TENANT} WHERE t.id = ?`).bind(id).first<TenantRow>();
 }
 
-/** Keyset page of tenants in id order. */
-export async function listTenants(db: D1Database, after: string, limit: number): Promise<TenantRow[]> {
-  const { results } = await db
-    .prepare(`${SELECT_TENANT} WHERE t.id > ? ORDER BY t.id LIMIT ?`)
-    .bind(after, limit)
-    .all<TenantRow>();
+/** A page of tenants: in id order after a tenant id, or newest first after a `newestCursor`. */
+export type TenantPage = { order: "id"; after: string } | { order: "newest"; after: NewestPosition | null };
+
+/** Where a newest-first page stopped: the last row's (created_at, id), the index's key. */
+export interface NewestPosition {
+  created_at: number;
+  id: string;
+}
+
+const NEWEST_POSITION = /^(0|[1-9][0-9]{0,15}):([0-9a-f]{24})$/;
+
+/** The opaque cursor of a newest-first page: base64url of `created_at:id`. */
+export const newestCursor = (row: NewestPosition): string =>
+  encodeBase64url(new TextEncoder().encode(`${row.created_at}:${row.id}`));
+
+/** The position a `newestCursor` names; null for anything else (an id-order cursor, garbage). */
+export function parseNewestCursor(cursor: string): NewestPosition | null {
+  const bytes = decodeBase64url(cursor);
+  const match = bytes === null ? null : NEWEST_POSITION.exec(new TextDecoder().decode(bytes));
+  return match === null ? null : { created_at: Number(match[1]), id: match[2] };
+}
+
+/** Exported for the query-plan test (test/routes/admin.test.ts): it must use tenants_by_created. */
+export const NEWEST_TENANTS = `${SELECT_TENANT} ORDER BY t.created_at DESC, t.id DESC`;
+export const NEWEST_TENANTS_AFTER = `${SELECT_TENANT} WHERE (t.created_at, t.id) < (?, ?) ORDER BY t.created_at DESC, t.id DESC`;
+
+/**
+ * Keyset page of tenants. Newest first walks `tenants_by_created` backwards (created_at, id
+ * descending: ties on the second broken by id), so no page sorts the table.
+ */
+export async function listTenants(db: D1Database, page: TenantPage, limit: number): Promise<TenantRow[]> {
+  const statement =
+    page.order === "id"
+      ? db.prepare(`${SELECT_TENANT} WHERE t.id > ? ORDER BY t.id LIMIT ?`).bind(page.after, limit)
+      : page.after === null
+        ? db.prepare(`${NEWEST_TENANTS} LIMIT ?`).bind(limit)
+        : db.prepare(`${NEWEST_TENANTS_AFTER} LIMIT ?`).bind(page.after.created_at, page.after.id, limit);
+  const { results } = await statement.all<TenantRow>();
   return results;
 }
+
 
 export async function setTenantDisabled(db: D1Database, id: string, disabledAt: number | null, now: number): Promise<boolean> {
   const result = await db
@@ -100,4 +134,10 @@ export async function countTenantRecords(db: D1Database, id: string, now: number
     db.prepare("SELECT COUNT(*) AS n FROM registrations WHERE tenant_id = ? AND expires_at > ?").bind(id, now),
   ]);
   return { subscriptions: subs.results[0]?.n ?? 0, registrations: regs.results[0]?.n ?? 0 };
+}
+
+/** How many tenants there are: the health probe's one D1 read, proving D1 answers and the schema is in place. */
+export async function countTenants(db: D1Database): Promise<number> {
+  const row = await db.prepare("SELECT count(*) AS n FROM tenants").first<{ n: number }>();
+  return row?.n ?? 0;
 }

@@ -1,10 +1,11 @@
 import { env } from "cloudflare:workers";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import { describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { app } from "../../src/app";
 import { keyringOf, newSecretsKey } from "../../src/crypto/sealed";
 import { generateVapidKeys } from "../../src/crypto/vapid";
 import { countUnsealed } from "../../src/store/sealed-columns";
+import { NEWEST_TENANTS, NEWEST_TENANTS_AFTER } from "../../src/store/tenants";
 import { insertPendingVapidKey } from "../../src/store/vapid-keys";
 import { ADMIN, bearer, call, createTenant, grant, resealAll, webPushBody } from "../helpers";
 
@@ -186,6 +187,102 @@ describe("grant keys (ES256 / EdDSA client grants)", () => {
     expect(await (await call(`/v1/admin/tenants/${tenant.id}/grant-keys`, { headers: ADMIN })).json()).toMatchObject({ grant_keys: [{ kid: "kept" }] });
     expect((await put("0123456789abcdef01234567", { keys: [] })).status).toBe(404);
     expect((await call(`/v1/admin/tenants/${tenant.id}/grant-keys`, { method: "PUT", json: { keys: [] } })).status).toBe(401);
+  });
+});
+
+describe("tenants newest first (order=newest)", () => {
+  type Page = { tenants: { id: string; created_at: number }[]; next_cursor: string | null };
+  const list = (query: string) => call(`/v1/admin/tenants?${query}`, { headers: ADMIN });
+
+  /** Tenants created "later" than any other in the file, three of them in one second. */
+  beforeAll(async () => {
+    const rows = [
+      { id: "fffffffffffffffffffff001", created_at: 4_000_000_002 },
+      { id: "fffffffffffffffffffff00a", created_at: 4_000_000_001 },
+      { id: "fffffffffffffffffffff00b", created_at: 4_000_000_001 },
+      { id: "fffffffffffffffffffff002", created_at: 4_000_000_001 },
+      { id: "fffffffffffffffffffff003", created_at: 4_000_000_000 },
+    ];
+    await env.DB.batch(
+      rows.map((row) =>
+        env.DB.prepare("INSERT INTO tenants (id, name, notify_token_hash, grant_secret, created_at, updated_at) VALUES (?, 'n', 'h', 's', ?, ?)").bind(
+          row.id,
+          row.created_at,
+          row.created_at,
+        ),
+      ),
+    );
+  });
+
+  it("walks newest first across pages, ties on created_at broken by id", async () => {
+    await createTenant("older");
+    const seen: Page["tenants"] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const response = await list(`order=newest&limit=2${cursor === null ? "" : `&cursor=${cursor}`}`);
+      expect(response.status).toBe(200);
+      const page = await response.json<Page>();
+      expect(page.tenants.length).toBeLessThanOrEqual(2);
+      seen.push(...page.tenants);
+      cursor = page.next_cursor;
+      // opaque, and never a tenant id an order=id page would take
+      if (cursor !== null) expect(cursor).toMatch(/^[A-Za-z0-9_-]+$/);
+      pages++;
+    } while (cursor !== null);
+    expect(pages).toBeGreaterThanOrEqual(3);
+    expect(seen.slice(0, 5).map((t) => t.id)).toEqual([
+      "fffffffffffffffffffff001",
+      "fffffffffffffffffffff00b",
+      "fffffffffffffffffffff00a",
+      "fffffffffffffffffffff002",
+      "fffffffffffffffffffff003",
+    ]);
+    expect(new Set(seen.map((t) => t.id)).size).toBe(seen.length);
+    const keys = seen.map((t) => [t.created_at, t.id] as const);
+    const sorted = [...keys].sort((a, b) => b[0] - a[0] || (b[1] < a[1] ? -1 : b[1] > a[1] ? 1 : 0));
+    expect(keys).toEqual(sorted);
+  });
+
+  it("keeps order=id the default, its cursor a tenant id", async () => {
+    const page = await (await list("limit=1")).json<Page>();
+    const byId = await (await list("order=id&limit=1")).json<Page>();
+    expect(page).toEqual(byId);
+    expect(page.next_cursor).toBe(page.tenants[0].id);
+  });
+
+  it("answers 400 for an unknown order, a cursor of the other order, or garbage", async () => {
+    const newest = (await (await list("order=newest&limit=1")).json<Page>()).next_cursor!;
+    const byId = (await (await list("order=id&limit=1")).json<Page>()).next_cursor!;
+    for (const query of [
+      "order=oldest",
+      "order=",
+      `order=id&cursor=${newest}`,
+      `cursor=${newest}`,
+      `order=newest&cursor=${byId}`,
+      "order=newest&cursor=x",
+      `order=newest&cursor=${btoa("12:nope").replace(/=+$/, "")}`,
+      `order=newest&cursor=${btoa("-1:fffffffffffffffffffff001").replace(/=+$/, "")}`,
+    ]) {
+      const response = await list(query);
+      expect(response.status, query).toBe(400);
+      expect(await response.json(), query).toMatchObject({ error: { code: "invalid_request" } });
+    }
+    expect((await list(`order=newest&cursor=${newest}`)).status).toBe(200);
+  });
+
+  it("reads newest-first pages through tenants_by_created, sorting nothing", async () => {
+    for (const [sql, params] of [
+      [NEWEST_TENANTS, []],
+      [NEWEST_TENANTS_AFTER, [4_000_000_001, "fffffffffffffffffffff00a"]],
+    ] as const) {
+      const { results } = await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql} LIMIT 2`)
+        .bind(...params)
+        .all<{ detail: string }>();
+      const plan = results.map((row) => row.detail).join("\n");
+      expect(plan).toMatch(/tenants_by_created/);
+      expect(plan).not.toMatch(/TEMP B-TREE/);
+    }
   });
 });
 
