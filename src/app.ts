@@ -2,14 +2,17 @@
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
+import { routePath } from "hono/route";
 import { MAX_BODY_BYTES } from "./config";
 import { SecretsKeyMissing, SecretUndecryptable } from "./crypto/sealed";
 import { ApiError } from "./errors";
 import { authFailureLimit } from "./limits/auth-failures";
+import { errorFields, log } from "./log";
 import { REGISTRATIONS_PATH } from "./registering";
 import { admin } from "./routes/admin";
 import { demo } from "./routes/demo";
 import { discovery } from "./routes/discovery";
+import { healthz } from "./routes/healthz";
 import { notify } from "./routes/notify";
 import { properties } from "./routes/properties";
 import { pushRegister } from "./routes/register";
@@ -24,6 +27,23 @@ function errorJson(c: Context, status: number, code: string, message: string, he
 }
 
 export const app = new Hono<AppEnv>();
+
+/**
+ * One log line per request, written after the answer. Only the matched pattern is logged, never
+ * the path or query: both carry registration ids and `?access_token=` grants (RFC 6750 §5.3).
+ */
+app.use(async (c, next) => {
+  const started = Date.now();
+  await next();
+  const status = c.res.status;
+  log(c.env, status >= 500 ? "error" : "info", "request", {
+    method: c.req.method,
+    route: routePath(c, -1),
+    status,
+    ms: Date.now() - started,
+    tenant: c.get("principal")?.tenant.id ?? null,
+  });
+});
 
 app.use(
   bodyLimit({
@@ -50,6 +70,7 @@ app.use(async (c, next) => {
 app.use(authFailureLimit);
 
 app.get("/", (c) => c.json({ service: "push-director", discovery: "/.well-known/webdav-push" }));
+app.route("/healthz", healthz);
 app.route("/.well-known", discovery);
 app.route("/demo", demo);
 app.route("/v1/admin", admin);
@@ -73,13 +94,14 @@ app.onError((error, c) => {
   if (error instanceof HTTPException) return errorJson(c, error.status, "http_error", error.message || "request failed");
   // secrets at rest: never served in clear as a fallback, the operator is told instead
   if (error instanceof SecretsKeyMissing) {
-    console.error(JSON.stringify({ event: "secrets_key_missing", message: error.message }));
+    log(c.env, "error", "secrets_key_missing", { message: error.message });
     return errorJson(c, 503, "secrets_key_missing", "the director cannot read its stored secrets: SECRETS_KEY is not set (operator: see README, Security)");
   }
   if (error instanceof SecretUndecryptable) {
-    console.error(JSON.stringify({ event: "secret_undecryptable", message: error.message }));
+    // not the message: it names the row, and a subscription's row key holds its push URL
+    log(c.env, "error", "secret_undecryptable", { route: routePath(c, -1) });
     return errorJson(c, 503, "secret_undecryptable", "a stored secret does not open with SECRETS_KEY or SECRETS_KEY_PREVIOUS");
   }
-  console.error("unhandled error", error);
+  log(c.env, "error", "unhandled_error", { route: routePath(c, -1), ...errorFields(error) });
   return errorJson(c, 500, "internal_error", "the director failed to handle this request");
 });

@@ -1,4 +1,5 @@
 import { app } from "./app";
+import { errorFields, log } from "./log";
 import { queue } from "./queues";
 import { purge } from "./scheduled";
 
@@ -11,6 +12,11 @@ export default {
   fetch: app.fetch,
   queue,
   async scheduled(_controller, env, ctx) {
-    ctx.waitUntil(purge(env).then((purged) => console.log("purged", JSON.stringify(purged))));
+    ctx.waitUntil(
+      purge(env).then(
+        (purged) => log(env, "info", "purge", purged),
+        (error: unknown) => log(env, "error", "purge_failed", errorFields(error)),
+      ),
+    );
   },
 } satisfies ExportedHandler<Env>;

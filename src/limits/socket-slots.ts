@@ -3,6 +3,8 @@
  * pass, and a hub's side of them (taking and giving back slots, answering the limiter's re-check,
  * spending a socket's frame allowance in its attachment).
  */
+import { env } from "cloudflare:workers";
+import { errorFields, log } from "../log";
 import { spendFrame, type FrameAllowance } from "./bucket";
 import { limitMessage, limitsOf, type Limits } from "./limits";
 import type { tenantLimiter } from "./tenant-limiter";
@@ -118,7 +120,7 @@ export class HubSockets {
       [...byTenant].map(([tenantId, held]) =>
         this.limiter(tenantId)
           .releaseSockets(held.map((slot) => slot.id))
-          .catch((error: unknown) => console.error(JSON.stringify({ event: "socket_release_failed", tenantId, sockets: held.length, message: String(error) }))),
+          .catch((error: unknown) => log(env, "error", "socket_release_failed", { tenant: tenantId, sockets: held.length, ...errorFields(error) })),
       ),
     );
   }

@@ -17,9 +17,10 @@ import type { Outcome, PushMessage, Transport } from "../transports/transport";
 import { webPushTransport, type WebPushTarget } from "../transports/web-push";
 import { fcmTransport, serviceAccountOf, type FcmTarget } from "../transports/fcm";
 import type { DeadLetter, DeliveryJob, DeliveryTarget } from "./jobs";
+import { errorFields, hostOf, log } from "../log";
 
 /** The target as a transport sends to it, its secret opened; a failure is the outcome instead. */
-export async function openTarget(keyring: () => Promise<Keyring>, target: DeliveryTarget): Promise<WebPushTarget | FcmTarget | Outcome> {
+export async function openTarget(keyring: () => Promise<Keyring>, target: DeliveryTarget, env?: Pick<Env, "LOG_LEVEL">): Promise<WebPushTarget | FcmTarget | Outcome> {
   try {
     if ("sealedToken" in target) {
       return { subscriptionId: target.subscriptionId, token: await openToken(await keyring(), target.tenantId, target.tokenDigest, target.sealedToken) };
@@ -31,7 +32,8 @@ export async function openTarget(keyring: () => Promise<Keyring>, target: Delive
     // a missing key is the operator's to fix: keep the message until it is set (the director's fault)
     if (error instanceof SecretsKeyMissing) return { kind: "retry", status: null, afterSeconds: null, reason: "SECRETS_KEY is not set", director: true };
     if (error instanceof SecretUndecryptable) {
-      console.error(JSON.stringify({ event: "secret_undecryptable", subscription: target.subscriptionId, message: error.message }));
+      // not the message: it names the row, whose key holds the push URL
+      log(env ?? {}, "error", "secret_undecryptable", { tenant: target.tenantId, subscription: target.subscriptionId });
       return { kind: "failed", status: null, reason: "secret_undecryptable: the subscription's secret does not open with SECRETS_KEY or SECRETS_KEY_PREVIOUS" };
     }
     throw error;
@@ -93,9 +95,15 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: Trans
 
   const sends = due.flatMap((j) => jobs[j].targets.map((target) => ({ j, job: jobs[j], target })));
   const failedJobs = new Map<number, Error>();
-  const sendOne = async ({ j, job, target }: (typeof sends)[number]): Promise<Sent> => {
+  const sendOne = async (send: (typeof sends)[number]): Promise<Sent> => {
+    const started = Date.now();
+    const sent = await attempt(send);
+    logAttempt(env, send.job, send.target, sent.outcome, Date.now() - started);
+    return sent;
+  };
+  const attempt = async ({ j, job, target }: (typeof sends)[number]): Promise<Sent> => {
     try {
-      const opened = await openTarget(keys, target);
+      const opened = await openTarget(keys, target, env);
       if ("kind" in opened) return { outcome: opened };
       // a first attempt carries the TTL as notified; a retry, the time left (issue 11)
       const message = job.attempt > 1 ? { ...job.message, ttl: ttlLeft(job.message.ttl, deadlineOf(job), now) } : job.message;
@@ -142,6 +150,23 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: Trans
   return results;
 }
 
+/**
+ * One line per send to a push service (after a 413's resend or a retired key's retry, the last
+ * answer): where it went by host alone, as the endpoint's path is the subscription's secret.
+ */
+function logAttempt(env: Env, job: DeliveryJob, target: DeliveryTarget, outcome: Outcome, ms: number): void {
+  const fcm = job.transport === "fcm";
+  log(env, outcome.kind === "delivered" || outcome.kind === "gone" ? "info" : "warn", "delivery", {
+    tenant: target.tenantId || null,
+    transport: fcm ? "fcm" : "web_push",
+    host: fcm ? hostOf(env.FCM_API_BASE) : "endpoint" in target ? hostOf(target.endpoint) : null,
+    outcome: outcome.kind,
+    status: outcome.status,
+    ms,
+    attempt: job.attempt,
+  });
+}
+
 /** Writes one job's follow-ups: retries and dead letters queued first, then the outcomes recorded. */
 async function followUps(
   env: Env,
@@ -176,7 +201,7 @@ async function followUps(
         break;
       case "refused":
         count(target.tenantId, "refused");
-        if (next.director) console.error(JSON.stringify({ event: "delivery_refused_by_director", subscription: id, reason: next.reason }));
+        if (next.director) log(env, "error", "delivery_refused_by_director", { tenant: target.tenantId, subscription: id, reason: next.reason });
         else record.failed.push({ id, reason: next.reason, status: next.status });
         break;
       case "retry": {
@@ -247,7 +272,7 @@ export async function consumeDeliveries(batch: MessageBatch<DeliveryJob>, env: E
   batch.messages.forEach((message, i) => {
     const error = results[i];
     if (error === null) return message.ack();
-    console.error(JSON.stringify({ event: "delivery_job_failed", message: message.id, error: error.message }));
+    log(env, "error", "delivery_job_failed", { tenant: message.body.tenantId || null, message_id: message.id, ...errorFields(error) });
     message.retry({ delaySeconds: Math.min(60, 2 ** message.attempts) });
   });
 }

@@ -28,6 +28,7 @@ import {
   type VapidRotationJob,
 } from "./jobs";
 import { variantFor, type Variant } from "./recipients";
+import { errorFields, log } from "../log";
 
 function messageFor(change: Change, variant: Variant, topic: string | null): PushMessage {
   return {
@@ -126,6 +127,7 @@ export async function fanOut(job: FanoutJob, env: Env): Promise<FanoutJob | null
   }
   for (const entry of byVariant.values()) flush(entry);
   for (const batch of sendBatches(jobs)) await env.DELIVERIES.sendBatch(batch.map((body) => ({ body })));
+  log(env, "info", "fanout", { tenant: tenantId, recipients: jobs.reduce((n, j) => n + j.targets.length, 0), chunks: jobs.length, more });
   // one message per transport it goes out by, counted by the job that starts its fan-out
   if (job.after === undefined) {
     const transports = new Set(jobs.map((j) => j.transport ?? "web_push"));
@@ -193,7 +195,7 @@ export async function consumeFanout(batch: MessageBatch<FanoutJob | VapidRotatio
       if (rest !== null) await env.FANOUT.send(rest);
       message.ack();
     } catch (error) {
-      console.error(`fanout job failed`, error);
+      log(env, "error", "fanout_job_failed", { tenant: "kind" in body ? null : body.tenantId, job: "kind" in body ? body.kind : "fanout", ...errorFields(error) });
       message.retry({ delaySeconds: Math.min(60, 2 ** message.attempts) });
     }
   }

@@ -3,6 +3,7 @@ import { consumeDeliveries } from "./deliveries";
 import { consumeFanout } from "./fanout";
 import { insertDeadLetters } from "../store/dead-letters";
 import { nowSeconds } from "../expiry";
+import { errorFields, log } from "../log";
 import { DEAD_LETTER_QUEUE, DELIVERIES_QUEUE, FANOUT_QUEUE, type DeliveryJob, type SecretsRotationJob, type VapidRotationJob } from "./jobs";
 
 /** The Worker's `queue` handler: one consumer per queue named in wrangler.toml. */
@@ -25,15 +26,16 @@ export async function queue(batch: MessageBatch, env: Env): Promise<void> {
             nowSeconds(),
           );
           message.ack();
+          log(env, "warn", "dead_letter", { tenant: body.tenantId || null, reason: typeof body.reason === "string" ? body.reason : null });
         } catch (error) {
-          console.error(JSON.stringify({ event: "dead_letter_not_written", message: message.id, error: (error as Error).message }));
+          log(env, "error", "dead_letter_not_written", { tenant: body.tenantId || null, message_id: message.id, ...errorFields(error) });
           message.retry({ delaySeconds: 30 });
         }
       }
       return;
     default:
       // A queue this code does not know yet: leave the messages for a version that does.
-      console.error(`no consumer for queue ${batch.queue}; retrying ${batch.messages.length} messages`);
+      log(env, "error", "no_consumer", { queue: batch.queue, messages: batch.messages.length });
       batch.retryAll({ delaySeconds: 60 });
   }
 }

@@ -65,6 +65,7 @@ websocket.get("/", async (c) => {
   }
   const principal = await authenticate(c.env, tokenOf(c.req.header("Authorization"), protocols, accessToken));
   if (principal.tenant.disabled_at !== null) throw forbidden("tenant_disabled", "this tenant is disabled");
+  c.set("principal", principal);
   if (topic === undefined) return openConnection(c.env, principal, connectionId ?? null, protocols.length > 0 ? SUBPROTOCOL : null);
   if (principal.kind === "grant" && !principal.topics.includes(topic)) {
     throw forbidden("topic_not_granted", "the client grant does not cover this topic");

@@ -3,6 +3,7 @@
  * sealed yet, and re-sealing it page by page (rotation to a new key, and rows from before
  * secrets were sealed, which are still in clear).
  */
+import { log } from "../log";
 import { open, seal, sealedKeyId, SecretUndecryptable, type Keyring } from "../crypto/sealed";
 import { AUTH_COLUMN, fcmIdentifier, subscriptionRowKey, TOKEN_COLUMN, type Transport } from "./subscriptions";
 import { GRANT_SECRET_COLUMN } from "./tenants";
@@ -50,7 +51,8 @@ export async function resealPage(db: D1Database, keyring: Keyring, table: Sealed
     } catch (error) {
       if (!(error instanceof SecretUndecryptable)) throw error;
       failed++;
-      console.error(JSON.stringify({ event: "secret_undecryptable", table, message: error.message }));
+      // an error line is written at every LOG_LEVEL; its message names the row (a push URL): left out
+      log({}, "error", "secret_undecryptable", { table });
     }
   };
   let last: string | null = null;

@@ -3,6 +3,7 @@
  * (cached until shortly before it expires), then one `messages:send` per registration token
  * (the batch endpoint is gone) with a data message.
  */
+import { log } from "../log";
 import { importPKCS8, SignJWT } from "jose";
 import type { Urgency } from "../hub/change";
 import { outcomeOfStatus, retryAfterSeconds, unansweredOutcome, type Outcome, type PushMessage, type Transport } from "./transport";
@@ -37,7 +38,7 @@ export function serviceAccountOf(env: Env): ServiceAccount | null {
   } catch {
     // fall through
   }
-  console.error("FCM_SERVICE_ACCOUNT is not a service account JSON with project_id, client_email and private_key");
+  log(env, "error", "fcm_misconfigured", { message: "FCM_SERVICE_ACCOUNT is not a service account JSON with project_id, client_email and private_key" });
   return null;
 }
 

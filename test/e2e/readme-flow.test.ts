@@ -29,6 +29,14 @@ describe("npm start", () => {
     expect(director.output()).toMatch(/curl -s -X POST http:\/\/localhost:\d+\/v1\/admin\/tenants/);
   });
 
+  it("is healthy: GET /healthz answers 200 with every check ok, never cached", async () => {
+    const response = await fetch(`${director.url}/healthz`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("Cache-Control")).toBe("no-store");
+    const body = await response.json();
+    expect(body).toMatchObject({ status: "ok", checks: { d1: { ok: true }, bindings: { ok: true, missing: [] }, secrets: { ok: true } } });
+  });
+
   it("runs the README flow: tenant, subscribe, list, notify, delete", async () => {
     const discovery = await call("/.well-known/webdav-push", "");
     expect(discovery.status).toBe(200);
