@@ -68,6 +68,8 @@ The admin token is ADMIN_TOKEN in ${relVars}${adminTokenLine ? "" : " (missing: 
   curl -s -X POST http://localhost:${port}/v1/admin/tenants \\
     -H "Authorization: Bearer $(sed -n 's/^ADMIN_TOKEN=//p' ${relVars})" \\
     -H 'Content-Type: application/json' -d '{"name": "my-dav-server"}'
+
+or sign in with it at http://localhost:${port}/admin. The API: http://localhost:${port}/docs
 `);
 
 const args = [wrangler, "dev", "--port", port, "--persist-to", state, "--env-file", devVars, ...process.argv.slice(2)];

@@ -8,12 +8,15 @@ import { SecretsKeyMissing, SecretUndecryptable } from "./crypto/sealed";
 import { ApiError } from "./errors";
 import { authFailureLimit } from "./limits/auth-failures";
 import { errorFields, log } from "./log";
+import { operations } from "./openapi/operation";
 import { REGISTRATIONS_PATH } from "./registering";
 import { admin } from "./routes/admin";
+import { adminUi } from "./routes/admin-ui";
 import { demo } from "./routes/demo";
 import { discovery } from "./routes/discovery";
 import { healthz } from "./routes/healthz";
 import { notify } from "./routes/notify";
+import { apiDocs } from "./routes/openapi";
 import { properties } from "./routes/properties";
 import { pushRegister } from "./routes/register";
 import { registrations } from "./routes/registrations";
@@ -69,11 +72,17 @@ app.use(async (c, next) => {
 
 app.use(authFailureLimit);
 
-app.get("/", (c) => c.json({ service: "push-director", discovery: "/.well-known/webdav-push" }));
+app.get(
+  "/",
+  operations("Public")({ summary: "Who answers here", responses: { 200: { description: '{"service": "push-director", "discovery": …, "docs": "/docs"}', json: true } } }),
+  (c) => c.json({ service: "push-director", discovery: "/.well-known/webdav-push", docs: "/docs" }),
+);
 app.route("/healthz", healthz);
+app.route("/", apiDocs(() => app.routes));
 app.route("/.well-known", discovery);
 app.route("/demo", demo);
 app.route("/v1/admin", admin);
+app.route("/admin", adminUi);
 app.route("/v1/notify", notify);
 app.route("/v1/subscriptions", subscriptions);
 app.route("/v1/unsubscribe", unsubscribe);

@@ -41,6 +41,7 @@ import { toDepth } from "../hub/change";
 import { depthToJson, type Depth } from "../depth";
 import type { SecretsRotationJob, VapidRotationJob } from "../queues/jobs";
 import type { AppEnv } from "../types";
+import { operations } from "../openapi/operation";
 import { parseWith, readJson, readOptionalJson } from "../validation";
 
 /** A tenant as the operator sees it: never its token hash, grant secret or any `*_hash`. */
@@ -86,10 +87,22 @@ function tenantPage(order: "id" | "newest", cursor: string | undefined): TenantP
 
 export const admin = new Hono<AppEnv>();
 
+const operation = operations("Operator");
+const ok = (description: string, json: true = true) => ({ description, json });
+const NO_TENANT = { description: "no such tenant" };
+
 admin.use(requireAdmin);
 
 /** The notify token and grant secret are shown here once; only the token's hash is kept. */
-admin.post("/tenants", async (c) => {
+admin.post(
+  "/tenants",
+  operation({
+    summary: "Create a tenant",
+    description: "The notify token and grant secret are in this answer only.",
+    body: { json: createSchema },
+    responses: { 201: { ...ok("{id, name, notify_token, grant_secret, created_at}"), headers: { Location: "the tenant's admin URL" } } },
+  }),
+  async (c) => {
   const { name } = await readJson(c, createSchema);
   const id = newTenantId();
   const notifyToken = newNotifyToken(id);
@@ -109,7 +122,10 @@ admin.post("/tenants", async (c) => {
   });
 });
 
-admin.get("/tenants", async (c) => {
+admin.get(
+  "/tenants",
+  operation({ summary: "List tenants", description: "order=id (default) or newest; next_cursor belongs to its order.", query: listQuery, responses: { 200: ok("{tenants, next_cursor}") } }),
+  async (c) => {
   const query = parseWith(listQuery, c.req.query());
   const rows = await listTenants(c.env.DB, tenantPage(query.order, query.cursor), query.limit);
   const last = rows.length === query.limit ? rows[rows.length - 1] : null;
@@ -121,7 +137,10 @@ admin.get("/tenants", async (c) => {
 
 const depthJson = (depth: Depth | null) => (depth === null ? null : { depth: depthToJson(depth) });
 
-admin.get("/tenants/:id", async (c) => {
+admin.get(
+  "/tenants/:id",
+  operation({ summary: "A tenant with its counts and supported triggers", responses: { 200: ok("the tenant, counts, supported_triggers"), 404: NO_TENANT } }),
+  async (c) => {
   const row = await tenantOr404(c.env.DB, c.req.param("id"));
   const supported = await getSupportedTriggers(c.env.DB, row.id);
   return c.json({
@@ -137,7 +156,10 @@ const triggersSchema = z.object({
 });
 
 /** What the tenant's collections support (the draft's supported-triggers); null = not supported. */
-admin.put("/tenants/:id/triggers", async (c) => {
+admin.put(
+  "/tenants/:id/triggers",
+  operation({ summary: "Set the triggers a tenant's collections support", body: { json: triggersSchema }, responses: { 200: ok("{id, supported_triggers}"), 404: NO_TENANT } }),
+  async (c) => {
   const row = await tenantOr404(c.env.DB, c.req.param("id"));
   const input = await readJson(c, triggersSchema);
   const supported = {
@@ -152,7 +174,15 @@ admin.put("/tenants/:id/triggers", async (c) => {
  * Issues new secrets (both unless told otherwise); the old ones stop working at once, and every
  * socket opened with one of them closes (4001) before this answers.
  */
-admin.post("/tenants/:id/rotate", async (c) => {
+admin.post(
+  "/tenants/:id/rotate",
+  operation({
+    summary: "Rotate a tenant's notify token and/or grant secret",
+    description: "The old ones stop working at once; sockets opened with one close (4001) before this answers.",
+    body: { json: rotateSchema, optional: true },
+    responses: { 200: ok("{id, notify_token, grant_secret, closed_sockets}"), 404: NO_TENANT },
+  }),
+  async (c) => {
   const row = await tenantOr404(c.env.DB, c.req.param("id"));
   const which = await readOptionalJson(c, rotateSchema);
   const keyring = await keyringOf(c.env);
@@ -176,13 +206,19 @@ admin.post("/tenants/:id/rotate", async (c) => {
 });
 
 /** The tenant's delivery counts over `?hours=` (1–720, default 24), as `GET /v1/stats` shows the tenant. */
-admin.get("/tenants/:id/stats", async (c) => {
+admin.get(
+  "/tenants/:id/stats",
+  operation({ summary: "A tenant's delivery counts", query: statsQuery, responses: { 200: ok("delivery counts per outcome and transport"), 404: NO_TENANT } }),
+  async (c) => {
   const row = await tenantOr404(c.env.DB, c.req.param("id"));
   const { hours } = parseWith(statsQuery, c.req.query());
   return c.json(await tenantStats(c.env.DB, row.id, hours, nowSeconds()));
 });
 
-admin.get("/tenants/:id/grant-keys", async (c) => {
+admin.get(
+  "/tenants/:id/grant-keys",
+  operation({ summary: "A tenant's public keys for ES256/EdDSA grants", responses: { 200: ok("{id, grant_keys: [{kid, alg}]}"), 404: NO_TENANT } }),
+  async (c) => {
   const row = await tenantOr404(c.env.DB, c.req.param("id"));
   return c.json({ id: row.id, grant_keys: grantKeysJson(grantKeysOf(row)) });
 });
@@ -191,7 +227,14 @@ admin.get("/tenants/:id/grant-keys", async (c) => {
  * Replaces the tenant's public keys for ES256/EdDSA grants (`[]` clears them). Sockets opened
  * with a grant whose key is gone (or whose kid now names other key material) close with 4001.
  */
-admin.put("/tenants/:id/grant-keys", async (c) => {
+admin.put(
+  "/tenants/:id/grant-keys",
+  operation({
+    summary: "Replace a tenant's public keys for grants",
+    body: { json: z.unknown(), description: '{"keys": [public JWK, …]}: ES256 or EdDSA keys, each with its own kid; [] clears them' },
+    responses: { 200: ok("{id, grant_keys, closed_sockets}"), 404: NO_TENANT },
+  }),
+  async (c) => {
   const row = await tenantOr404(c.env.DB, c.req.param("id"));
   const keys = await parseGrantKeys(await readJson(c, z.unknown()));
   const kept = new Set(await Promise.all(keys.map(grantKeyTag)));
@@ -234,7 +277,10 @@ async function limitsJson(env: Env, row: TenantRow) {
   };
 }
 
-admin.get("/tenants/:id/limits", async (c) => {
+admin.get(
+  "/tenants/:id/limits",
+  operation({ summary: "A tenant's quotas in force, the defaults and its usage", responses: { 200: ok("{tenant_id, limits, defaults, usage}"), 404: NO_TENANT } }),
+  async (c) => {
   const row = await tenantOr404(c.env.DB, c.req.param("id"));
   return c.json(await limitsJson(c.env, row));
 });
@@ -243,7 +289,10 @@ admin.get("/tenants/:id/limits", async (c) => {
  * Sets the tenant's five limits (null: the default). Applies to the next request: a raised limit
  * frees capacity at once; a lowered one refuses new work but deletes and closes nothing.
  */
-admin.put("/tenants/:id/limits", async (c) => {
+admin.put(
+  "/tenants/:id/limits",
+  operation({ summary: "Set a tenant's five limits (null: the default)", body: { json: limitsSchema }, responses: { 200: ok("{tenant_id, limits, defaults, usage}"), 404: NO_TENANT } }),
+  async (c) => {
   const id = c.req.param("id");
   await tenantOr404(c.env.DB, id);
   const limits = await readJson(c, limitsSchema);
@@ -252,7 +301,10 @@ admin.put("/tenants/:id/limits", async (c) => {
 });
 
 /** A disabled tenant's tokens and grants are refused and its WebSocket clients disconnected (4003). */
-admin.post("/tenants/:id/disable", async (c) => {
+admin.post(
+  "/tenants/:id/disable",
+  operation({ summary: "Disable a tenant", description: "Its token and grants get 403; its sockets close (4003).", responses: { 200: ok("the tenant and closed_sockets"), 404: NO_TENANT } }),
+  async (c) => {
   const row = await tenantOr404(c.env.DB, c.req.param("id"));
   const now = nowSeconds();
   if (row.disabled_at === null) await setTenantDisabled(c.env.DB, row.id, now, now);
@@ -260,7 +312,10 @@ admin.post("/tenants/:id/disable", async (c) => {
   return c.json({ ...tenantJson(await tenantOr404(c.env.DB, row.id)), closed_sockets: closed });
 });
 
-admin.post("/tenants/:id/enable", async (c) => {
+admin.post(
+  "/tenants/:id/enable",
+  operation({ summary: "Enable a tenant again", responses: { 200: ok("the tenant"), 404: NO_TENANT } }),
+  async (c) => {
   const row = await tenantOr404(c.env.DB, c.req.param("id"));
   await setTenantDisabled(c.env.DB, row.id, null, nowSeconds());
   return c.json(tenantJson(await tenantOr404(c.env.DB, row.id)));
@@ -273,7 +328,10 @@ const deadLetterQuery = z.object({
 });
 
 /** Jobs whose delivery retries ran out, newest first. */
-admin.get("/dead-letters", async (c) => {
+admin.get(
+  "/dead-letters",
+  operation({ summary: "Deliveries that ran out of time, newest first", query: deadLetterQuery, responses: { 200: ok("{dead_letters: [{id, tenant_id, queue, created_at, reason, job}], next_before}") } }),
+  async (c) => {
   const query = parseWith(deadLetterQuery, c.req.query());
   const rows = await listDeadLetters(c.env.DB, query.tenant ?? null, query.before ?? Number.MAX_SAFE_INTEGER, query.limit);
   return c.json({
@@ -286,7 +344,13 @@ admin.get("/dead-letters", async (c) => {
  * Re-queues a dead letter for its subscriptions that still exist, as a first attempt with a fresh
  * lifetime of its TTL (issue 11); the letter leaves the list.
  */
-admin.post("/dead-letters/:id/retry", async (c) => {
+admin.post(
+  "/dead-letters/:id/retry",
+  operation({
+    summary: "Send a dead letter again",
+    responses: { 202: ok("{id, queued}"), 404: { description: "no such dead letter" }, 409: { description: "nothing_to_retry: none of its subscriptions is left" } },
+  }),
+  async (c) => {
   const id = Number(c.req.param("id"));
   try {
     if (!Number.isSafeInteger(id) || id <= 0) throw new DeadLetterNotFound("not a dead-letter id");
@@ -299,7 +363,10 @@ admin.post("/dead-letters/:id/retry", async (c) => {
 });
 
 /** The key that signs new subscriptions, one being rotated in, and retired keys still signing their own. */
-admin.get("/vapid", async (c) => {
+admin.get(
+  "/vapid",
+  operation({ summary: "The VAPID keys: signing, pending and retired", responses: { 200: ok("{public_key, pending_public_key, retired: [{public_key, subscriptions}]}") } }),
+  async (c) => {
   const [current, pending, retired] = await Promise.all([currentVapidKeys(c.env), pendingVapidKey(c.env.DB), retiredVapidKeys(c.env.DB)]);
   return c.json({ public_key: current?.publicKey ?? null, pending_public_key: pending?.public_key ?? null, retired });
 });
@@ -311,7 +378,15 @@ const rotateVapidSchema = z.object({ public_key: z.string().min(1), private_key:
  * pending while every Web Push subscription is sent the key-rotation message signed with the old
  * key; then it signs. Answers 202 at once; GET /v1/admin/vapid shows when the switch is done.
  */
-admin.post("/vapid/rotate", async (c) => {
+admin.post(
+  "/vapid/rotate",
+  operation({
+    summary: "Rotate the VAPID key",
+    description: "A generated pair, or the one given; every Web Push subscription is told (the draft's Key Rotation) before the new key signs.",
+    body: { json: rotateVapidSchema, optional: true },
+    responses: { 202: ok("{public_key, pending_public_key}"), 409: { description: "rotation_in_progress" } },
+  }),
+  async (c) => {
   if ((await pendingVapidKey(c.env.DB)) !== null) throw new ApiError(409, "rotation_in_progress", "a VAPID key rotation is still under way");
   const given = await readOptionalJson(c, rotateVapidSchema);
   if ((given.public_key === undefined) !== (given.private_key === undefined)) {
@@ -330,7 +405,10 @@ admin.post("/vapid/rotate", async (c) => {
 });
 
 /** Which key seals the stored secrets, and how many values are not sealed with it yet. */
-admin.get("/secrets", async (c) => {
+admin.get(
+  "/secrets",
+  operation({ summary: "Which key seals stored secrets", responses: { 200: ok("{key_id, previous_key_id, pending}") } }),
+  async (c) => {
   const keyring = await keyringOf(c.env);
   return c.json({ key_id: keyring.current.id, previous_key_id: keyring.previous?.id ?? null, pending: await countUnsealed(c.env.DB, keyring.current.id) });
 });
@@ -339,7 +417,10 @@ admin.get("/secrets", async (c) => {
  * Re-seals, in queued pages, every stored secret not sealed with SECRETS_KEY: values sealed with
  * SECRETS_KEY_PREVIOUS, and rows from before secrets were sealed, still in clear. Answers 202.
  */
-admin.post("/secrets/rotate", async (c) => {
+admin.post(
+  "/secrets/rotate",
+  operation({ summary: "Re-seal every stored secret with SECRETS_KEY", responses: { 202: ok("{key_id, pending}") } }),
+  async (c) => {
   const keyring = await keyringOf(c.env);
   const job: SecretsRotationJob = { kind: "secrets-rotation", table: "tenants", after: "" };
   await c.env.FANOUT.send(job);

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../types";
+import { operations } from "../openapi/operation";
 
 /**
  * `GET /demo`: a page that connects to `/v1/ws` with a grant and shows pushes as they arrive, so
@@ -86,7 +87,12 @@ the topic's TopicHub sends. Post to <code>/v1/notify</code> for the topic and wa
 
 export const demo = new Hono<AppEnv>();
 
-demo.get("/", (c) =>
+const operation = operations("Public");
+
+demo.get(
+  "/",
+  operation({ summary: "A page that shows a topic's pushes over WebSocket", responses: { 200: { description: "the page", content: "text/html" } } }),
+  (c) =>
   c.html(PAGE, 200, {
     "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
     "Referrer-Policy": "no-referrer",

@@ -7,6 +7,7 @@ import { currentVapidPublicKey } from "../store/vapid-keys";
 import { serviceAccountOf } from "../transports/fcm";
 import type { AppEnv } from "../types";
 import { SUBPROTOCOL } from "../hub/frames";
+import { operations } from "../openapi/operation";
 
 /** The draft revision whose wire formats (XML, headers, push messages) the director follows. */
 export const DRAFT_VERSION = "draft-bitfire-webdav-push-00";
@@ -16,7 +17,12 @@ const BEARER = (...credentials: ("grant" | "notify_token" | "admin_token")[]) =>
 
 export const discovery = new Hono<AppEnv>();
 
-discovery.get("/webdav-push", async (c) => {
+const operation = operations("Public");
+
+discovery.get(
+  "/webdav-push",
+  operation({ summary: "Discovery: transports, endpoints, auth and limits", responses: { 200: { description: "what a client or tenant needs to know first", json: true } } }),
+  async (c) => {
   const config = readConfig(c.env);
   const base = config.publicBaseUrl ?? new URL(c.req.url).origin;
   const transports: Record<string, unknown> = {};

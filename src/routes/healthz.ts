@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { countTenants } from "../store/tenants";
 import { currentVapidKeys } from "../store/vapid-keys";
 import type { AppEnv } from "../types";
+import { operations } from "../openapi/operation";
 
 /** One check's result: `error` is a short sentence for the operator, never a secret's value or a stack. */
 export type Check = { ok: true } | { ok: false; error: string };
@@ -62,7 +63,15 @@ async function checkSecrets(env: Env): Promise<Checks["secrets"]> {
 
 export const healthz = new Hono<AppEnv>();
 
-healthz.get("/", async (c) => {
+const operation = operations("Public");
+
+healthz.get(
+  "/",
+  operation({
+    summary: "Health: D1, bindings and secrets",
+    responses: { 200: { description: '{"status": "ok", "checks": {…}}', json: true }, 503: { description: '{"status": "fail", "checks": {…}}, the failed check with its error', json: true } },
+  }),
+  async (c) => {
   const bindings = checkBindings(c.env);
   // without DB there is nothing to probe: the bindings check already says why
   const [d1, secrets] = await Promise.all([

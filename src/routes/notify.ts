@@ -15,6 +15,7 @@ import { admitNotifies } from "../limits/notify-budget";
 import { registrationIdsOf } from "../registering";
 import type { AppEnv, Principal } from "../types";
 import { depthSchema, parseWith, readJson, topicSchema } from "../validation";
+import { operations } from "../openapi/operation";
 
 const changeSchema = z.object({
   topic: topicSchema,
@@ -68,6 +69,8 @@ function parseChanges(body: unknown): Change[] {
 
 export const notify = new Hono<AppEnv>();
 
+const operation = operations("Tenant");
+
 /**
  * Each change counts against the tenant's notify budget (issue 12), a batch of n as n: a refused
  * notify reaches no hub and takes nothing from the budget.
@@ -87,7 +90,16 @@ async function admit(env: Env, tenant: Principal["tenant"], n: number): Promise<
   }
 }
 
-notify.post("/", requireTenant, async (c) => {
+notify.post(
+  "/",
+  operation({
+    summary: "Hand over changes: one, or a batch of notifications",
+    description: "Also the early draft's POST /notify. A 202 means the changes are stored; delivery happens later.",
+    body: { json: z.union([changeSchema, batchSchema]), description: "a change, or {notifications: [change, …]}" },
+    responses: { 202: { description: "{accepted, topics}", json: true } },
+  }),
+  requireTenant,
+  async (c) => {
   const changes = parseChanges(await readJson(c, z.unknown()));
   const tenant = c.get("principal").tenant;
   await admit(c.env, tenant, changes.length);

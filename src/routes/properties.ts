@@ -11,17 +11,31 @@ import type { AppEnv } from "../types";
 import { parseWith, topicSchema } from "../validation";
 import { XML_DECLARATION } from "../xml/escape";
 import { topicPropertiesXml, transportsXml } from "../xml/properties";
+import { operations } from "../openapi/operation";
 
 const XML = { "Content-Type": 'application/xml; charset="utf-8"' };
 
 export const properties = new Hono<AppEnv>();
 
-properties.get("/transports.xml", async (c) => {
+const operation = operations("Tenant");
+
+properties.get(
+  "/transports.xml",
+  operation({ summary: "The draft's transports property, for a WebDAV server's PROPFIND answers", responses: { 200: { description: "{DAV:}transports (Push)", content: "application/xml" } } }),
+  async (c) => {
   const publicKey = await currentVapidPublicKey(c.env);
   return c.body(`${XML_DECLARATION}${transportsXml(publicKey)}`, 200, { ...XML, "Cache-Control": "public, max-age=300" });
 });
 
-properties.get("/topics/:topic/properties.xml", requireTenantOrGrant, async (c) => {
+properties.get(
+  "/topics/:topic/properties.xml",
+  operation({
+    summary: "A topic's Push Properties (transports, topic, supported-triggers)",
+    params: { topic: topicSchema },
+    responses: { 200: { description: "the properties as XML", content: "application/xml" } },
+  }),
+  requireTenantOrGrant,
+  async (c) => {
   const topic = parseWith(topicSchema, c.req.param("topic"));
   const principal = c.get("principal");
   if (principal.kind === "grant" && !principal.topics.includes(topic)) throw forbidden("topic_not_granted", "the client grant does not cover this topic");

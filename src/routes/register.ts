@@ -4,6 +4,7 @@
  * back: 204 with `Location` and `Expires`, or 403 with a `{DAV:}error` precondition.
  */
 import { Hono, type Context } from "hono";
+import { z } from "zod";
 import { authenticate, bearer } from "../auth/middleware";
 import { ApiError, badRequest } from "../errors";
 import { imfFixdate, nowSeconds } from "../expiry";
@@ -16,13 +17,32 @@ import { parseWith, topicSchema } from "../validation";
 import { parseXml } from "../xml/parse";
 import { preconditionXml, type Precondition } from "../xml/properties";
 import { readPushRegister } from "../xml/push-register";
+import { operations } from "../openapi/operation";
 
 const precondition = (c: Context, name: Precondition, description: string) =>
   c.body(preconditionXml(name, description), 403, { "Content-Type": 'application/xml; charset="utf-8"' });
 
 export const pushRegister = new Hono<AppEnv>();
 
-pushRegister.post("/", async (c) => {
+const operation = operations("Client");
+
+pushRegister.post(
+  "/",
+  operation({
+    summary: "The draft's push-register",
+    description: "A WebDAV server forwards its client's POST here; the topic comes in Push-Topic or ?topic=.",
+    security: [["notifyToken"], ["clientGrant"]],
+    query: z.object({ topic: topicSchema.optional() }),
+    body: { content: "application/xml", description: "a {DAV:}push-register document (the draft's XML)" },
+    responses: {
+      204: {
+        description: "registered",
+        headers: { Location: "the registration URL (DELETE it to unregister)", Expires: "when the registration expires (IMF-fixdate)" },
+      },
+      403: { description: "a {DAV:}error precondition: push-not-available, invalid-subscription or no-supported-trigger", content: "application/xml" },
+    },
+  }),
+  async (c) => {
   const type = c.req.header("Content-Type");
   if (type !== undefined && !/^(application|text)\/([\w.+-]+\+)?xml\s*(;|$)/i.test(type)) {
     throw new ApiError(415, "unsupported_media_type", `expected Content-Type: application/xml, got ${JSON.stringify(type)}`);

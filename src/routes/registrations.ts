@@ -13,6 +13,7 @@ import { actorOf, isRegistrationId, NotTestable, registrationJson, testPush, Tes
 import { getRegistration, listRegistrations } from "../store/registrations";
 import type { AppEnv } from "../types";
 import { parseWith, topicSchema } from "../validation";
+import { operations } from "../openapi/operation";
 
 const listQuery = z.object({
   topic: topicSchema.optional(),
@@ -22,8 +23,15 @@ const listQuery = z.object({
 
 export const registrations = new Hono<AppEnv>();
 
+const operation = operations("Client");
+const NO_REGISTRATION = { description: "unknown, expired, or not the caller's" };
+
 /** A user's own live registrations, or with the tenant token all of the tenant's. */
-registrations.get("/", requireTenantOrGrant, async (c) => {
+registrations.get(
+  "/",
+  operation({ summary: "The caller's live registrations", description: "A user's own; with the notify token all of the tenant's.", query: listQuery, responses: { 200: { description: "{registrations, next_cursor}", json: true } } }),
+  requireTenantOrGrant,
+  async (c) => {
   const query = parseWith(listQuery, c.req.query());
   const rows = await listRegistrations(c.env.DB, () => keyringOf(c.env), actorOf(c.get("principal")), {
     topic: query.topic ?? null,
@@ -38,7 +46,14 @@ registrations.get("/", requireTenantOrGrant, async (c) => {
 });
 
 // Another user's registration answers 404 like an unknown one: its existence is not theirs to learn.
-registrations.get("/:id", requireTenantOrGrant, async (c) => {
+registrations.get(
+  "/:id",
+  operation({
+    summary: "One of the caller's registrations",
+    responses: { 200: { description: "the registration", json: true, headers: { Expires: "when it expires (IMF-fixdate)" } }, 404: NO_REGISTRATION },
+  }),
+  requireTenantOrGrant,
+  async (c) => {
   const id = c.req.param("id");
   const row = isRegistrationId(id) ? await getRegistration(c.env.DB, () => keyringOf(c.env), actorOf(c.get("principal")), id, nowSeconds()) : null;
   if (row === null) throw notFound("registration");
@@ -49,7 +64,20 @@ registrations.get("/:id", requireTenantOrGrant, async (c) => {
  * A test push (issue 11): sent now, answered once the push service answered. Someone else's
  * registration is 404 like a missing one; one test per registration per 10 s, whoever asks.
  */
-registrations.post("/:id/test", requireTenantOrGrant, async (c) => {
+registrations.post(
+  "/:id/test",
+  operation({
+    summary: "Send a test push now",
+    description: "Answered once the push service answered; one test per registration per 10 s.",
+    responses: {
+      200: { description: "what the push service answered", json: true },
+      400: { description: "not_testable" },
+      404: NO_REGISTRATION,
+      429: { description: "test_rate_limited, with Retry-After" },
+    },
+  }),
+  requireTenantOrGrant,
+  async (c) => {
   const id = c.req.param("id");
   try {
     const result = isRegistrationId(id) ? await testPush(c.env, actorOf(c.get("principal")), id, nowSeconds()) : null;
@@ -70,7 +98,15 @@ registrations.post("/:id/test", requireTenantOrGrant, async (c) => {
  * unregisters with a bare DELETE of the Location it got, sending no credentials to another host,
  * and 128 random bits in the id cannot be guessed.
  */
-registrations.delete("/:id", async (c, next) => {
+registrations.delete(
+  "/:id",
+  operation({
+    summary: "Unregister",
+    description: "The registration URL is a capability: without Bearer credentials its DELETE removes it. With them, only the owner or the tenant may.",
+    security: [[], ["notifyToken"], ["clientGrant"]],
+    responses: { 204: { description: "unregistered" }, 404: { description: "unknown, expired, or (with credentials) not the caller's" } },
+  }),
+  async (c, next) => {
   if (/^Bearer(\s|$)/i.test(c.req.header("Authorization") ?? "")) return requireTenantOrGrant(c, next);
   if (!(await unregister(c.env, null, c.req.param("id"), nowSeconds()))) throw notFound("registration");
   return c.body(null, 204);

@@ -27,6 +27,7 @@ import type { SubscriptionInput } from "../store/subscriptions";
 import type { Requested } from "../triggers";
 import type { AppEnv } from "../types";
 import { depthSchema, readJson, topicSchema } from "../validation";
+import { operations } from "../openapi/operation";
 
 const subscribeSchema = z.object({
   client_id: z.string().min(1).max(256).optional(),
@@ -46,6 +47,8 @@ const subscribeSchema = z.object({
 const unsubscribeSchema = z.object({ topic: topicSchema, push_services: pushServicesToForgetSchema });
 
 type SubscribeInput = z.infer<typeof subscribeSchema>;
+
+const operation = operations("Client");
 
 /** Without a trigger a registration follows content updates of internal members (draft leniency). */
 function requestedTriggers(input: SubscribeInput): Requested {
@@ -69,7 +72,23 @@ async function usableSubscription(env: Env, services: PushServices): Promise<Sub
 
 export const subscriptions = new Hono<AppEnv>();
 
-subscriptions.post("/", requireTenantOrGrant, async (c) => {
+subscriptions.post(
+  "/",
+  operation({
+    summary: "Register a push subscription for a topic",
+    description: "Also the early draft's POST /subscribe. An update of a live registration answers the same, with created false.",
+    body: { json: subscribeSchema },
+    responses: {
+      201: {
+        description: "the registration (created tells a new one from an update)",
+        json: true,
+        headers: { Location: "the registration URL (DELETE it to unregister)", Expires: "when the registration expires (IMF-fixdate)" },
+      },
+      404: { description: "the connection named in push_services.websocket is unknown" },
+    },
+  }),
+  requireTenantOrGrant,
+  async (c) => {
   const input = await readJson(c, subscribeSchema);
   const principal = c.get("principal");
   if (principal.kind === "grant" && !principal.topics.includes(input.topic)) {
@@ -109,7 +128,16 @@ export const unsubscribe = new Hono<AppEnv>();
  * Deletes the caller's registrations of the topic for each push service named: 204, or 404 when
  * none was theirs. Only the caller's own go, so a grant need not cover the topic any more.
  */
-unsubscribe.post("/", requireTenantOrGrant, async (c) => {
+unsubscribe.post(
+  "/",
+  operation({
+    summary: "Delete the caller's registrations of a topic for the push services named",
+    description: "Also the early draft's POST /unsubscribe.",
+    body: { json: unsubscribeSchema },
+    responses: { 204: { description: "deleted" }, 404: { description: "none was the caller's" } },
+  }),
+  requireTenantOrGrant,
+  async (c) => {
   const input = await readJson(c, unsubscribeSchema);
   const principal = c.get("principal");
   const deleted = await unsubscribeFrom(c.env, actorOf(principal), input.topic, input.push_services, nowSeconds());

@@ -9,6 +9,7 @@ import { hubConnectUrl, topicHub } from "../hub/topic-hub";
 import { socketLimitsOf } from "../limits/socket-slots";
 import type { AppEnv } from "../types";
 import { parseWith, topicSchema } from "../validation";
+import { operations } from "../openapi/operation";
 
 /** Prefix of the subprotocol entry that carries the token: `Sec-WebSocket-Protocol: webdav-push, bearer.<token>`. */
 const TOKEN_PREFIX = "bearer.";
@@ -54,7 +55,22 @@ function tokenOf(authorization: string | undefined, protocols: string[], accessT
 
 export const websocket = new Hono<AppEnv>();
 
-websocket.get("/", async (c) => {
+const operation = operations("Client");
+
+websocket.get(
+  "/",
+  operation({
+    summary: "Live pushes over WebSocket (subprotocol webdav-push)",
+    description: "With ?topic= a socket of one topic (?since= replays); without, a connection of the early draft's connection-ID flow. The grant may come as Authorization: Bearer, a bearer.<grant> subprotocol, or ?access_token= (grants only).",
+    security: [["notifyToken"], ["clientGrant"]],
+    query,
+    responses: {
+      101: { description: "switching protocols: frames hello, push, error (README)" },
+      404: { description: "unknown connection_id" },
+      426: { description: "upgrade_required: send Upgrade: websocket" },
+    },
+  }),
+  async (c) => {
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
     throw new ApiError(426, "upgrade_required", "this endpoint speaks WebSocket: send Upgrade: websocket", { Upgrade: "websocket" });
   }
