@@ -16,6 +16,8 @@ export default defineConfig({
               miniflare: {
                 // beside DB: a database built from schema.sql, and one upgraded from an old schema
                 d1Databases: ["SCHEMA_DB", "UPGRADE_DB"],
+                // the optional Analytics Engine dataset, as an operator binds it (local: written nowhere)
+                analyticsEngineDatasets: { ANALYTICS: { dataset: "push_director" } },
                 bindings: {
                   ADMIN_TOKEN: "test-admin-token",
                   ALLOW_INSECURE_PUSH_RESOURCES: "false",

@@ -3,6 +3,7 @@ import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { routePath } from "hono/route";
+import { requestPoint, writePoint } from "./analytics";
 import { MAX_BODY_BYTES } from "./config";
 import { SecretsKeyMissing, SecretUndecryptable } from "./crypto/sealed";
 import { ApiError } from "./errors";
@@ -38,14 +39,9 @@ export const app = new Hono<AppEnv>();
 app.use(async (c, next) => {
   const started = Date.now();
   await next();
-  const status = c.res.status;
-  log(c.env, status >= 500 ? "error" : "info", "request", {
-    method: c.req.method,
-    route: routePath(c, -1),
-    status,
-    ms: Date.now() - started,
-    tenant: c.get("principal")?.tenant.id ?? null,
-  });
+  const request = { method: c.req.method, route: routePath(c, -1), status: c.res.status, ms: Date.now() - started, tenant: c.get("principal")?.tenant.id ?? null };
+  log(c.env, request.status >= 500 ? "error" : "info", "request", { ...request });
+  writePoint(c.env, requestPoint(request));
 });
 
 app.use(

@@ -4,6 +4,7 @@
  * per target that is worth one (src/delivery/plan.ts) until the message's deadline, past which the
  * target is a dead letter; acks each message once its follow-ups are written.
  */
+import { deliveryPoint, writePoint } from "../analytics";
 import { keyringOf, SecretsKeyMissing, SecretUndecryptable, type Keyring } from "../crypto/sealed";
 import { readConfig } from "../config";
 import { nowSeconds } from "../expiry";
@@ -156,7 +157,7 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: Trans
  */
 function logAttempt(env: Env, job: DeliveryJob, target: DeliveryTarget, outcome: Outcome, ms: number): void {
   const fcm = job.transport === "fcm";
-  log(env, outcome.kind === "delivered" || outcome.kind === "gone" ? "info" : "warn", "delivery", {
+  const attempt = {
     tenant: target.tenantId || null,
     transport: fcm ? "fcm" : "web_push",
     host: fcm ? hostOf(env.FCM_API_BASE) : "endpoint" in target ? hostOf(target.endpoint) : null,
@@ -164,7 +165,9 @@ function logAttempt(env: Env, job: DeliveryJob, target: DeliveryTarget, outcome:
     status: outcome.status,
     ms,
     attempt: job.attempt,
-  });
+  };
+  log(env, outcome.kind === "delivered" || outcome.kind === "gone" ? "info" : "warn", "delivery", { ...attempt });
+  writePoint(env, deliveryPoint(attempt));
 }
 
 /** Writes one job's follow-ups: retries and dead letters queued first, then the outcomes recorded. */
