@@ -5,6 +5,9 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     reporters: ["default", "./scripts/summary-reporter.ts"],
+    // the director's own info lines (a request, a delivery: ~1,800 of them per run) are tested in
+    // test/log.test.ts, not shown; warnings and errors still are
+    onConsoleLog: (line) => (line.startsWith('{"level":"info"') ? false : undefined),
     projects: [
       {
         // Unit and integration tests inside workerd, with the real D1, Durable Objects and Queues.

@@ -25,6 +25,9 @@ export interface DeliveryPoint {
   host: string | null;
   outcome: string;
   status: number | null;
+  /** sends this point counts (src/queues/deliveries.ts attemptLines) */
+  count: number;
+  /** the slowest of them */
   ms: number;
   attempt: number;
 }
@@ -39,7 +42,7 @@ export const requestPoint = (p: RequestPoint): AnalyticsEngineDataPoint => ({
 export const deliveryPoint = (p: DeliveryPoint): AnalyticsEngineDataPoint => ({
   indexes: [p.tenant ?? ""],
   blobs: ["delivery", p.transport, p.host ?? "", p.outcome, p.tenant ?? ""],
-  doubles: [p.status ?? 0, p.ms, p.attempt],
+  doubles: [p.status ?? 0, p.ms, p.attempt, p.count],
 });
 
 /** Writes a point when a dataset is bound; the binding buffers it, so nothing is awaited. */

@@ -38,10 +38,10 @@ describe("Analytics Engine points", () => {
   });
 
   it("shapes a delivery attempt as blobs to group by and doubles to measure", () => {
-    expect(deliveryPoint({ tenant: "t1", transport: "web_push", host: "push.example", outcome: "retrying", status: 503, ms: 12, attempt: 2 })).toEqual({
+    expect(deliveryPoint({ tenant: "t1", transport: "web_push", host: "push.example", outcome: "retrying", status: 503, count: 7, ms: 12, attempt: 2 })).toEqual({
       indexes: ["t1"],
       blobs: ["delivery", "web_push", "push.example", "retrying", "t1"],
-      doubles: [503, 12, 2],
+      doubles: [503, 12, 2, 7],
     });
   });
 

@@ -4,6 +4,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { app } from "../src/app";
 import { topicHub } from "../src/hub/topic-hub";
 import { hostOf, levelOf, logLine } from "../src/log";
+import type { DeliveryJob, DeliveryTarget } from "../src/queues/jobs";
+import { attemptLines } from "../src/queues/deliveries";
 import { bearer, call, createTenant, grant, pushService, registerSubscriber, userAgentKeys } from "./helpers";
 import { upgrade } from "./socket-client";
 
@@ -69,7 +71,7 @@ describe("request lines", () => {
 });
 
 describe("delivery and fan-out lines", () => {
-  it("log one delivery per attempt with the push service's host alone, and one fan-out per job", async () => {
+  it("log deliveries per attempt with the push service's host alone, and one fan-out per job", async () => {
     const tenant = await createTenant();
     const subscriber = await pushService.subscriber();
     await registerSubscriber(tenant, "log-topic", subscriber);
@@ -89,11 +91,36 @@ describe("delivery and fan-out lines", () => {
       host: new URL(subscriber.endpoint).host,
       outcome: "delivered",
       status: 201,
+      count: 1,
       ms: expect.any(Number),
       attempt: 1,
     });
     const path = new URL(subscriber.endpoint).pathname;
     expect(raw.join("\n")).not.toContain(path);
+  });
+});
+
+describe("attemptLines", () => {
+  const job = (attempt: number, transport: "web_push" | "fcm" = "web_push") => ({ transport, attempt }) as unknown as DeliveryJob;
+  const target = (tenantId: string, endpoint: string) => ({ tenantId, subscriptionId: 1, endpoint }) as unknown as DeliveryTarget;
+
+  it("writes one line per tenant, host, outcome, status and attempt, counting its sends and keeping the slowest", () => {
+    const lines = attemptLines({ FCM_API_BASE: "https://fcm.example" }, [
+      { job: job(1), target: target("t1", "https://a.example/secret-1"), outcome: { kind: "delivered", status: 201 }, ms: 5 },
+      { job: job(1), target: target("t1", "https://a.example/secret-2"), outcome: { kind: "delivered", status: 201 }, ms: 9 },
+      { job: job(1), target: target("t1", "https://a.example/secret-3"), outcome: { kind: "retry", status: 503, reason: "x" }, ms: 2 },
+      { job: job(1), target: target("t1", "https://b.example/secret-4"), outcome: { kind: "delivered", status: 201 }, ms: 3 },
+      { job: job(2), target: target("t2", "https://a.example/secret-5"), outcome: { kind: "delivered", status: 201 }, ms: 4 },
+      { job: job(1, "fcm"), target: { tenantId: "t1", subscriptionId: 2 } as unknown as DeliveryTarget, outcome: { kind: "gone", status: 404 }, ms: 6 },
+    ] as Parameters<typeof attemptLines>[1]);
+    expect(lines).toEqual([
+      { tenant: "t1", transport: "web_push", host: "a.example", outcome: "delivered", status: 201, count: 2, ms: 9, attempt: 1 },
+      { tenant: "t1", transport: "web_push", host: "a.example", outcome: "retry", status: 503, count: 1, ms: 2, attempt: 1 },
+      { tenant: "t1", transport: "web_push", host: "b.example", outcome: "delivered", status: 201, count: 1, ms: 3, attempt: 1 },
+      { tenant: "t2", transport: "web_push", host: "a.example", outcome: "delivered", status: 201, count: 1, ms: 4, attempt: 2 },
+      { tenant: "t1", transport: "fcm", host: "fcm.example", outcome: "gone", status: 404, count: 1, ms: 6, attempt: 1 },
+    ]);
+    expect(JSON.stringify(lines)).not.toContain("secret");
   });
 });
 

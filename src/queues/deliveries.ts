@@ -4,7 +4,7 @@
  * per target that is worth one (src/delivery/plan.ts) until the message's deadline, past which the
  * target is a dead letter; acks each message once its follow-ups are written.
  */
-import { deliveryPoint, writePoint } from "../analytics";
+import { deliveryPoint, writePoint, type DeliveryPoint } from "../analytics";
 import { keyringOf, SecretsKeyMissing, SecretUndecryptable, type Keyring } from "../crypto/sealed";
 import { readConfig } from "../config";
 import { nowSeconds } from "../expiry";
@@ -96,10 +96,11 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: Trans
 
   const sends = due.flatMap((j) => jobs[j].targets.map((target) => ({ j, job: jobs[j], target })));
   const failedJobs = new Map<number, Error>();
+  const took = new Map<(typeof sends)[number], number>();
   const sendOne = async (send: (typeof sends)[number]): Promise<Sent> => {
     const started = Date.now();
     const sent = await attempt(send);
-    logAttempt(env, send.job, send.target, sent.outcome, Date.now() - started);
+    took.set(send, Date.now() - started);
     return sent;
   };
   const attempt = async ({ j, job, target }: (typeof sends)[number]): Promise<Sent> => {
@@ -136,6 +137,16 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: Trans
     (result) => result.outcome.kind === "retry" && result.outcome.timeout === true,
   );
 
+  // sends left for a later batch (DEFERRED) were not made: no line
+  const made = sends.flatMap((send, i) => {
+    const result = sent[i];
+    return result === DEFERRED ? [] : [{ job: send.job, target: send.target, outcome: result.outcome, ms: took.get(send) ?? 0 }];
+  });
+  for (const line of attemptLines(env, made)) {
+    log(env, line.outcome === "delivered" || line.outcome === "gone" ? "info" : "warn", "delivery", { ...line });
+    writePoint(env, deliveryPoint(line));
+  }
+
   for (const j of due) {
     const job = jobs[j];
     if (failedJobs.has(j)) {
@@ -152,22 +163,34 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: Trans
 }
 
 /**
- * One line per send to a push service (after a 413's resend or a retired key's retry, the last
- * answer): where it went by host alone, as the endpoint's path is the subscription's secret.
+ * The delivery lines of one batch: a line per job attempt, tenant, push service host, outcome and
+ * status, with how many sends it counts and the slowest one's ms. A line per send made a
+ * 10,000-recipient fan-out under `npm start` 2.7× slower (issue 13's closing note); failures still
+ * come apart by status. The host alone, as the endpoint's path is the subscription's secret.
  */
-function logAttempt(env: Env, job: DeliveryJob, target: DeliveryTarget, outcome: Outcome, ms: number): void {
-  const fcm = job.transport === "fcm";
-  const attempt = {
-    tenant: target.tenantId || null,
-    transport: fcm ? "fcm" : "web_push",
-    host: fcm ? hostOf(env.FCM_API_BASE) : "endpoint" in target ? hostOf(target.endpoint) : null,
-    outcome: outcome.kind,
-    status: outcome.status,
-    ms,
-    attempt: job.attempt,
-  };
-  log(env, outcome.kind === "delivered" || outcome.kind === "gone" ? "info" : "warn", "delivery", { ...attempt });
-  writePoint(env, deliveryPoint(attempt));
+export function attemptLines(env: Pick<Env, "FCM_API_BASE">, sends: { job: DeliveryJob; target: DeliveryTarget; outcome: Outcome; ms: number }[]): DeliveryPoint[] {
+  const lines = new Map<string, DeliveryPoint>();
+  for (const { job, target, outcome, ms } of sends) {
+    const fcm = job.transport === "fcm";
+    const line: DeliveryPoint = {
+      tenant: target.tenantId || null,
+      transport: fcm ? "fcm" : "web_push",
+      host: fcm ? hostOf(env.FCM_API_BASE) : "endpoint" in target ? hostOf(target.endpoint) : null,
+      outcome: outcome.kind,
+      status: outcome.status,
+      count: 1,
+      ms,
+      attempt: job.attempt,
+    };
+    const key = JSON.stringify([line.tenant, line.transport, line.host, line.outcome, line.status, line.attempt]);
+    const same = lines.get(key);
+    if (same === undefined) lines.set(key, line);
+    else {
+      same.count++;
+      same.ms = Math.max(same.ms, ms);
+    }
+  }
+  return [...lines.values()];
 }
 
 /** Writes one job's follow-ups: retries and dead letters queued first, then the outcomes recorded. */

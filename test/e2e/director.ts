@@ -10,6 +10,8 @@ import { SignJWT } from "jose";
 const root = path.resolve(import.meta.dirname, "../..");
 /** Start-up took 12–18 s on a busy 2-core machine. */
 const READY_TIMEOUT_MS = 90_000;
+/** What `output()` keeps of the director's console: the last 4 MB. */
+const OUTPUT_KEEP = 4_000_000;
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -52,18 +54,29 @@ export async function startDirector(extraEnv: Record<string, string> = {}, wrang
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
-  let output = "";
+  // The director logs a line per request and delivery: a 10,000-push fan-out writes megabytes.
+  // Keep the last OUTPUT_KEEP characters in chunks, and look for "Ready" only in what is new, so
+  // the harness costs nothing per line (searching the whole text on every chunk was quadratic).
+  const chunks: string[] = [];
+  let kept = 0;
+  let ready = false;
+  const output = () => chunks.join("");
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   await new Promise<void>((resolve, reject) => {
     // wrangler may report a start-up error and keep running without ever answering: give up, and
     // stop the whole process group, rather than wait forever
     const timer = setTimeout(() => {
       process.kill(-child.pid!, "SIGTERM");
-      reject(new Error(`npm start was not ready within ${READY_TIMEOUT_MS / 1000} s:\n${output}`));
+      reject(new Error(`npm start was not ready within ${READY_TIMEOUT_MS / 1000} s:\n${output()}`));
     }, READY_TIMEOUT_MS);
     const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (/Ready on http/.test(output)) {
+      const text = chunk.toString();
+      const seam = (chunks.at(-1) ?? "").slice(-32) + text;
+      chunks.push(text);
+      kept += text.length;
+      while (kept > OUTPUT_KEEP && chunks.length > 1) kept -= chunks.shift()!.length;
+      if (!ready && /Ready on http/.test(seam)) {
+        ready = true;
         clearTimeout(timer);
         resolve();
       }
@@ -72,7 +85,7 @@ export async function startDirector(extraEnv: Record<string, string> = {}, wrang
     child.stderr!.on("data", onData);
     child.once("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`npm start exited (${code}) before it was ready:\n${output}`));
+      reject(new Error(`npm start exited (${code}) before it was ready:\n${output()}`));
     });
   });
   const vars = Object.fromEntries(
@@ -85,7 +98,7 @@ export async function startDirector(extraEnv: Record<string, string> = {}, wrang
     url: `http://127.0.0.1:${port}`,
     adminToken: vars.ADMIN_TOKEN,
     vars,
-    output: () => output,
+    output,
     async stop() {
       if (child.exitCode === null) process.kill(-child.pid!, "SIGTERM");
       await exited;
