@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS d1_migrations(
 );
 INSERT OR IGNORE INTO d1_migrations (name)
   SELECT value FROM json_each('["0001_initial.sql", "0002_secrets_at_rest.sql", "0003_push_services.sql", "0004_connections.sql",
-    "0005_delivery_state.sql", "0006_test_pushes.sql", "0007_quotas.sql", "0008_tenants_by_created.sql"]')
+    "0005_delivery_state.sql", "0006_test_pushes.sql", "0007_quotas.sql", "0008_tenants_by_created.sql", "0009_gateways.sql"]')
   WHERE NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tenants');
 
 -- Times are Unix seconds. Depths are 0, 1 or 2 (= "infinity"), so "the requested depth covers
@@ -210,3 +210,18 @@ INSERT OR IGNORE INTO registration_counts (tenant_id, owner, registrations)
 
 -- Lists tenants newest first (GET /v1/admin/tenants?order=newest) by index, with no sort.
 CREATE INDEX IF NOT EXISTS tenants_by_created ON tenants (created_at, id);
+
+-- Push gateways (issue 14): a tenant's unmodified WebDAV server, proxied at /dav/<tenant id>/.
+-- poll_password and topic_key are sealed under SECRETS_KEY (src/crypto/sealed.ts), row key the tenant id.
+CREATE TABLE IF NOT EXISTS gateways (
+  tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+  origin TEXT NOT NULL,
+  poll_seconds INTEGER NOT NULL CHECK (poll_seconds BETWEEN 0 AND 3600),
+  poll_username TEXT,
+  poll_password TEXT,
+  topic_key TEXT NOT NULL,
+  last_poll_error TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  CHECK ((poll_username IS NULL) = (poll_password IS NULL))
+);

@@ -42,6 +42,8 @@ export default defineConfig({
                   FCM_API_BASE: inject("fcmServiceUrl"),
                   GOOGLE_OAUTH_TOKEN_URL: inject("fcmTokenUrl"),
                   TEST_FCM_SERVICE: inject("fcmServiceUrl"),
+                  // a WebDAV origin for the push gateway, under /base/ (test/support/dav-origin.ts)
+                  TEST_DAV_ORIGIN: inject("davOriginUrl"),
                   // small WebSocket limits, so the tests reach them
                   WS_REPLAY_SIZE: "5",
                   // the notify token's sockets on one topic (users' come from each tenant's limits)

@@ -12,7 +12,9 @@ import { errorFields, log } from "./log";
 import { operations } from "./openapi/operation";
 import { REGISTRATIONS_PATH } from "./registering";
 import { admin } from "./routes/admin";
+import { adminGateway } from "./routes/admin-gateway";
 import { adminUi } from "./routes/admin-ui";
+import { dav } from "./routes/dav";
 import { demo } from "./routes/demo";
 import { discovery } from "./routes/discovery";
 import { healthz } from "./routes/healthz";
@@ -44,12 +46,13 @@ app.use(async (c, next) => {
   writePoint(c.env, requestPoint(request));
 });
 
-app.use(
-  bodyLimit({
-    maxSize: MAX_BODY_BYTES,
-    onError: (c) => errorJson(c, 413, "body_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`),
-  }),
-);
+const apiBodyLimit = bodyLimit({
+  maxSize: MAX_BODY_BYTES,
+  onError: (c) => errorJson(c, 413, "body_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`),
+});
+
+// The gateway streams a calendar's PUT through as it comes, and caps the XML it reads itself.
+app.use((c, next) => (c.req.path.startsWith("/dav/") ? next() : apiBodyLimit(c, next)));
 
 /**
  * Percent-encoding must decode to UTF-8 (RFC 3986 §2.5): otherwise the router would keep the
@@ -78,6 +81,7 @@ app.route("/", apiDocs(() => app.routes));
 app.route("/.well-known", discovery);
 app.route("/demo", demo);
 app.route("/v1/admin", admin);
+app.route("/v1/admin/tenants", adminGateway);
 app.route("/admin", adminUi);
 app.route("/v1/notify", notify);
 app.route("/v1/subscriptions", subscriptions);
@@ -87,6 +91,8 @@ app.route("/v1/ws", websocket);
 app.route("/v1/register", pushRegister);
 app.route("/v1/stats", stats);
 app.route("/v1", properties);
+// the push gateway: a tenant's own WebDAV server behind the director (issue 14)
+app.route("/dav", dav);
 // The early draft's paths (seed 002), as written: the same sub-apps, so the same auth, bodies and answers.
 app.route("/notify", notify);
 app.route("/subscribe", subscriptions);

@@ -15,6 +15,8 @@ declare global {
       TEST_PUSH_SERVICE: string;
       /** Base URL of the OAuth + FCM stand-in (test/support/fcm-service.ts). */
       TEST_FCM_SERVICE: string;
+      /** Base URL of the WebDAV origin stand-in (test/support/dav-origin.ts), which serves /base/. */
+      TEST_DAV_ORIGIN: string;
       /** The draft's XML samples by file name (../shared/spec/xml beside the checkout). */
       TEST_SPEC_SAMPLES: Record<string, string>;
       /** Other servers' push-register bodies by file name, bytes as stored (../shared/interop/servers). */

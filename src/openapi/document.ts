@@ -72,15 +72,26 @@ function jsonSchema(schema: z.ZodType): Record<string, unknown> {
   return rest;
 }
 
-/** `/v1/registrations/:id` → `/v1/registrations/{id}` and its parameter names. */
+/**
+ * `/v1/registrations/:id` → `/v1/registrations/{id}` and its parameter names; a trailing `*` of a
+ * route that takes any path below (the gateway's) is the parameter `path`.
+ */
 function openApiPath(path: string): { path: string; names: string[] } {
   const names: string[] = [];
-  const converted = path.replace(/:(\w+)(\{[^}]*\})?/g, (_m, name: string) => {
-    names.push(name);
-    return `{${name}}`;
-  });
+  const converted = path
+    .replace(/:(\w+)(\{[^}]*\})?/g, (_m, name: string) => {
+      names.push(name);
+      return `{${name}}`;
+    })
+    .replace(/\/\*$/, () => {
+      names.push("path");
+      return "/{path}";
+    });
   return { path: converted, names };
 }
+
+/** The methods a Path Item can hold (OpenAPI 3.1 §4.8.9); a route for any method is each of them. */
+const PATH_ITEM_METHODS = ["GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH"];
 
 /** Does a middleware's pattern (`/v1/admin/*`, `/*`) cover this route's path? */
 function covers(pattern: string, path: string): boolean {
@@ -146,14 +157,17 @@ function operationObject(method: string, path: string, names: string[], op: Docu
 
 /** The document; throws UndocumentedRoute naming any route without an `operation({…})`. */
 export function openApiDocument(routes: readonly RouteEntry[], serverUrl: string, version: string): ApiDocument {
-  // `use()` registers ALL; a wildcard path is middleware too (it cannot be one operation)
-  const isMiddleware = (route: RouteEntry) => route.method === "ALL" || route.path.includes("*");
+  // `use()` registers ALL, and a wildcard path runs before others: middleware, unless described
+  // (the gateway takes any method on any path below it)
+  const isMiddleware = (route: RouteEntry) => (route.method === "ALL" || route.path.includes("*")) && operationOf(route.handler) === undefined;
   const middleware = routes.filter(isMiddleware);
   const byOperation = new Map<string, RouteEntry[]>();
   for (const route of routes) {
     if (isMiddleware(route)) continue;
-    const key = `${route.method} ${route.path}`;
-    byOperation.set(key, [...(byOperation.get(key) ?? []), route]);
+    for (const method of route.method === "ALL" ? PATH_ITEM_METHODS : [route.method]) {
+      const key = `${method} ${route.path}`;
+      byOperation.set(key, [...(byOperation.get(key) ?? []), { ...route, method }]);
+    }
   }
   const paths: Record<string, Record<string, OperationObject>> = {};
   for (const [key, entries] of byOperation) {

@@ -6,11 +6,12 @@
 import { log } from "../log";
 import { open, seal, sealedKeyId, SecretUndecryptable, type Keyring } from "../crypto/sealed";
 import { AUTH_COLUMN, fcmIdentifier, subscriptionRowKey, TOKEN_COLUMN, type Transport } from "./subscriptions";
+import { POLL_PASSWORD_COLUMN, TOPIC_KEY_COLUMN } from "./gateways";
 import { GRANT_SECRET_COLUMN } from "./tenants";
 import { PRIVATE_KEY_COLUMN } from "./vapid-keys";
 
-export type SealedTable = "tenants" | "subscriptions" | "vapid_keys";
-export const SEALED_TABLES: readonly SealedTable[] = ["tenants", "subscriptions", "vapid_keys"];
+export type SealedTable = "tenants" | "subscriptions" | "vapid_keys" | "gateways";
+export const SEALED_TABLES: readonly SealedTable[] = ["tenants", "subscriptions", "vapid_keys", "gateways"];
 
 /** How many values are not sealed with the key `keyId` (older keys, or in clear). */
 export async function countUnsealed(db: D1Database, keyId: string): Promise<number> {
@@ -20,7 +21,9 @@ export async function countUnsealed(db: D1Database, keyId: string): Promise<numb
          (SELECT COUNT(*) FROM tenants WHERE substr(grant_secret, 1, length(?1)) IS NOT ?1)
        + (SELECT COUNT(*) FROM subscriptions WHERE (auth IS NOT NULL AND substr(auth, 1, length(?1)) IS NOT ?1)
             OR (transport = 'fcm' AND (sealed_token IS NULL OR substr(sealed_token, 1, length(?1)) IS NOT ?1)))
-       + (SELECT COUNT(*) FROM vapid_keys WHERE substr(private_key, 1, length(?1)) IS NOT ?1) AS n`,
+       + (SELECT COUNT(*) FROM vapid_keys WHERE substr(private_key, 1, length(?1)) IS NOT ?1)
+       + (SELECT COUNT(*) FROM gateways WHERE substr(topic_key, 1, length(?1)) IS NOT ?1
+            OR (poll_password IS NOT NULL AND substr(poll_password, 1, length(?1)) IS NOT ?1)) AS n`,
     )
     .bind(`v1.${keyId}.`)
     .first<{ n: number }>();
@@ -93,6 +96,24 @@ export async function resealPage(db: D1Database, keyring: Keyring, table: Sealed
     }
     count = results.length;
     last = results.length > 0 ? String(results.at(-1)!.id) : null;
+  } else if (table === "gateways") {
+    const { results } = await db
+      .prepare("SELECT tenant_id, topic_key, poll_password FROM gateways WHERE tenant_id > ? ORDER BY tenant_id LIMIT ?")
+      .bind(after, RESEAL_PAGE)
+      .all<{ tenant_id: string; topic_key: string; poll_password: string | null }>();
+    for (const row of results) {
+      await attempt(async () => {
+        const key = await resealed(keyring, TOPIC_KEY_COLUMN, row.tenant_id, row.topic_key);
+        if (key !== null) statements.push(db.prepare("UPDATE gateways SET topic_key = ? WHERE tenant_id = ? AND topic_key = ?").bind(key, row.tenant_id, row.topic_key));
+        if (row.poll_password === null) return;
+        const password = await resealed(keyring, POLL_PASSWORD_COLUMN, row.tenant_id, row.poll_password);
+        if (password !== null) {
+          statements.push(db.prepare("UPDATE gateways SET poll_password = ? WHERE tenant_id = ? AND poll_password = ?").bind(password, row.tenant_id, row.poll_password));
+        }
+      });
+    }
+    count = results.length;
+    last = results.at(-1)?.tenant_id ?? null;
   } else {
     const { results } = await db
       .prepare("SELECT id, public_key, private_key FROM vapid_keys WHERE id > ? ORDER BY id LIMIT ?")

@@ -120,7 +120,7 @@ function isPublicIPv6(text: string): boolean {
 }
 
 /** `hostname` as URL() gives it: IPv6 in brackets, IPv4 already in dotted-quad form. */
-function isNonPublicHost(hostname: string): boolean {
+export function isNonPublicHost(hostname: string): boolean {
   const host = hostname.toLowerCase().replace(/\.$/, "");
   if (host.startsWith("[") && host.endsWith("]")) return !isPublicIPv6(host.slice(1, -1));
   const ipv4 = parseIPv4(host);

@@ -58,6 +58,18 @@ describe("openApiDocument", () => {
     expect(Object.keys(doc.paths["/b"].delete.responses)).toEqual(["204", "403"]);
   });
 
+  it("describes a described route for any method as each method a Path Item holds, its wildcard as {path}", () => {
+    const root = new Hono();
+    root.use(requireAdmin);
+    root.all("/proxy/:id/*", operation({ summary: "any", security: [], responses: { 200: { description: "ok" } } }), (c) => c.body(null));
+    root.get("/ui/*", (_c, next) => next());
+    const doc = openApiDocument(root.routes, "https://example.test", "1");
+    expect(Object.keys(doc.paths)).toEqual(["/proxy/{id}/{path}"]);
+    expect(Object.keys(doc.paths["/proxy/{id}/{path}"])).toEqual(["get", "put", "post", "delete", "options", "head", "patch"]);
+    expect(doc.paths["/proxy/{id}/{path}"].propfind).toBeUndefined();
+    expect(doc.paths["/proxy/{id}/{path}"].get.parameters!.map((p) => p.name)).toEqual(["id", "path"]);
+  });
+
   it("refuses a route that carries no description, naming it", () => {
     const root = new Hono();
     root.get("/described", operation({ summary: "x", responses: { 200: { description: "ok" } } }), (c) => c.body(null));
@@ -71,8 +83,10 @@ describe("the director's document", () => {
   const documented = Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`));
 
   it("has every route the app answers, per method, and nothing else", () => {
-    const routed = new Set(app.routes.filter((r) => r.method !== "ALL" && !r.path.includes("*")).map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, "{$1}")}`));
-    expect(new Set(documented)).toEqual(routed);
+    const routed = app.routes.filter((r) => r.method !== "ALL" && !r.path.includes("*")).map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, "{$1}")}`);
+    // the gateway answers any method below /dav/{tenant}: each a Path Item can hold
+    const gateway = ["GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH"].map((m) => `${m} /dav/{tenant}/{path}`);
+    expect(new Set(documented)).toEqual(new Set([...routed, ...gateway]));
     // the README's API and the early draft's paths, among others
     for (const op of [
       "POST /v1/admin/tenants",

@@ -3,6 +3,7 @@
 // workerd reach the service over HTTP and the data through bindings (vitest.config.ts).
 import { webcrypto } from "node:crypto";
 import type { TestProject } from "vitest/node";
+import { DavOrigin } from "./dav-origin";
 import { FcmService } from "./fcm-service";
 import { PushService } from "./push-service";
 import { interopServers, readFiles, seed002, specXml, stopIfMissing } from "./shared";
@@ -18,6 +19,7 @@ declare module "vitest" {
     specSamples: Record<string, string>;
     interopBodies: Record<string, string>;
     seed002: string;
+    davOriginUrl: string;
   }
 }
 
@@ -33,6 +35,8 @@ export default async function setup(project: TestProject) {
   const { d } = await webcrypto.subtle.exportKey("jwk", pair.privateKey);
   const service = await new PushService({ vapidPublicKey: publicKey }).start();
   const fcm = await new FcmService().start();
+  const davOrigin = await new DavOrigin().start();
+  project.provide("davOriginUrl", davOrigin.url);
   project.provide("fcmServiceUrl", fcm.url);
   project.provide("fcmTokenUrl", fcm.tokenUrl);
   project.provide("fcmServiceAccount", fcm.serviceAccount());
@@ -40,6 +44,6 @@ export default async function setup(project: TestProject) {
   project.provide("vapidPublicKey", publicKey);
   project.provide("vapidPrivateKey", d!);
   return async () => {
-    await Promise.all([service.stop(), fcm.stop()]);
+    await Promise.all([service.stop(), fcm.stop(), davOrigin.stop()]);
   };
 }

@@ -1,0 +1,114 @@
+/**
+ * The push gateway's proxy (issue 14): a request to `/dav/<tenant id>/<path>` goes to the
+ * tenant's origin `<origin><path>` with its method, query, headers (credentials included) and
+ * body; the answer comes back as the origin gave it, redirects passed on, never followed. URLs
+ * in either direction are moved from one path prefix to the other (src/gateway/rewrite.ts):
+ * request headers `Destination` and `If` and the hrefs of WebDAV request bodies to the origin;
+ * `Location`, `Content-Location` and the hrefs of WebDAV answers, streamed, to the gateway.
+ */
+import { ApiError } from "../errors";
+import { rewriteDestination, rewriteHrefs, rewriteHrefsStream, rewriteIf, rewriteLocation, type Prefixes } from "./rewrite";
+
+/** RFC 9110 §7.6.1: hop-by-hop fields are the connection's, not the message's. */
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "host"]);
+
+/**
+ * Methods whose bodies are WebDAV protocol XML (RFC 4918, RFC 4791, RFC 3253 REPORT, RFC 3744
+ * ACL, RFC 5689 extended MKCOL): their hrefs name resources and are rewritten. A PUT's or GET's
+ * XML is a resource's content and passes untouched.
+ */
+const PROTOCOL_METHODS = new Set(["PROPFIND", "PROPPATCH", "REPORT", "MKCOL", "MKCALENDAR", "LOCK", "SEARCH", "ACL"]);
+
+/** What a WebDAV request body may be when it has to be read to be rewritten (issue 14: 1 MiB). */
+export const MAX_XML_REQUEST_BYTES = 1024 * 1024;
+
+const isXml = (type: string | null) => type !== null && /^(application|text)\/([\w.+-]+\+)?xml\s*(;|$)/i.test(type);
+
+export interface ProxyTarget {
+  prefixes: Prefixes;
+  /** the origin URL the request goes to (origin prefix + rest of the path + query) */
+  url: string;
+  timeoutMs: number;
+}
+
+async function xmlBody(request: Request, prefixes: Prefixes): Promise<string> {
+  const declared = Number(request.headers.get("Content-Length") ?? "0");
+  if (declared > MAX_XML_REQUEST_BYTES) throw tooLarge();
+  const reader = request.body!.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_XML_REQUEST_BYTES) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    parts.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.byteLength;
+  }
+  return rewriteHrefs(new TextDecoder().decode(bytes), "toOrigin", prefixes);
+}
+
+const tooLarge = () => new ApiError(413, "body_too_large", `WebDAV request bodies (XML) through the gateway are limited to ${MAX_XML_REQUEST_BYTES} bytes`);
+
+/** Sends the request on to the origin and answers what it answered, rewritten for the gateway. */
+export async function proxy(request: Request, target: ProxyTarget): Promise<Response> {
+  const { prefixes } = target;
+  const method = request.method.toUpperCase();
+  const headers = new Headers();
+  for (const [name, value] of request.headers) {
+    if (HOP_BY_HOP.has(name) || name.startsWith("cf-") || name === "x-real-ip") continue;
+    headers.set(name, value);
+  }
+  // the answer's hrefs are rewritten as text: ask for it uncompressed
+  headers.set("Accept-Encoding", "identity");
+  const destination = request.headers.get("Destination");
+  if (destination !== null) headers.set("Destination", rewriteDestination(destination, prefixes));
+  const condition = request.headers.get("If");
+  if (condition !== null) headers.set("If", rewriteIf(condition, prefixes));
+
+  let body: BodyInit | null = request.body;
+  if (body !== null && PROTOCOL_METHODS.has(method) && isXml(request.headers.get("Content-Type"))) {
+    body = await xmlBody(request, prefixes);
+    headers.delete("Content-Length");
+  }
+
+  // the timeout covers the wait for the answer's head; a long body may take longer to stream
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), target.timeoutMs);
+  let answer: Response;
+  try {
+    answer = await fetch(target.url, { method, headers, body, redirect: "manual", signal: controller.signal });
+  } catch (error) {
+    if (controller.signal.aborted) {
+      throw new ApiError(504, "origin_timeout", `the origin did not answer within ${target.timeoutMs} ms`);
+    }
+    throw new ApiError(502, "origin_unreachable", `the origin could not be reached: ${(error as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+  }
+
+  const out = new Headers(answer.headers);
+  for (const name of ["Location", "Content-Location"]) {
+    const value = answer.headers.get(name);
+    if (value !== null) out.set(name, rewriteLocation(value, prefixes));
+  }
+  if (method === "OPTIONS") {
+    const dav = answer.headers.get("DAV");
+    // the draft (Service Detection): a server that supports WebDAV-Push names it in DAV
+    if (dav !== null && !/(^|,)\s*webdav-push\s*(,|$)/i.test(dav)) out.set("DAV", `${dav}, webdav-push`);
+  }
+  let responseBody: ReadableStream<Uint8Array> | null = answer.body;
+  if (responseBody !== null && (answer.status === 207 || PROTOCOL_METHODS.has(method)) && isXml(answer.headers.get("Content-Type"))) {
+    responseBody = responseBody.pipeThrough(rewriteHrefsStream("toGateway", prefixes));
+    out.delete("Content-Length");
+  }
+  return new Response(method === "HEAD" ? null : responseBody, { status: answer.status, statusText: answer.statusText, headers: out });
+}

@@ -1,0 +1,65 @@
+/**
+ * D1 access to push gateways (issue 14): one per tenant, its origin, polling and two sealed
+ * secrets: the poll password (replayed to the origin, so never shown again) and the key that
+ * turns a collection's path into its topic.
+ */
+import { open, seal, type Keyring } from "../crypto/sealed";
+
+export interface GatewayRow {
+  tenant_id: string;
+  origin: string;
+  poll_seconds: number;
+  poll_username: string | null;
+  /** Sealed: open with `openPollPassword`. */
+  poll_password: string | null;
+  /** Sealed: open with `openTopicKey`. */
+  topic_key: string;
+  last_poll_error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export const POLL_PASSWORD_COLUMN = "gateways.poll_password";
+export const TOPIC_KEY_COLUMN = "gateways.topic_key";
+
+export const sealPollPassword = (keyring: Keyring, tenantId: string, password: string) => seal(keyring, POLL_PASSWORD_COLUMN, tenantId, password);
+export const openPollPassword = (keyring: Keyring, row: Pick<GatewayRow, "tenant_id" | "poll_password">) =>
+  row.poll_password === null ? Promise.resolve(null) : open(keyring, POLL_PASSWORD_COLUMN, row.tenant_id, row.poll_password);
+export const sealTopicKey = (keyring: Keyring, tenantId: string, key: string) => seal(keyring, TOPIC_KEY_COLUMN, tenantId, key);
+export const openTopicKey = (keyring: Keyring, row: Pick<GatewayRow, "tenant_id" | "topic_key">) => open(keyring, TOPIC_KEY_COLUMN, row.tenant_id, row.topic_key);
+
+export function getGateway(db: D1Database, tenantId: string): Promise<GatewayRow | null> {
+  return db.prepare("SELECT * FROM gateways WHERE tenant_id = ?").bind(tenantId).first<GatewayRow>();
+}
+
+/** The gateway's settings; a new one takes `topicKey` (sealed), an existing one keeps its own. */
+export interface GatewaySettings {
+  origin: string;
+  poll_seconds: number;
+  poll_username: string | null;
+  poll_password: string | null;
+}
+
+/**
+ * Creates or replaces the tenant's gateway settings in one statement; the topic key and
+ * created_at of an existing gateway stay, so topics do not change under registered clients.
+ * Answers whether it was created; null when there is no such tenant.
+ */
+export async function putGateway(db: D1Database, tenantId: string, settings: GatewaySettings, sealedTopicKey: string, now: number): Promise<{ created: boolean } | null> {
+  const row = await db
+    .prepare(
+      `INSERT INTO gateways (tenant_id, origin, poll_seconds, poll_username, poll_password, topic_key, created_at, updated_at)
+       SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?7 FROM tenants WHERE id = ?1
+       ON CONFLICT (tenant_id) DO UPDATE SET origin = excluded.origin, poll_seconds = excluded.poll_seconds,
+         poll_username = excluded.poll_username, poll_password = excluded.poll_password, updated_at = excluded.updated_at
+       RETURNING topic_key = ?6 AS created`,
+    )
+    .bind(tenantId, settings.origin, settings.poll_seconds, settings.poll_username, settings.poll_password, sealedTopicKey, now)
+    .first<{ created: number }>();
+  return row === null ? null : { created: row.created === 1 };
+}
+
+export async function deleteGateway(db: D1Database, tenantId: string): Promise<boolean> {
+  const result = await db.prepare("DELETE FROM gateways WHERE tenant_id = ?").bind(tenantId).run();
+  return result.meta.changes > 0;
+}

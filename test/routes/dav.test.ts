@@ -1,0 +1,147 @@
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { app } from "../../src/app";
+import { ADMIN, createTenant, ORIGIN } from "../helpers";
+
+const local = (over: Record<string, string> = {}) => ({ ...env, ALLOW_INSECURE_PUSH_RESOURCES: "true", ...over }) as Env;
+const origin = () => env.TEST_DAV_ORIGIN;
+let id: string;
+let base: string;
+
+const dav = (path: string, init: RequestInit = {}, over: Record<string, string> = {}) => app.fetch(new Request(`${ORIGIN}/dav/${id}/${path}`, init), local(over));
+
+/** What the origin received, as its 207 carries it in x:received (test/support/dav-origin.ts). */
+function received(xml: string): { method: string; url: string; headers: Record<string, string>; body: string } {
+  const text = /<x:received>([\s\S]*)<\/x:received>/.exec(xml)![1];
+  return JSON.parse(text.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&"));
+}
+
+beforeAll(async () => {
+  const tenant = await createTenant();
+  id = tenant.id;
+  base = `${ORIGIN}/dav/${id}/`;
+  const put = await app.fetch(
+    new Request(`${ORIGIN}/v1/admin/tenants/${id}/gateway`, { method: "PUT", headers: { ...ADMIN, "Content-Type": "application/json" }, body: JSON.stringify({ origin: `${origin()}/base/` }) }),
+    local(),
+  );
+  expect(put.status).toBe(201);
+});
+
+describe("the push gateway's proxy, /dav/{id}/…", () => {
+  it("passes a PROPFIND on with its headers and credentials, and moves every href of the 207 to the gateway", async () => {
+    const response = await dav("cal%40home/?x=1", {
+      method: "PROPFIND",
+      headers: { Depth: "1", Authorization: "Basic YWxpY2U6cHc=", "Content-Type": "application/xml" },
+      body: `<?xml version="1.0"?><propfind xmlns="DAV:"><prop><resourcetype/></prop></propfind>`,
+    });
+    expect(response.status).toBe(207);
+    expect(response.headers.get("Content-Location")).toBe(`${base}cal%40home/?x=1`);
+    const xml = await response.text();
+    const sent = received(xml);
+    expect(sent.method).toBe("PROPFIND");
+    expect(sent.url).toBe("/base/cal%40home/?x=1");
+    expect(sent.headers.depth).toBe("1");
+    expect(sent.headers.authorization).toBe("Basic YWxpY2U6cHc=");
+    expect(sent.body).toBe(`<?xml version="1.0"?><propfind xmlns="DAV:"><prop><resourcetype/></prop></propfind>`);
+    expect(xml).toContain(`<response><href>/dav/${id}/cal%40home/</href>`);
+    expect(xml).toContain(`<current-user-principal><href>/dav/${id}/principals/alice/</href></current-user-principal>`);
+    expect(xml).toContain(`<C:calendar-home-set><href>${base}calendars/alice/</href></C:calendar-home-set>`);
+    // a sync-token is not an href: untouched
+    expect(xml).toContain(`<sync-token>${origin()}/base/sync/1</sync-token>`);
+  });
+
+  it("moves the hrefs of a REPORT body to the origin, and those of the answer back", async () => {
+    const body = `<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><D:href>/dav/${id}/cal/a.ics</D:href><D:href>${base}cal/b%20c.ics</D:href></C:calendar-multiget>`;
+    const response = await dav("cal/", { method: "REPORT", headers: { Depth: "1", "Content-Type": "text/xml; charset=utf-8" }, body });
+    expect(response.status).toBe(207);
+    const xml = await response.text();
+    expect(received(xml).body).toBe(
+      `<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/></D:prop><D:href>/base/cal/a.ics</D:href><D:href>${origin()}/base/cal/b%20c.ics</D:href></C:calendar-multiget>`,
+    );
+    expect(xml).toContain(`<response><href>/dav/${id}/cal/a.ics</href>`);
+    expect(xml).toContain(`<response><href>${base}cal/b%20c.ics</href>`);
+  });
+
+  it("adds webdav-push to the origin's DAV header on OPTIONS", async () => {
+    const response = await dav("", { method: "OPTIONS" });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("DAV")).toBe("1, 2, 3, calendar-access, extended-mkcol, webdav-push");
+  });
+
+  it("passes the origin's 401 and WWW-Authenticate unchanged, and the right credentials through", async () => {
+    const refused = await dav("secret/x");
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("WWW-Authenticate")).toBe('Basic realm="Test origin"');
+    expect(await refused.text()).toBe("who are you?");
+    const allowed = await dav("secret/x", { headers: { Authorization: `Basic ${btoa("alice:pw")}` } });
+    expect(allowed.status).toBe(200);
+  });
+
+  it("passes a redirect on, with its Location on the gateway, never following it", async () => {
+    const response = await dav("redirect");
+    expect(response.status).toBe(302);
+    expect(response.headers.get("Location")).toBe(`${base}elsewhere/?q=1`);
+  });
+
+  it("moves Destination and If to the origin", async () => {
+    const response = await dav("cal/a.ics", {
+      method: "MOVE",
+      headers: { Destination: `${base}cal/b.ics`, If: `<${base}cal/a.ics> (<urn:uuid:181d4fae-7d8c-11d0-a765-00a0c91e6bf2>)`, Overwrite: "F" },
+    });
+    expect(response.status).toBe(201);
+    const sent = await response.json<{ url: string; headers: Record<string, string> }>();
+    expect(sent.url).toBe("/base/cal/a.ics");
+    expect(sent.headers.destination).toBe(`${origin()}/base/cal/b.ics`);
+    expect(sent.headers.if).toBe(`<${origin()}/base/cal/a.ics> (<urn:uuid:181d4fae-7d8c-11d0-a765-00a0c91e6bf2>)`);
+    expect(sent.headers.overwrite).toBe("F");
+  });
+
+  it("streams a body past the API's 64 KiB limit, and leaves a resource's own XML alone", async () => {
+    const ics = `BEGIN:VCALENDAR\r\n${"X-PAD:".padEnd(70, "x")}\r\n`.repeat(3000) + "END:VCALENDAR\r\n";
+    expect(ics.length).toBeGreaterThan(200_000);
+    const response = await dav("cal/big.ics", { method: "PUT", headers: { "Content-Type": "text/calendar" }, body: ics });
+    expect(response.status).toBe(201);
+    expect(response.headers.get("Location")).toBe(`/dav/${id}/cal/big.ics`);
+    expect((await response.json<{ body: string }>()).body).toBe(ics);
+    const file = await dav("file.xml");
+    expect(await file.text()).toBe(`<multistatus xmlns="DAV:"><href>/base/kept/</href></multistatus>`);
+  });
+
+  it("refuses a WebDAV XML body over 1 MiB with 413, before the origin hears of it", async () => {
+    const body = `<propfind xmlns="DAV:"><prop>${"<x/>".repeat(300_000)}</prop></propfind>`;
+    const response = await dav("cal/", { method: "PROPFIND", headers: { "Content-Type": "application/xml" }, body });
+    expect(response.status).toBe(413);
+    expect(await response.json()).toMatchObject({ error: { code: "body_too_large" } });
+  });
+
+  it("answers 504 origin_timeout past GATEWAY_ORIGIN_TIMEOUT_MS, and 502 origin_unreachable", async () => {
+    const slow = await dav("slow", {}, { GATEWAY_ORIGIN_TIMEOUT_MS: "200" });
+    expect(slow.status).toBe(504);
+    expect(await slow.json()).toEqual({ error: { code: "origin_timeout", message: "the origin did not answer within 200 ms" } });
+
+    const tenant = await createTenant();
+    const put = await app.fetch(
+      new Request(`${ORIGIN}/v1/admin/tenants/${tenant.id}/gateway`, { method: "PUT", headers: { ...ADMIN, "Content-Type": "application/json" }, body: JSON.stringify({ origin: "http://127.0.0.1:9/" }) }),
+      local(),
+    );
+    expect(put.status).toBe(201);
+    const unreachable = await app.fetch(new Request(`${ORIGIN}/dav/${tenant.id}/x`), local());
+    expect(unreachable.status).toBe(502);
+    expect(await unreachable.json()).toMatchObject({ error: { code: "origin_unreachable" } });
+  });
+
+  it("refuses to proxy to an origin the rules no longer allow (insecure resources turned off)", async () => {
+    const response = await dav("cal/", { method: "PROPFIND" }, { ALLOW_INSECURE_PUSH_RESOURCES: "false" });
+    expect(response.status).toBe(502);
+    expect(await response.json()).toMatchObject({ error: { code: "origin_not_allowed" } });
+  });
+
+  it("redirects /dav/{id} to /dav/{id}/ and answers 404 gateway_not_configured for a tenant without one", async () => {
+    const bare = await app.fetch(new Request(`${ORIGIN}/dav/${id}?a=1`), local());
+    expect(bare.status).toBe(308);
+    expect(bare.headers.get("Location")).toBe(`/dav/${id}/?a=1`);
+    const none = await app.fetch(new Request(`${ORIGIN}/dav/0123456789abcdef01234567/x`, { method: "PROPFIND" }), local());
+    expect(none.status).toBe(404);
+    expect(await none.json()).toMatchObject({ error: { code: "gateway_not_configured" } });
+  });
+});

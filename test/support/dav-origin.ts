@@ -1,0 +1,60 @@
+// A WebDAV origin for the gateway's tests, served under /base/: it answers what it received, so a
+// test inside workerd can see what the gateway sent on (method, path, headers, body), and it plays
+// the answers a proxy must pass through: a 207 with hrefs as paths and URLs, 401 with
+// WWW-Authenticate, a redirect, an OPTIONS with DAV, and an answer slower than the timeout.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { StandIn } from "./stand-in";
+
+const escape = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+export class DavOrigin extends StandIn {
+  protected async handle(req: IncomingMessage, body: Buffer, res: ServerResponse): Promise<void> {
+    const path = req.url ?? "/";
+    const received = { method: req.method, url: path, headers: req.headers, body: body.toString("utf8") };
+    if (path === "/base/slow") {
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      res.writeHead(200, { "Content-Type": "text/plain" }).end("late");
+      return;
+    }
+    if (path === "/base/redirect") {
+      res.writeHead(302, { Location: `${this.url}/base/elsewhere/?q=1` }).end();
+      return;
+    }
+    if (path.startsWith("/base/secret")) {
+      if (req.headers.authorization !== `Basic ${Buffer.from("alice:pw").toString("base64")}`) {
+        res.writeHead(401, { "WWW-Authenticate": 'Basic realm="Test origin"', "Content-Type": "text/plain" }).end("who are you?");
+        return;
+      }
+    }
+    if (req.method === "OPTIONS") {
+      res.writeHead(200, { DAV: "1, 2, 3, calendar-access, extended-mkcol", Allow: "OPTIONS, GET, PUT, DELETE, PROPFIND, REPORT, MKCOL, MOVE" }).end();
+      return;
+    }
+    if (req.method === "PROPFIND" || req.method === "REPORT") {
+      // one response for the path asked, and one per href the request body named
+      const hrefs = [path.split("?")[0], ...[...received.body.matchAll(/<(?:\w+:)?href>([^<]*)<\/(?:\w+:)?href>/g)].map((m) => m[1])];
+      const xml =
+        `<?xml version="1.0" encoding="utf-8"?>\n<multistatus xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:x="urn:test">` +
+        hrefs
+          .map(
+            (href) =>
+              `<response><href>${href}</href><propstat><prop><current-user-principal><href>/base/principals/alice/</href></current-user-principal>` +
+              `<C:calendar-home-set><href>${this.url}/base/calendars/alice/</href></C:calendar-home-set><sync-token>${this.url}/base/sync/1</sync-token></prop>` +
+              `<status>HTTP/1.1 200 OK</status></propstat></response>`,
+          )
+          .join("") +
+        `<x:received>${escape(JSON.stringify(received))}</x:received></multistatus>`;
+      res.writeHead(207, { "Content-Type": 'application/xml; charset="utf-8"', "Content-Location": `${this.url}${path}` }).end(xml);
+      return;
+    }
+    if (path === "/base/file.xml") {
+      res.writeHead(200, { "Content-Type": "application/xml" }).end(`<multistatus xmlns="DAV:"><href>/base/kept/</href></multistatus>`);
+      return;
+    }
+    res.writeHead(req.method === "MOVE" || req.method === "PUT" ? 201 : 200, {
+      "Content-Type": "application/json",
+      ...(req.method === "PUT" ? { Location: `/base${path.slice("/base".length)}` } : {}),
+    });
+    res.end(JSON.stringify(received));
+  }
+}
