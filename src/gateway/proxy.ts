@@ -7,6 +7,7 @@
  * `Location`, `Content-Location` and the hrefs of WebDAV answers, streamed, to the gateway.
  */
 import { ApiError } from "../errors";
+import { advertise, pushPropfind, type PushPropfind } from "./advertise";
 import { rewriteDestination, rewriteHrefs, rewriteHrefsStream, rewriteIf, rewriteLocation, type Prefixes } from "./rewrite";
 
 /** RFC 9110 §7.6.1: hop-by-hop fields are the connection's, not the message's. */
@@ -29,21 +30,36 @@ export interface ProxyTarget {
   /** the origin URL the request goes to (origin prefix + rest of the path + query) */
   url: string;
   timeoutMs: number;
+  /**
+   * The push properties (`<P:transports>…`, `<P:topic>…`, `<P:supported-triggers>…`) of the
+   * collection at this origin path; absent when the gateway does not advertise push (its tenant
+   * is disabled).
+   */
+  pushProperties?: (originPath: string) => Promise<string>;
 }
 
-async function xmlBody(request: Request, prefixes: Prefixes): Promise<string> {
-  const declared = Number(request.headers.get("Content-Length") ?? "0");
-  if (declared > MAX_XML_REQUEST_BYTES) throw tooLarge();
-  const reader = request.body!.getReader();
+/**
+ * How much of a 207 the gateway reads whole to put the push properties in (the other answers
+ * stream): PROPFINDs naming them ask for few properties of a collection and its members.
+ */
+export const MAX_ADVERTISED_ANSWER_BYTES = 16 * 1024 * 1024;
+
+/** A body's text, or null past `max` bytes (read no further). */
+async function textUpTo(body: ReadableStream<Uint8Array>, declaredLength: string | null, max: number): Promise<string | null> {
+  if (Number(declaredLength ?? "0") > max) {
+    await body.cancel();
+    return null;
+  }
+  const reader = body.getReader();
   const parts: Uint8Array[] = [];
   let size = 0;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
     size += value.byteLength;
-    if (size > MAX_XML_REQUEST_BYTES) {
+    if (size > max) {
       await reader.cancel();
-      throw tooLarge();
+      return null;
     }
     parts.push(value);
   }
@@ -53,7 +69,7 @@ async function xmlBody(request: Request, prefixes: Prefixes): Promise<string> {
     bytes.set(part, at);
     at += part.byteLength;
   }
-  return rewriteHrefs(new TextDecoder().decode(bytes), "toOrigin", prefixes);
+  return new TextDecoder().decode(bytes);
 }
 
 const tooLarge = () => new ApiError(413, "body_too_large", `WebDAV request bodies (XML) through the gateway are limited to ${MAX_XML_REQUEST_BYTES} bytes`);
@@ -75,8 +91,12 @@ export async function proxy(request: Request, target: ProxyTarget): Promise<Resp
   if (condition !== null) headers.set("If", rewriteIf(condition, prefixes));
 
   let body: BodyInit | null = request.body;
-  if (body !== null && PROTOCOL_METHODS.has(method) && isXml(request.headers.get("Content-Type"))) {
-    body = await xmlBody(request, prefixes);
+  let push: PushPropfind | null = null;
+  if (request.body !== null && PROTOCOL_METHODS.has(method) && isXml(request.headers.get("Content-Type"))) {
+    const text = await textUpTo(request.body, request.headers.get("Content-Length"), MAX_XML_REQUEST_BYTES);
+    if (text === null) throw tooLarge();
+    push = method === "PROPFIND" && target.pushProperties !== undefined ? pushPropfind(text) : null;
+    body = rewriteHrefs(push?.body ?? text, "toOrigin", prefixes);
     headers.delete("Content-Length");
   }
 
@@ -104,6 +124,13 @@ export async function proxy(request: Request, target: ProxyTarget): Promise<Resp
     const dav = answer.headers.get("DAV");
     // the draft (Service Detection): a server that supports WebDAV-Push names it in DAV
     if (dav !== null && !/(^|,)\s*webdav-push\s*(,|$)/i.test(dav)) out.set("DAV", `${dav}, webdav-push`);
+  }
+  if (push !== null && answer.status === 207 && answer.body !== null && isXml(answer.headers.get("Content-Type"))) {
+    const text = await textUpTo(answer.body, answer.headers.get("Content-Length"), MAX_ADVERTISED_ANSWER_BYTES);
+    if (text === null) throw new ApiError(502, "answer_too_large", `a PROPFIND naming push properties is answered through the gateway up to ${MAX_ADVERTISED_ANSWER_BYTES} bytes`);
+    const advertised = (await advertise(text, push, prefixes.originOrigin, target.pushProperties!)) ?? text;
+    out.delete("Content-Length");
+    return new Response(rewriteHrefs(advertised, "toGateway", prefixes), { status: 207, statusText: answer.statusText, headers: out });
   }
   let responseBody: ReadableStream<Uint8Array> | null = answer.body;
   if (responseBody !== null && (answer.status === 207 || PROTOCOL_METHODS.has(method)) && isXml(answer.headers.get("Content-Type"))) {

@@ -32,6 +32,14 @@ export function getGateway(db: D1Database, tenantId: string): Promise<GatewayRow
   return db.prepare("SELECT * FROM gateways WHERE tenant_id = ?").bind(tenantId).first<GatewayRow>();
 }
 
+/** The gateway with whether its tenant is disabled (a disabled tenant's gateway proxies without push), in one query. */
+export function getGatewayForProxy(db: D1Database, tenantId: string): Promise<(GatewayRow & { tenant_disabled: number }) | null> {
+  return db
+    .prepare("SELECT g.*, t.disabled_at IS NOT NULL AS tenant_disabled FROM gateways g JOIN tenants t ON t.id = g.tenant_id WHERE g.tenant_id = ?")
+    .bind(tenantId)
+    .first();
+}
+
 /** The gateway's settings; a new one takes `topicKey` (sealed), an existing one keeps its own. */
 export interface GatewaySettings {
   origin: string;

@@ -1,7 +1,14 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { app } from "../../src/app";
+import { decodeBase64url } from "../../src/crypto/base64url";
+import { keyringOf } from "../../src/crypto/sealed";
+import { gatewayTopic, importTopicKey } from "../../src/gateway/advertise";
+import { getGateway, openTopicKey } from "../../src/store/gateways";
+import { currentVapidPublicKey } from "../../src/store/vapid-keys";
 import { ADMIN, createTenant, ORIGIN } from "../helpers";
+
+const PUSH = "https://bitfire.at/webdav-push";
 
 const local = (over: Record<string, string> = {}) => ({ ...env, ALLOW_INSECURE_PUSH_RESOURCES: "true", ...over }) as Env;
 const origin = () => env.TEST_DAV_ORIGIN;
@@ -60,6 +67,59 @@ describe("the push gateway's proxy, /dav/{id}/…", () => {
     );
     expect(xml).toContain(`<response><href>/dav/${id}/cal/a.ics</href>`);
     expect(xml).toContain(`<response><href>${base}cal/b%20c.ics</href>`);
+  });
+
+  it("answers transports, topic and supported-triggers for collections, the same topic at any Depth and spelling", async () => {
+    const propfind = (path: string, depth: string) =>
+      dav(path, {
+        method: "PROPFIND",
+        headers: { Depth: depth, "Content-Type": "application/xml" },
+        body: `<d:propfind xmlns:d="DAV:" xmlns:p="${PUSH}"><d:prop><d:displayname/><p:transports/><p:topic/><p:supported-triggers/></d:prop></d:propfind>`,
+      });
+    const response = await propfind("cal%40home/", "1");
+    expect(response.status).toBe(207);
+    const xml = await response.text();
+    // the origin was asked for resourcetype too, which the client did not ask for: not answered
+    expect(received(xml).body).toContain("<d:resourcetype/>");
+    expect(xml).not.toMatch(/<(\w+:)?resourcetype[ />]/);
+    const row = (await getGateway(env.DB, id))!;
+    const key = await importTopicKey(decodeBase64url(await openTopicKey(await keyringOf(env), row))!);
+    const topic = await gatewayTopic(key, "/base/cal@home/");
+    const vapid = await currentVapidPublicKey(env);
+    expect(xml).toContain(
+      `<response><href>/dav/${id}/cal%40home/</href><propstat><prop>` +
+        `<P:transports xmlns:P="${PUSH}"><P:web-push><P:vapid-public-key type="p256ecdsa">${vapid}</P:vapid-public-key></P:web-push></P:transports>` +
+        `<P:topic xmlns:P="${PUSH}">${topic}</P:topic>` +
+        `<P:supported-triggers xmlns:P="${PUSH}"><P:content-update><D:depth xmlns:D="DAV:">1</D:depth></P:content-update><P:property-update><D:depth xmlns:D="DAV:">0</D:depth></P:property-update></P:supported-triggers>` +
+        `</prop><status>HTTP/1.1 200 OK</status></propstat>`,
+    );
+    // a member is no collection: the origin's 404 stays
+    expect(xml).toContain(`<response><href>/dav/${id}/cal%40home/member.ics</href>`);
+    expect(xml.match(/HTTP\/1.1 404 Not Found/g)).toHaveLength(1);
+    const again = await (await propfind("cal@home/", "0")).text();
+    expect(again).toContain(`<P:topic xmlns:P="${PUSH}">${topic}</P:topic>`);
+    const other = await (await propfind("other/", "0")).text();
+    expect(other).not.toContain(topic);
+    expect(other).toContain(`<P:topic xmlns:P="${PUSH}">${await gatewayTopic(key, "/base/other/")}</P:topic>`);
+  });
+
+  it("advertises nothing for a disabled tenant: the origin's answer passes as it is", async () => {
+    const tenant = await createTenant();
+    const put = await app.fetch(
+      new Request(`${ORIGIN}/v1/admin/tenants/${tenant.id}/gateway`, { method: "PUT", headers: { ...ADMIN, "Content-Type": "application/json" }, body: JSON.stringify({ origin: `${origin()}/base/` }) }),
+      local(),
+    );
+    expect(put.status).toBe(201);
+    expect((await app.fetch(new Request(`${ORIGIN}/v1/admin/tenants/${tenant.id}/disable`, { method: "POST", headers: ADMIN }), local())).status).toBe(200);
+    const response = await app.fetch(
+      new Request(`${ORIGIN}/dav/${tenant.id}/cal/`, { method: "PROPFIND", headers: { Depth: "0", "Content-Type": "application/xml" }, body: `<propfind xmlns="DAV:"><prop><topic xmlns="${PUSH}"/></prop></propfind>` }),
+      local(),
+    );
+    expect(response.status).toBe(207);
+    const xml = await response.text();
+    expect(xml).toContain("HTTP/1.1 404 Not Found");
+    expect(xml).not.toContain("HTTP/1.1 200 OK</status></propstat><propstat><prop><ns0:topic");
+    expect(xml).not.toMatch(/<P:topic/);
   });
 
   it("adds webdav-push to the origin's DAV header on OPTIONS", async () => {

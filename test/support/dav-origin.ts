@@ -32,15 +32,24 @@ export class DavOrigin extends StandIn {
     }
     if (req.method === "PROPFIND" || req.method === "REPORT") {
       // one response for the path asked, and one per href the request body named
-      const hrefs = [path.split("?")[0], ...[...received.body.matchAll(/<(?:\w+:)?href>([^<]*)<\/(?:\w+:)?href>/g)].map((m) => m[1])];
+      const own = path.split("?")[0];
+      // Depth 1 on a collection: a member too (PROPFIND only)
+      const members = req.method === "PROPFIND" && req.headers.depth === "1" && own.endsWith("/") ? [`${own}member.ics`] : [];
+      const hrefs = [own, ...members, ...[...received.body.matchAll(/<(?:\w+:)?href>([^<]*)<\/(?:\w+:)?href>/g)].map((m) => m[1])];
+      // as Radicale answers: resourcetype when asked, and a 404 propstat for properties it does not know
+      const resourcetype = (href: string) =>
+        /resourcetype/.test(received.body) ? (href.endsWith("/") ? "<resourcetype><collection/><C:calendar/></resourcetype>" : "<resourcetype/>") : "";
+      const unknown = /https:\/\/bitfire\.at\/webdav-push/.test(received.body)
+        ? `<propstat><prop><ns0:transports xmlns:ns0="https://bitfire.at/webdav-push"/><ns0:topic xmlns:ns0="https://bitfire.at/webdav-push"/></prop><status>HTTP/1.1 404 Not Found</status></propstat>`
+        : "";
       const xml =
         `<?xml version="1.0" encoding="utf-8"?>\n<multistatus xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:x="urn:test">` +
         hrefs
           .map(
             (href) =>
               `<response><href>${href}</href><propstat><prop><current-user-principal><href>/base/principals/alice/</href></current-user-principal>` +
-              `<C:calendar-home-set><href>${this.url}/base/calendars/alice/</href></C:calendar-home-set><sync-token>${this.url}/base/sync/1</sync-token></prop>` +
-              `<status>HTTP/1.1 200 OK</status></propstat></response>`,
+              `<C:calendar-home-set><href>${this.url}/base/calendars/alice/</href></C:calendar-home-set><sync-token>${this.url}/base/sync/1</sync-token>${resourcetype(href)}</prop>` +
+              `<status>HTTP/1.1 200 OK</status></propstat>${unknown}</response>`,
           )
           .join("") +
         `<x:received>${escape(JSON.stringify(received))}</x:received></multistatus>`;
