@@ -142,10 +142,14 @@ describe("quotas through wrangler dev", () => {
     // the flood: 2,000 frames as fast as the socket takes them
     const flooding = held[1];
     const end = closed(flooding);
+    let answered = 0;
+    flooding.addEventListener("message", () => answered++);
     for (let i = 0; i < 2000 && flooding.readyState === WebSocket.OPEN; i++) flooding.send("x");
-    const sent = Date.now();
     expect(await end).toEqual({ code: 1008, reason: "too many frames" });
-    expect(Date.now() - sent).toBeLessThan(1000);
+    // closed after the burst (WS_FRAME_BURST, 20), not after answering the flood: counted, not timed,
+    // as a loaded machine once took 1,054 ms to finish the closing handshake
+    expect(answered).toBeGreaterThan(0);
+    expect(answered).toBeLessThanOrEqual(40);
     for (const ws of held) ws.close();
   });
 
