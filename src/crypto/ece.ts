@@ -2,6 +2,7 @@
  * RFC 8291 message encryption for Web Push, with the RFC 8188 `aes128gcm` content coding:
  * one record, no padding, on WebCrypto.
  */
+import { concatBytes } from "../bytes";
 import { decodeBase64url } from "./base64url";
 
 /** RFC 8188 §2: the record size we announce; one record must fit in it. */
@@ -30,16 +31,6 @@ export interface UserAgentKeys {
 export interface EncryptionOverrides {
   salt?: Bytes;
   serverKeys?: { publicKey: CryptoKey; privateKey: CryptoKey };
-}
-
-function concat(...parts: Uint8Array[]): Bytes {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
 }
 
 /** HKDF-SHA-256 (RFC 5869) keyed with `ikm`, ready to derive several outputs from one import. */
@@ -82,14 +73,14 @@ export async function encryptWebPush(plaintext: Uint8Array, ua: UserAgentKeys, o
   const ecdhSecret = new Uint8Array(await crypto.subtle.deriveBits(ecdh, serverKeys.privateKey, 256));
 
   // RFC 8291 §3.4: IKM binds the shared secret to the auth secret and both public keys.
-  const ikm = await hkdf(await hkdfKey(ecdhSecret), authSecret, concat(KEY_INFO, uaPublic, asPublicBytes), 32);
+  const ikm = await hkdf(await hkdfKey(ecdhSecret), authSecret, concatBytes([KEY_INFO, uaPublic, asPublicBytes]), 32);
   // RFC 8188 §2.2 and §2.3: content-encryption key and nonce (one record, so sequence number 0).
   const prk = await hkdfKey(ikm);
   const [cek, nonce] = await Promise.all([hkdf(prk, salt, CEK_INFO, 16), hkdf(prk, salt, NONCE_INFO, 12)]);
 
   const aesKey = await crypto.subtle.importKey("raw", cek, "AES-GCM", false, ["encrypt"]);
   // RFC 8188 §2: the last (here only) record ends with the padding delimiter 0x02 and no padding.
-  const record = concat(plaintext, new Uint8Array([2]));
+  const record = concatBytes([plaintext, new Uint8Array([2])]);
   const ciphertext = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce, tagLength: 128 }, aesKey, record));
 
   const header = new Uint8Array(HEADER_SIZE);
@@ -97,5 +88,5 @@ export async function encryptWebPush(plaintext: Uint8Array, ua: UserAgentKeys, o
   new DataView(header.buffer).setUint32(16, RECORD_SIZE);
   header[20] = 65;
   header.set(asPublicBytes, 21);
-  return concat(header, ciphertext);
+  return concatBytes([header, ciphertext]);
 }

@@ -6,6 +6,7 @@
  * request headers `Destination` and `If` and the hrefs of WebDAV request bodies to the origin;
  * `Location`, `Content-Location` and the hrefs of WebDAV answers, streamed, to the gateway.
  */
+import { concatBytes } from "../bytes";
 import { ApiError } from "../errors";
 import { advertise, pushPropfind, type PushPropfind } from "./advertise";
 import { rewriteDestination, rewriteHrefs, rewriteHrefsStream, rewriteIf, rewriteLocation, type Prefixes } from "./rewrite";
@@ -23,7 +24,7 @@ const PROTOCOL_METHODS = new Set(["PROPFIND", "PROPPATCH", "REPORT", "MKCOL", "M
 /** What a WebDAV request body may be when it has to be read to be rewritten (issue 14: 1 MiB). */
 export const MAX_XML_REQUEST_BYTES = 1024 * 1024;
 
-const isXml = (type: string | null) => type !== null && /^(application|text)\/([\w.+-]+\+)?xml\s*(;|$)/i.test(type);
+export const isXml = (type: string | null) => type !== null && /^(application|text)\/([\w.+-]+\+)?xml\s*(;|$)/i.test(type);
 
 export interface ProxyTarget {
   prefixes: Prefixes;
@@ -45,7 +46,7 @@ export interface ProxyTarget {
 export const MAX_ADVERTISED_ANSWER_BYTES = 16 * 1024 * 1024;
 
 /** A body's text, or null past `max` bytes (read no further). */
-async function textUpTo(body: ReadableStream<Uint8Array>, declaredLength: string | null, max: number): Promise<string | null> {
+export async function textUpTo(body: ReadableStream<Uint8Array>, declaredLength: string | null, max: number): Promise<string | null> {
   if (Number(declaredLength ?? "0") > max) {
     await body.cancel();
     return null;
@@ -63,16 +64,27 @@ async function textUpTo(body: ReadableStream<Uint8Array>, declaredLength: string
     }
     parts.push(value);
   }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
+  return new TextDecoder().decode(concatBytes(parts));
 }
 
 const tooLarge = () => new ApiError(413, "body_too_large", `WebDAV request bodies (XML) through the gateway are limited to ${MAX_XML_REQUEST_BYTES} bytes`);
+
+/**
+ * One request to the origin, redirects not followed. The timeout covers the wait for the answer's
+ * head; a long body may take longer to stream. 504 origin_timeout, 502 origin_unreachable.
+ */
+export async function fetchOrigin(url: string, init: { method: string; headers: Headers; body?: BodyInit | null }, timeoutMs: number): Promise<Response> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    return await fetch(url, { ...init, redirect: "manual", signal: controller.signal });
+  } catch (error) {
+    if (controller.signal.aborted) throw new ApiError(504, "origin_timeout", `the origin did not answer within ${timeoutMs} ms`);
+    throw new ApiError(502, "origin_unreachable", `the origin could not be reached: ${(error as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Sends the request on to the origin and answers what it answered, rewritten for the gateway. */
 export async function proxy(request: Request, target: ProxyTarget): Promise<Response> {
@@ -100,20 +112,7 @@ export async function proxy(request: Request, target: ProxyTarget): Promise<Resp
     headers.delete("Content-Length");
   }
 
-  // the timeout covers the wait for the answer's head; a long body may take longer to stream
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), target.timeoutMs);
-  let answer: Response;
-  try {
-    answer = await fetch(target.url, { method, headers, body, redirect: "manual", signal: controller.signal });
-  } catch (error) {
-    if (controller.signal.aborted) {
-      throw new ApiError(504, "origin_timeout", `the origin did not answer within ${target.timeoutMs} ms`);
-    }
-    throw new ApiError(502, "origin_unreachable", `the origin could not be reached: ${(error as Error).message}`);
-  } finally {
-    clearTimeout(timer);
-  }
+  const answer = await fetchOrigin(target.url, { method, headers, body }, target.timeoutMs);
 
   const out = new Headers(answer.headers);
   for (const name of ["Location", "Content-Location"]) {

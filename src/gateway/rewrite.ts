@@ -7,6 +7,7 @@
  * §8.3: every href of a Multi-Status uses one format; relative ones resolve against the
  * Request-URI, which the gateway maps the same way, so they need no rewriting).
  */
+import { concatBytes } from "../bytes";
 
 /** The two sides of a gateway: absolute origins and path prefixes, each prefix ending in "/". */
 export interface Prefixes {
@@ -138,17 +139,6 @@ const encoder = new TextEncoder();
 const loose = new TextDecoder();
 const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const all = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    all.set(part, at);
-    at += part.length;
-  }
-  return all;
-}
-
 /** Where `needle` starts in bytes[from, to), or -1. */
 function indexOf(bytes: Uint8Array, needle: Uint8Array, from: number, to: number): number {
   for (let i = from; i <= to - needle.length; i++) {
@@ -208,7 +198,7 @@ class HrefRewriter {
 
   private take(): Uint8Array | null {
     if (this.out.length === 0) return null;
-    const all = concat(this.out);
+    const all = concatBytes(this.out);
     this.out = [];
     return all;
   }
@@ -344,7 +334,7 @@ class HrefRewriter {
     const { parts, textOnly } = this.href!;
     this.href = null;
     if (parts.length === 0) return;
-    const raw = concat(parts);
+    const raw = concatBytes(parts);
     if (textOnly) {
       let text: string | null = null;
       try {
@@ -382,5 +372,5 @@ export function rewriteHrefsStream(direction: Direction, p: Prefixes): Transform
 export function rewriteHrefs(xml: string, direction: Direction, p: Prefixes): string {
   const rewriter = new HrefRewriter(rewriterFor(direction, p));
   const parts = [rewriter.push(encoder.encode(xml)), rewriter.finish()].filter((part) => part !== null);
-  return new TextDecoder("utf-8", { fatal: false, ignoreBOM: true }).decode(concat(parts));
+  return new TextDecoder("utf-8", { fatal: false, ignoreBOM: true }).decode(concatBytes(parts));
 }

@@ -3,11 +3,20 @@
  * director. No director credentials: the origin authenticates its clients, whose `Authorization`
  * goes through unchanged (Basic and Bearer work; Digest cannot, it signs the URI we rewrite).
  */
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { readConfig } from "../config";
-import { ApiError } from "../errors";
+import { ApiError, notFound } from "../errors";
+import { nowSeconds } from "../expiry";
+import { collectionFacts, gatewayOwner, isPushRegister, WHO_AND_WHAT } from "../gateway/register";
+import { limitsOf } from "../limits/limits";
+import { register, unregister } from "../registering";
+import { getTenant } from "../store/tenants";
+import type { Requested } from "../triggers";
+import { parseXml } from "../xml/parse";
+import { readPushRegister } from "../xml/push-register";
+import { pushRegisterAnswer, pushRegisterPrecondition, subscriptionOrRefusal } from "./register";
 import { checkGatewayOrigin } from "../gateway/origin";
-import { proxy } from "../gateway/proxy";
+import { fetchOrigin, isXml, MAX_XML_REQUEST_BYTES, proxy, textUpTo, type ProxyTarget } from "../gateway/proxy";
 import { operations } from "../openapi/operation";
 import { keyringOf } from "../crypto/sealed";
 import { decodeBase64url } from "../crypto/base64url";
@@ -49,11 +58,13 @@ dav.all(
   operation({
     summary: "The tenant's WebDAV server, through the push gateway",
     description:
-      "Any method (PROPFIND, REPORT, PUT, DELETE, MKCOL, MOVE, COPY, PROPPATCH, OPTIONS, …) is passed to the gateway's origin with its headers, credentials and body; hrefs, Location and Destination are moved between the two path prefixes. 502 origin_unreachable, 504 origin_timeout.",
+      "Any method (PROPFIND, REPORT, PUT, DELETE, MKCOL, MOVE, COPY, PROPPATCH, OPTIONS, …) is passed to the gateway's origin with its headers, credentials and body; hrefs, Location and Destination are moved between the two path prefixes. The gateway's own: a POST of the draft's push-register to a collection (204 with Location, or 403 with a precondition, after the origin has vouched for the client), and DELETE of its registration URLs below .webdav-push/registrations/.",
     security: [],
     responses: {
       200: { description: "the origin's answer, as it gave it (any status, 207 Multi-Status among them)" },
+      204: { description: "push-register or a registration's DELETE done", headers: { Location: "push-register: the registration URL", Expires: "push-register: when it expires" } },
       308: { description: "`/dav/{tenant}` to `/dav/{tenant}/`", headers: { Location: "the gateway's root" } },
+      403: { description: "push-register: the draft's {DAV:}error precondition (push-not-available, invalid-subscription, no-supported-trigger)", content: "application/xml" },
       404: { description: "gateway_not_configured" },
       502: { description: "origin_unreachable; origin_not_allowed (the stored origin no longer passes the rules); answer_too_large (a PROPFIND naming push properties answered with more than 16 MiB)", json: true },
       413: { description: "a WebDAV request body (XML) over 1 MiB" },
@@ -80,11 +91,82 @@ dav.all(
     const gatewayPath = `/dav/${tenantId}/`;
     // the raw path (percent-encoding as sent) after the gateway prefix, onto the origin's
     const rest = url.pathname.slice(gatewayPath.length);
-    return proxy(c.req.raw, {
+    const target = {
       prefixes: { gatewayOrigin: new URL(base).origin, gatewayPath, originOrigin: origin.origin, originPath: origin.pathname },
       url: `${origin.origin}${origin.pathname}${rest}${url.search}`,
       timeoutMs: config.gatewayOriginTimeoutMs,
       pushProperties: gateway.tenant_disabled ? undefined : pushPropertiesOf(c.env, gateway),
-    });
+    };
+    // the gateway's own resources: never the origin's
+    if (rest === OWN || rest.startsWith(`${OWN}/`)) {
+      const registration = new RegExp(`^${OWN}/registrations/([^/]+)$`).exec(rest)?.[1];
+      if (c.req.method !== "DELETE" || registration === undefined) throw new ApiError(404, "not_found", `no ${c.req.method} here: the gateway's registration URLs take DELETE`);
+      return unregisterThroughGateway(c, gateway, target, registration);
+    }
+    if (c.req.method === "POST" && c.req.raw.body !== null && isXml(c.req.header("Content-Type") ?? null)) {
+      const text = await textUpTo(c.req.raw.body, c.req.header("Content-Length") ?? null, MAX_XML_REQUEST_BYTES);
+      if (text === null) throw new ApiError(413, "body_too_large", `WebDAV request bodies (XML) through the gateway are limited to ${MAX_XML_REQUEST_BYTES} bytes`);
+      if (isPushRegister(text)) return registerThroughGateway(c, gateway, target, text, `${new URL(base).origin}${gatewayPath}${OWN}/registrations/`);
+      const headers = new Headers(c.req.raw.headers);
+      headers.delete("Content-Length");
+      return proxy(new Request(c.req.url, { method: "POST", headers, body: text }), target);
+    }
+    return proxy(c.req.raw, target);
   },
 );
+
+/** The gateway's own path below `/dav/<id>/` (registration URLs); a leading dot keeps it off the origin's names. */
+const OWN = ".webdav-push";
+
+/** PROPFIND Depth 0 of `url` at the origin with the client's credentials: who it is, and is it a collection. */
+async function whoAndWhat(c: Context<AppEnv>, url: string, timeoutMs: number) {
+  const headers = new Headers({ Depth: "0", "Content-Type": 'application/xml; charset="utf-8"', "Accept-Encoding": "identity" });
+  const authorization = c.req.header("Authorization");
+  if (authorization !== undefined) headers.set("Authorization", authorization);
+  const answer = await fetchOrigin(url, { method: "PROPFIND", headers, body: WHO_AND_WHAT }, timeoutMs);
+  if (answer.status !== 207) {
+    // refused (401 with its WWW-Authenticate, 403, 404): the client hears the origin
+    const out = new Headers();
+    for (const name of ["WWW-Authenticate", "Content-Type"]) {
+      const value = answer.headers.get(name);
+      if (value !== null) out.set(name, value);
+    }
+    return { refused: new Response(answer.body, { status: answer.status, headers: out }) };
+  }
+  const text = await textUpTo(answer.body!, answer.headers.get("Content-Length"), MAX_XML_REQUEST_BYTES);
+  const facts = text === null ? null : collectionFacts(text);
+  if (facts === null) throw new ApiError(502, "origin_answer_unreadable", "the origin's PROPFIND answer is not a multistatus the gateway can read");
+  return { facts };
+}
+
+/**
+ * push-register for the collection this URL names: the origin is asked first (with the client's
+ * credentials), then it registers as `POST /v1/register` does, for the collection's topic.
+ */
+async function registerThroughGateway(c: Context<AppEnv>, gateway: GatewayRow & { tenant_disabled: number }, target: ProxyTarget, text: string, registrations: string) {
+  const body = readPushRegister(parseXml(text));
+  const asked = await whoAndWhat(c, target.url.split("?")[0], target.timeoutMs);
+  if ("refused" in asked) return asked.refused;
+  if (!asked.facts.isCollection) return pushRegisterPrecondition(c, "push-not-available", "push is available for collections only: this resource is not one");
+  const tenant = await getTenant(c.env.DB, gateway.tenant_id);
+  if (tenant === null || tenant.disabled_at !== null || target.pushProperties === undefined) {
+    return pushRegisterPrecondition(c, "push-not-available", "push is not available: this tenant is disabled");
+  }
+  const subscription = await subscriptionOrRefusal(c, body.subscription);
+  if (subscription instanceof Response) return subscription;
+  const key = await importTopicKey(decodeBase64url(await openTopicKey(await keyringOf(c.env), gateway))!);
+  const topic = await gatewayTopic(key, new URL(target.url).pathname);
+  const owner = gatewayOwner(asked.facts, c.req.header("Authorization") ?? null, target.prefixes.originOrigin);
+  const requested: Requested = body.trigger ?? { contentUpdate: { depth: 1 }, propertyUpdate: null };
+  const result = await register(c.env, { tenantId: tenant.id, owner }, limitsOf(c.env, tenant), { topic, subscription, requested, clientId: null, expires: body.expires }, nowSeconds());
+  return pushRegisterAnswer(c, result, (id) => `${registrations}${id}`);
+}
+
+/** DELETE of a gateway registration URL: the registration's owner only, as the origin knows the caller. */
+async function unregisterThroughGateway(c: Context<AppEnv>, gateway: GatewayRow, target: ProxyTarget, id: string) {
+  const asked = await whoAndWhat(c, `${target.prefixes.originOrigin}${target.prefixes.originPath}`, target.timeoutMs);
+  if ("refused" in asked) return asked.refused;
+  const owner = gatewayOwner(asked.facts, c.req.header("Authorization") ?? null, target.prefixes.originOrigin);
+  if (!(await unregister(c.env, { tenantId: gateway.tenant_id, owner }, id, nowSeconds()))) throw notFound("registration");
+  return c.body(null, 204);
+}

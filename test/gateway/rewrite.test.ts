@@ -1,4 +1,5 @@
 /** The gateway's URL rewriting (src/gateway/rewrite.ts): values, headers, and {DAV:}href in XML, streamed. */
+import { concatBytes } from "../../src/bytes";
 import { describe, expect, it } from "vitest";
 import {
   rewriteDestination,
@@ -25,16 +26,6 @@ const root: Prefixes = { ...p, originOrigin: "https://dav.example.org:8443", ori
 const encoder = new TextEncoder();
 const decode = (bytes: Uint8Array) => new TextDecoder("utf-8", { fatal: false, ignoreBOM: true }).decode(bytes);
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    all.set(part, at);
-    at += part.length;
-  }
-  return all;
-}
-
 /** The chunks through rewriteHrefsStream, as one byte array. */
 async function streamed(chunks: Uint8Array[], direction: Direction, prefixes: Prefixes = p): Promise<Uint8Array> {
   const body = new ReadableStream<Uint8Array>({
@@ -46,7 +37,7 @@ async function streamed(chunks: Uint8Array[], direction: Direction, prefixes: Pr
   const reader = body.pipeThrough(rewriteHrefsStream(direction, prefixes)).getReader();
   const parts: Uint8Array[] = [];
   for (let r = await reader.read(); !r.done; r = await reader.read()) parts.push(r.value);
-  return concat(parts);
+  return concatBytes(parts);
 }
 
 describe("toOrigin", () => {
@@ -382,14 +373,14 @@ describe("rewriteHrefs", () => {
     });
 
     it("bytes that are not UTF-8 are kept byte for byte; such an href is not rewritten", async () => {
-      const input = concat([
+      const input = concatBytes([
         encoder.encode(`<D:m xmlns:D="DAV:">`),
         Uint8Array.of(0xff, 0xc3),
         encoder.encode(`<D:href>/base/`),
         Uint8Array.of(0xc3, 0x28),
         encoder.encode(`</D:href><D:href>/base/ok</D:href></D:m>`),
       ]);
-      const expected = concat([
+      const expected = concatBytes([
         encoder.encode(`<D:m xmlns:D="DAV:">`),
         Uint8Array.of(0xff, 0xc3),
         encoder.encode(`<D:href>/base/`),
@@ -465,7 +456,7 @@ describe("rewriteHrefsStream", () => {
     expect(events.indexOf("read")).toBeGreaterThanOrEqual(0);
     expect(events.indexOf("read")).toBeLessThan(events.indexOf(`write ${chunks.length - 1}`));
     expect(parts.length).toBeGreaterThan(100);
-    const out = decode(concat(parts));
+    const out = decode(concatBytes(parts));
     expect(out).toBe(rewriteHrefs(doc, "toGateway", p));
     expect(out).toContain(`<D:href>/dav/${ID}/alice/cal/event-1999.ics</D:href>`);
     expect(out).not.toContain("/base/");
@@ -484,6 +475,6 @@ describe("rewriteHrefsStream", () => {
     void writer.close();
     const rest: Uint8Array[] = [];
     for (let r = await reader.read(); !r.done; r = await reader.read()) rest.push(r.value);
-    expect(decode(concat(rest))).toBe(`<D:response><D:href>/base/b`);
+    expect(decode(concatBytes(rest))).toBe(`<D:response><D:href>/base/b`);
   });
 });

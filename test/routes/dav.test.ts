@@ -6,9 +6,22 @@ import { keyringOf } from "../../src/crypto/sealed";
 import { gatewayTopic, importTopicKey } from "../../src/gateway/advertise";
 import { getGateway, openTopicKey } from "../../src/store/gateways";
 import { currentVapidPublicKey } from "../../src/store/vapid-keys";
-import { ADMIN, createTenant, ORIGIN } from "../helpers";
+import { ADMIN, createTenant, ORIGIN, pushService, userAgentKeys } from "../helpers";
 
 const PUSH = "https://bitfire.at/webdav-push";
+
+async function pushRegisterXml(endpoint: string): Promise<string> {
+  const keys = await userAgentKeys();
+  return (
+    `<?xml version="1.0" encoding="utf-8"?><push-register xmlns="${PUSH}" xmlns:D="DAV:"><subscription><web-push-subscription>` +
+    `<push-resource>${endpoint}</push-resource><content-encoding>aes128gcm</content-encoding>` +
+    `<subscription-public-key type="p256dh">${keys.p256dh}</subscription-public-key><auth-secret>${keys.auth}</auth-secret>` +
+    `</web-push-subscription></subscription><trigger><content-update><D:depth>1</D:depth></content-update></trigger></push-register>`
+  );
+}
+
+const countRegistrations = async (tenantId: string) =>
+  (await env.DB.prepare("SELECT COUNT(*) AS n FROM registrations WHERE tenant_id = ?").bind(tenantId).first<{ n: number }>())!.n;
 
 const local = (over: Record<string, string> = {}) => ({ ...env, ALLOW_INSECURE_PUSH_RESOURCES: "true", ...over }) as Env;
 const origin = () => env.TEST_DAV_ORIGIN;
@@ -120,6 +133,59 @@ describe("the push gateway's proxy, /dav/{id}/…", () => {
     expect(xml).toContain("HTTP/1.1 404 Not Found");
     expect(xml).not.toContain("HTTP/1.1 200 OK</status></propstat><propstat><prop><ns0:topic");
     expect(xml).not.toMatch(/<P:topic/);
+  });
+
+  it("takes push-register for a collection the origin lets the client read, as its principal's, for the collection's topic", async () => {
+    const subscriber = await pushService.subscriber();
+    const body = await pushRegisterXml(subscriber.endpoint);
+    const registerAs = (user: string | null, path = "secret/cal/") =>
+      dav(path, { method: "POST", headers: { "Content-Type": "application/xml", ...(user === null ? {} : { Authorization: `Basic ${btoa(`${user}:pw`)}` }) }, body });
+
+    const anonymous = await registerAs(null);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get("WWW-Authenticate")).toBe('Basic realm="Test origin"');
+    const wrong = await dav("secret/cal/", { method: "POST", headers: { "Content-Type": "application/xml", Authorization: `Basic ${btoa("alice:nope")}` }, body });
+    expect(wrong.status).toBe(401);
+
+    const notCollection = await registerAs("alice", "secret/cal/a.ics");
+    expect(notCollection.status).toBe(403);
+    expect(await notCollection.text()).toContain("push-not-available");
+    expect(await countRegistrations(id)).toBe(0);
+
+    const created = await registerAs("alice");
+    expect(created.status).toBe(204);
+    const location = created.headers.get("Location")!;
+    expect(location).toMatch(new RegExp(`^${base.replace(/[.]/g, "\\.")}\\.webdav-push/registrations/[A-Za-z0-9_-]{22}$`));
+    expect(Date.parse(created.headers.get("Expires")!)).toBeGreaterThan(Date.now());
+    const registrationId = location.split("/").pop()!;
+    const row = await env.DB.prepare("SELECT topic, owner FROM registrations WHERE id = ?").bind(registrationId).first<{ topic: string; owner: string }>();
+    const key = await importTopicKey(decodeBase64url(await openTopicKey(await keyringOf(env), (await getGateway(env.DB, id))!))!);
+    expect(row).toEqual({ topic: await gatewayTopic(key, "/base/secret/cal/"), owner: "principal:/base/principals/alice/" });
+
+    // the same push resource is alice's: bob may not take it
+    const bob = await registerAs("bob");
+    expect(bob.status).toBe(403);
+    expect(await bob.text()).toContain("push-not-available");
+
+    // DELETE of the registration URL: only its owner, as the origin knows the caller
+    const path = new URL(location).pathname.slice(`/dav/${id}/`.length);
+    // no credentials: the origin answers (its root is public) for nobody in particular
+    expect((await dav(path, { method: "DELETE" })).status).toBe(404);
+    expect((await dav(path, { method: "DELETE", headers: { Authorization: `Basic ${btoa("bob:pw")}` } })).status).toBe(404);
+    expect((await dav(path, { method: "DELETE", headers: { Authorization: `Basic ${btoa("alice:pw")}` } })).status).toBe(204);
+    expect((await dav(path, { method: "DELETE", headers: { Authorization: `Basic ${btoa("alice:pw")}` } })).status).toBe(404);
+    expect(await countRegistrations(id)).toBe(0);
+  });
+
+  it("keeps its own path from the origin, and passes other XML POSTs on", async () => {
+    const own = await dav(".webdav-push/registrations/x", { headers: { Authorization: `Basic ${btoa("alice:pw")}` } });
+    expect(own.status).toBe(404);
+    expect(await own.json()).toMatchObject({ error: { code: "not_found" } });
+    const other = await dav("cal/", { method: "POST", headers: { "Content-Type": "application/xml" }, body: `<x:thing xmlns:x="urn:test"><D:href xmlns:D="DAV:">/dav/${id}/cal/</D:href></x:thing>` });
+    expect(other.status).toBe(200);
+    const echoed = await other.json<{ url: string; body: string }>();
+    expect(echoed.url).toBe("/base/cal/");
+    expect(echoed.body).toBe(`<x:thing xmlns:x="urn:test"><D:href xmlns:D="DAV:">/dav/${id}/cal/</D:href></x:thing>`);
   });
 
   it("adds webdav-push to the origin's DAV header on OPTIONS", async () => {

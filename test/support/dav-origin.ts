@@ -20,8 +20,11 @@ export class DavOrigin extends StandIn {
       res.writeHead(302, { Location: `${this.url}/base/elsewhere/?q=1` }).end();
       return;
     }
+    // alice and bob, both with the password "pw"; their principals are /base/principals/<user>/, and
+    // without credentials the principal is RFC 5397's unauthenticated
+    const user = ["alice", "bob"].find((name) => req.headers.authorization === `Basic ${Buffer.from(`${name}:pw`).toString("base64")}`) ?? null;
     if (path.startsWith("/base/secret")) {
-      if (req.headers.authorization !== `Basic ${Buffer.from("alice:pw").toString("base64")}`) {
+      if (user === null) {
         res.writeHead(401, { "WWW-Authenticate": 'Basic realm="Test origin"', "Content-Type": "text/plain" }).end("who are you?");
         return;
       }
@@ -47,7 +50,7 @@ export class DavOrigin extends StandIn {
         hrefs
           .map(
             (href) =>
-              `<response><href>${href}</href><propstat><prop><current-user-principal><href>/base/principals/alice/</href></current-user-principal>` +
+              `<response><href>${href}</href><propstat><prop><current-user-principal>${user === null ? "<unauthenticated/>" : `<href>/base/principals/${user}/</href>`}</current-user-principal>` +
               `<C:calendar-home-set><href>${this.url}/base/calendars/alice/</href></C:calendar-home-set><sync-token>${this.url}/base/sync/1</sync-token>${resourcetype(href)}</prop>` +
               `<status>HTTP/1.1 200 OK</status></propstat>${unknown}</response>`,
           )
