@@ -11,7 +11,8 @@ CREATE TABLE IF NOT EXISTS d1_migrations(
 );
 INSERT OR IGNORE INTO d1_migrations (name)
   SELECT value FROM json_each('["0001_initial.sql", "0002_secrets_at_rest.sql", "0003_push_services.sql", "0004_connections.sql",
-    "0005_delivery_state.sql", "0006_test_pushes.sql", "0007_quotas.sql", "0008_tenants_by_created.sql", "0009_gateways.sql"]')
+    "0005_delivery_state.sql", "0006_test_pushes.sql", "0007_quotas.sql", "0008_tenants_by_created.sql", "0009_gateways.sql",
+    "0010_watched_collections.sql"]')
   WHERE NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tenants');
 
 -- Times are Unix seconds. Depths are 0, 1 or 2 (= "infinity"), so "the requested depth covers
@@ -225,3 +226,21 @@ CREATE TABLE IF NOT EXISTS gateways (
   updated_at INTEGER NOT NULL,
   CHECK ((poll_username IS NULL) = (poll_password IS NULL))
 );
+
+-- The collections a push gateway watches (issue 14): each one a client registered for through
+-- push-register, with the tokens last seen, so a change (through the gateway, or found by the
+-- poller) is told once. Dropped with its gateway.
+CREATE TABLE IF NOT EXISTS watched_collections (
+  tenant_id TEXT NOT NULL REFERENCES gateways(tenant_id) ON DELETE CASCADE,
+  -- the path at the origin, percent-decoded, one trailing slash: what its topic is made of
+  path TEXT NOT NULL,
+  -- the same path as the origin writes it (percent-encoded), to ask it again
+  href TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  sync_token TEXT,
+  ctag TEXT,
+  etag TEXT,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, path)
+);
+CREATE INDEX IF NOT EXISTS watched_collections_by_topic ON watched_collections (tenant_id, topic);

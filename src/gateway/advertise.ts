@@ -53,15 +53,19 @@ export function pushPropfind(body: string): PushPropfind | null {
  * from the path without the key, and the same whichever way a client spells the URL.
  */
 export async function gatewayTopic(key: CryptoKey, originPath: string): Promise<string> {
+  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(collectionPath(originPath)));
+  return encodeBase64url(new Uint8Array(mac)).slice(0, 22);
+}
+
+/** A collection's path as its topic is made of it: percent-decoded, one trailing slash. */
+export function collectionPath(originPath: string): string {
   let path: string;
   try {
     path = decodeURIComponent(originPath);
   } catch {
     path = originPath;
   }
-  path = `${path.replace(/\/+$/, "")}/`;
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(path));
-  return encodeBase64url(new Uint8Array(mac)).slice(0, 22);
+  return `${path.replace(/\/+$/, "")}/`;
 }
 
 export const importTopicKey = (raw: Uint8Array<ArrayBuffer>) => crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);

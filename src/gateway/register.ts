@@ -9,8 +9,13 @@ import { DOMParser, type Element } from "@xmldom/xmldom";
 import { PUSH_NS } from "../xml/escape";
 import { childElements, DAV_NS } from "../xml/parse";
 
+/** CalendarServer's namespace, of `getctag` (Radicale and others still answer it). */
+export const CALENDARSERVER_NS = "http://calendarserver.org/ns/";
+
 /** The PROPFIND the gateway sends before registering or unregistering. */
-export const WHO_AND_WHAT = `<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:current-user-principal/></D:prop></D:propfind>`;
+export const WHO_AND_WHAT =
+  `<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:" xmlns:CS="${CALENDARSERVER_NS}"><D:prop>` +
+  `<D:resourcetype/><D:current-user-principal/><D:sync-token/><CS:getctag/><D:getetag/></D:prop></D:propfind>`;
 
 /** Whether a POST body is the draft's push-register (the gateway's), not something for the origin. */
 export function isPushRegister(text: string): boolean {
@@ -26,10 +31,15 @@ export function isPushRegister(text: string): boolean {
 
 const isDav = (e: Element, name: string) => e.namespaceURI === DAV_NS && e.localName === name;
 
+
 export interface CollectionFacts {
   isCollection: boolean;
   /** the current-user-principal's href as the origin wrote it, or null (unauthenticated) */
   principal: string | null;
+  /** the resource's href as the origin wrote it */
+  href: string | null;
+  /** its tokens now: the baseline a later change is told against */
+  tokens: { sync_token: string | null; ctag: string | null; etag: string | null };
 }
 
 /** What the origin's 207 to WHO_AND_WHAT says of the one resource asked (its first response). */
@@ -45,6 +55,8 @@ export function collectionFacts(xml: string): CollectionFacts | null {
   if (response === undefined) return null;
   let isCollection = false;
   let principal: string | null = null;
+  const tokens: CollectionFacts["tokens"] = { sync_token: null, ctag: null, etag: null };
+  const text = (e: Element) => e.textContent?.trim() || null;
   for (const propstat of childElements(response).filter((e) => isDav(e, "propstat"))) {
     const status = childElements(propstat).find((e) => isDav(e, "status"))?.textContent ?? "";
     if (!/\s2\d\d\s/.test(` ${status} `)) continue;
@@ -52,10 +64,14 @@ export function collectionFacts(xml: string): CollectionFacts | null {
       for (const e of childElements(prop)) {
         if (isDav(e, "resourcetype")) isCollection ||= childElements(e).some((t) => isDav(t, "collection"));
         if (isDav(e, "current-user-principal")) principal = childElements(e).find((h) => isDav(h, "href"))?.textContent?.trim() || principal;
+        if (isDav(e, "sync-token")) tokens.sync_token = text(e);
+        if (isDav(e, "getetag")) tokens.etag = text(e);
+        if (e.namespaceURI === CALENDARSERVER_NS && e.localName === "getctag") tokens.ctag = text(e);
       }
     }
   }
-  return { isCollection, principal };
+  const href = childElements(response).find((e) => isDav(e, "href"));
+  return { isCollection, principal, href: href === undefined ? null : text(href), tokens };
 }
 
 /** The user of a Basic `Authorization` (RFC 7617), or null. */

@@ -11,7 +11,8 @@ export const REGISTRATIONS_PATH = "/v1/registrations";
 /** 16 random bytes in base64url: 128 bits, so the URL can be a capability (DELETE needs no credentials). */
 const ID = "[A-Za-z0-9_-]{22}";
 const ID_ONLY = new RegExp(`^${ID}$`);
-const URL_ID = new RegExp(`${REGISTRATIONS_PATH}/(${ID})$`);
+/** Ours, and the push gateway's (`/dav/<tenant id>/.webdav-push/registrations/<id>`, issue 14). */
+const URL_ID = new RegExp(`(?:${REGISTRATIONS_PATH}|/dav/[0-9a-f]{24}/\\.webdav-push/registrations)/(${ID})$`);
 
 export const newRegistrationId = () => randomToken(16);
 

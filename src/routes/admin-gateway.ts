@@ -13,7 +13,7 @@ import { notFound } from "../errors";
 import { nowSeconds } from "../expiry";
 import { checkGatewayOrigin } from "../gateway/origin";
 import { operations } from "../openapi/operation";
-import { deleteGateway, getGateway, putGateway, sealPollPassword, sealTopicKey, type GatewayRow } from "../store/gateways";
+import { countWatchedCollections, deleteGateway, getGateway, putGateway, sealPollPassword, sealTopicKey, type GatewayRow } from "../store/gateways";
 import { getTenant } from "../store/tenants";
 import type { AppEnv } from "../types";
 import { readJson } from "../validation";
@@ -102,7 +102,7 @@ adminGateway.get(
   "/:id/gateway",
   operation({
     summary: "A tenant's push gateway",
-    responses: { 200: { description: "the gateway and last_poll_error", json: true }, 404: { description: "no such tenant, or it has no gateway" } },
+    responses: { 200: { description: "the gateway with watched_collections (how many) and last_poll_error", json: true }, 404: { description: "no such tenant, or it has no gateway" } },
   }),
   async (c) => {
     const id = c.req.param("id");
@@ -110,13 +110,13 @@ adminGateway.get(
     const row = await getGateway(c.env.DB, id);
     if (row === null) throw notFound("gateway");
     const base = readConfig(c.env).publicBaseUrl ?? new URL(c.req.url).origin;
-    return c.json({ ...gatewayJson(base, row), last_poll_error: row.last_poll_error });
+    return c.json({ ...gatewayJson(base, row), watched_collections: await countWatchedCollections(c.env.DB, id), last_poll_error: row.last_poll_error });
   },
 );
 
 adminGateway.delete(
   "/:id/gateway",
-  operation({ summary: "Remove a tenant's push gateway", responses: { 204: { description: "removed; /dav/{id}/ answers 404 gateway_not_configured" }, 404: { description: "no such tenant, or it has no gateway" } } }),
+  operation({ summary: "Remove a tenant's push gateway, its watched collections and the registrations made through it", responses: { 204: { description: "removed; /dav/{id}/ answers 404 gateway_not_configured" }, 404: { description: "no such tenant, or it has no gateway" } } }),
   async (c) => {
     const id = c.req.param("id");
     await tenantOr404(c.env.DB, id);

@@ -20,8 +20,12 @@ import { fetchOrigin, isXml, MAX_XML_REQUEST_BYTES, proxy, textUpTo, type ProxyT
 import { operations } from "../openapi/operation";
 import { keyringOf } from "../crypto/sealed";
 import { decodeBase64url } from "../crypto/base64url";
-import { gatewayTopic, importTopicKey } from "../gateway/advertise";
-import { getGatewayForProxy, openTopicKey, type GatewayRow } from "../store/gateways";
+import { collectionPath, gatewayTopic, importTopicKey } from "../gateway/advertise";
+import { getGatewayForProxy, openTopicKey, watchCollection, type GatewayRow } from "../store/gateways";
+import { proppatchNames, WRITE_METHODS } from "../gateway/changes";
+import { notifyAfterWrite } from "../gateway/notify";
+import { rewriteDestination } from "../gateway/rewrite";
+import { errorFields, log } from "../log";
 import { getSupportedTriggers } from "../store/tenant-triggers";
 import { currentVapidPublicKey } from "../store/vapid-keys";
 import { supportedTriggersXml, transportsXml } from "../xml/properties";
@@ -103,17 +107,50 @@ dav.all(
       if (c.req.method !== "DELETE" || registration === undefined) throw new ApiError(404, "not_found", `no ${c.req.method} here: the gateway's registration URLs take DELETE`);
       return unregisterThroughGateway(c, gateway, target, registration);
     }
-    if (c.req.method === "POST" && c.req.raw.body !== null && isXml(c.req.header("Content-Type") ?? null)) {
+    const method = c.req.method.toUpperCase();
+    let request = c.req.raw;
+    let proppatch: string[] | null | undefined;
+    if ((method === "POST" || method === "PROPPATCH") && c.req.raw.body !== null && isXml(c.req.header("Content-Type") ?? null)) {
       const text = await textUpTo(c.req.raw.body, c.req.header("Content-Length") ?? null, MAX_XML_REQUEST_BYTES);
       if (text === null) throw new ApiError(413, "body_too_large", `WebDAV request bodies (XML) through the gateway are limited to ${MAX_XML_REQUEST_BYTES} bytes`);
-      if (isPushRegister(text)) return registerThroughGateway(c, gateway, target, text, `${new URL(base).origin}${gatewayPath}${OWN}/registrations/`);
+      if (method === "POST" && isPushRegister(text)) return registerThroughGateway(c, gateway, target, text, `${new URL(base).origin}${gatewayPath}${OWN}/registrations/`);
+      if (method === "PROPPATCH") proppatch = proppatchNames(text);
       const headers = new Headers(c.req.raw.headers);
       headers.delete("Content-Length");
-      return proxy(new Request(c.req.url, { method: "POST", headers, body: text }), target);
+      request = new Request(c.req.url, { method, headers, body: text });
     }
-    return proxy(c.req.raw, target);
+    const response = await proxy(request, target);
+    if (WRITE_METHODS.has(method) && response.status >= 200 && response.status < 300 && !gateway.tenant_disabled) {
+      // told after the answer: the client does not wait for the origin's new tokens or the hubs
+      const written = [new URL(target.url).pathname];
+      const destination = c.req.header("Destination");
+      if ((method === "MOVE" || method === "COPY") && destination !== undefined) {
+        try {
+          const moved = new URL(rewriteDestination(destination, target.prefixes), target.url);
+          if (moved.origin === target.prefixes.originOrigin) written.push(moved.pathname);
+        } catch {
+          // not a URL: the origin answered it; nothing more to tell
+        }
+        if (method === "COPY") written.shift();
+      }
+      afterAnswer(c, notifyAfterWrite(c.env, gateway, target, written, { proppatch, authorization: c.req.header("Authorization") ?? null, dontNotify: c.req.header("Push-Dont-Notify") ?? null }));
+    }
+    return response;
   },
 );
+
+/** Work that goes on after the answer (the runtime's waitUntil). */
+function afterAnswer(c: Context<AppEnv>, work: Promise<void>): void {
+  const logged = work.catch((error) => log(c.env, "error", "gateway_notify_failed", errorFields(error)));
+  let waitUntil: ((promise: Promise<unknown>) => void) | undefined;
+  try {
+    waitUntil = c.executionCtx.waitUntil.bind(c.executionCtx);
+  } catch {
+    // no execution context (a direct app.fetch): the promise runs on by itself
+  }
+  waitUntil?.(logged);
+}
+
 
 /** The gateway's own path below `/dav/<id>/` (registration URLs); a leading dot keeps it off the origin's names. */
 const OWN = ".webdav-push";
@@ -158,7 +195,13 @@ async function registerThroughGateway(c: Context<AppEnv>, gateway: GatewayRow & 
   const topic = await gatewayTopic(key, new URL(target.url).pathname);
   const owner = gatewayOwner(asked.facts, c.req.header("Authorization") ?? null, target.prefixes.originOrigin);
   const requested: Requested = body.trigger ?? { contentUpdate: { depth: 1 }, propertyUpdate: null };
-  const result = await register(c.env, { tenantId: tenant.id, owner }, limitsOf(c.env, tenant), { topic, subscription, requested, clientId: null, expires: body.expires }, nowSeconds());
+  const now = nowSeconds();
+  const result = await register(c.env, { tenantId: tenant.id, owner }, limitsOf(c.env, tenant), { topic, subscription, requested, clientId: null, expires: body.expires }, now);
+  if (result.kind === "registered") {
+    // watched from its first registration on: its tokens now are what a later change is told against
+    const originPath = new URL(target.url).pathname;
+    await watchCollection(c.env.DB, tenant.id, { path: collectionPath(originPath), href: originPath, topic, ...asked.facts.tokens }, now);
+  }
   return pushRegisterAnswer(c, result, (id) => `${registrations}${id}`);
 }
 

@@ -67,7 +67,63 @@ export async function putGateway(db: D1Database, tenantId: string, settings: Gat
   return row === null ? null : { created: row.created === 1 };
 }
 
+/**
+ * Deletes the gateway, the registrations made for its collections' topics (push-register through
+ * it) and, by the foreign key, its watched collections: one batch, one transaction.
+ */
 export async function deleteGateway(db: D1Database, tenantId: string): Promise<boolean> {
-  const result = await db.prepare("DELETE FROM gateways WHERE tenant_id = ?").bind(tenantId).run();
-  return result.meta.changes > 0;
+  const [, gone] = await db.batch([
+    db.prepare("DELETE FROM registrations WHERE tenant_id = ?1 AND topic IN (SELECT topic FROM watched_collections WHERE tenant_id = ?1)").bind(tenantId),
+    db.prepare("DELETE FROM gateways WHERE tenant_id = ?").bind(tenantId),
+  ]);
+  return gone.meta.changes > 0;
+}
+
+/** A collection's tokens as last seen (RFC 6578 sync-token, CalendarServer getctag, getetag). */
+export interface CollectionTokens {
+  sync_token: string | null;
+  ctag: string | null;
+  etag: string | null;
+}
+
+/**
+ * Watches a collection from its first registration on, its tokens then the baseline; a collection
+ * already watched keeps its own (a later change must still be told).
+ */
+export async function watchCollection(db: D1Database, tenantId: string, collection: { path: string; href: string; topic: string } & CollectionTokens, now: number): Promise<void> {
+  await db
+    .prepare(
+      `INSERT INTO watched_collections (tenant_id, path, href, topic, sync_token, ctag, etag, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (tenant_id, path) DO NOTHING`,
+    )
+    .bind(tenantId, collection.path, collection.href, collection.topic, collection.sync_token, collection.ctag, collection.etag, now)
+    .run();
+}
+
+export async function countWatchedCollections(db: D1Database, tenantId: string): Promise<number> {
+  return (await db.prepare("SELECT COUNT(*) AS n FROM watched_collections WHERE tenant_id = ?").bind(tenantId).first<{ n: number }>())?.n ?? 0;
+}
+
+export interface WatchedCollection {
+  path: string;
+  href: string;
+  topic: string;
+}
+
+/** Which of these collection paths the gateway watches: one query, on the primary key. */
+export async function watchedAmong(db: D1Database, tenantId: string, paths: string[]): Promise<WatchedCollection[]> {
+  if (paths.length === 0) return [];
+  const { results } = await db
+    .prepare(`SELECT path, href, topic FROM watched_collections WHERE tenant_id = ? AND path IN (${paths.map(() => "?").join(", ")})`)
+    .bind(tenantId, ...paths)
+    .all<WatchedCollection>();
+  return results;
+}
+
+/** The tokens a collection has now, told: the poller compares against these. */
+export async function moveTokens(db: D1Database, tenantId: string, path: string, tokens: CollectionTokens): Promise<void> {
+  await db
+    .prepare("UPDATE watched_collections SET sync_token = ?, ctag = ?, etag = ? WHERE tenant_id = ? AND path = ?")
+    .bind(tokens.sync_token, tokens.ctag, tokens.etag, tenantId, path)
+    .run();
 }

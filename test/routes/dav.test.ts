@@ -1,4 +1,6 @@
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { topicHub } from "../../src/hub/topic-hub";
 import { beforeAll, describe, expect, it } from "vitest";
 import { app } from "../../src/app";
 import { decodeBase64url } from "../../src/crypto/base64url";
@@ -10,8 +12,8 @@ import { ADMIN, createTenant, ORIGIN, pushService, userAgentKeys } from "../help
 
 const PUSH = "https://bitfire.at/webdav-push";
 
-async function pushRegisterXml(endpoint: string): Promise<string> {
-  const keys = await userAgentKeys();
+async function pushRegisterXml(endpoint: string, known?: { p256dh: string; auth: string }): Promise<string> {
+  const keys = known ?? (await userAgentKeys());
   return (
     `<?xml version="1.0" encoding="utf-8"?><push-register xmlns="${PUSH}" xmlns:D="DAV:"><subscription><web-push-subscription>` +
     `<push-resource>${endpoint}</push-resource><content-encoding>aes128gcm</content-encoding>` +
@@ -161,6 +163,11 @@ describe("the push gateway's proxy, /dav/{id}/…", () => {
     const row = await env.DB.prepare("SELECT topic, owner FROM registrations WHERE id = ?").bind(registrationId).first<{ topic: string; owner: string }>();
     const key = await importTopicKey(decodeBase64url(await openTopicKey(await keyringOf(env), (await getGateway(env.DB, id))!))!);
     expect(row).toEqual({ topic: await gatewayTopic(key, "/base/secret/cal/"), owner: "principal:/base/principals/alice/" });
+    // watched from now on, its tokens as the origin had them the baseline
+    const watched = await env.DB.prepare("SELECT path, href, topic, sync_token, ctag, etag FROM watched_collections WHERE tenant_id = ?").bind(id).all();
+    expect(watched.results).toEqual([
+      { path: "/base/secret/cal/", href: "/base/secret/cal/", topic: row!.topic, sync_token: `${origin()}/base/sync/1`, ctag: null, etag: null },
+    ]);
 
     // the same push resource is alice's: bob may not take it
     const bob = await registerAs("bob");
@@ -176,6 +183,73 @@ describe("the push gateway's proxy, /dav/{id}/…", () => {
     expect((await dav(path, { method: "DELETE", headers: { Authorization: `Basic ${btoa("alice:pw")}` } })).status).toBe(404);
     expect(await countRegistrations(id)).toBe(0);
   });
+
+  it("drops its watched collections and the registrations made through it when the gateway is deleted", async () => {
+    const tenant = await createTenant();
+    const admin = (method: string, json?: unknown) =>
+      app.fetch(
+        new Request(`${ORIGIN}/v1/admin/tenants/${tenant.id}/gateway`, { method, headers: { ...ADMIN, "Content-Type": "application/json" }, body: json === undefined ? undefined : JSON.stringify(json) }),
+        local(),
+      );
+    expect((await admin("PUT", { origin: `${origin()}/base/` })).status).toBe(201);
+    const subscriber = await pushService.subscriber();
+    const registered = await app.fetch(
+      new Request(`${ORIGIN}/dav/${tenant.id}/secret/cal/`, { method: "POST", headers: { "Content-Type": "application/xml", Authorization: `Basic ${btoa("bob:pw")}` }, body: await pushRegisterXml(subscriber.endpoint) }),
+      local(),
+    );
+    expect(registered.status).toBe(204);
+    expect(await (await admin("GET")).json()).toMatchObject({ watched_collections: 1, last_poll_error: null });
+    expect(await countRegistrations(tenant.id)).toBe(1);
+    expect((await admin("DELETE")).status).toBe(204);
+    expect(await countRegistrations(tenant.id)).toBe(0);
+    expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM watched_collections WHERE tenant_id = ?").bind(tenant.id).first<{ n: number }>())!.n).toBe(0);
+  });
+
+  it("tells a watched collection's registrations of a write through the gateway, after the answer, sparing Push-Dont-Notify", async () => {
+    const [forAlice, forBob] = [await pushService.subscriber(), await pushService.subscriber()];
+    const alice = { Authorization: `Basic ${btoa("alice:pw")}` };
+    const registerFor = async (who: string, subscriber: typeof forAlice) =>
+      dav("secret/work/", { method: "POST", headers: { Authorization: `Basic ${btoa(`${who}:pw`)}`, "Content-Type": "application/xml" }, body: await pushRegisterXml(subscriber.endpoint, subscriber) });
+    const registered = await registerFor("alice", forAlice);
+    expect(registered.status).toBe(204);
+    expect((await registerFor("bob", forBob)).status).toBe(204);
+    const location = registered.headers.get("Location")!;
+    const topic = (await env.DB.prepare("SELECT topic FROM registrations WHERE id = ?").bind(location.split("/").pop()).first<{ topic: string }>())!.topic;
+
+    // the work goes on after the answer: collected here as the runtime's waitUntil would keep it
+    const pending: Promise<unknown>[] = [];
+    const ctx = { waitUntil: (promise: Promise<unknown>) => void pending.push(promise), passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext;
+    const write = async (path: string, init: RequestInit) => {
+      pending.length = 0;
+      const response = await app.fetch(new Request(`${base}${path}`, init), local(), ctx);
+      await Promise.all(pending);
+      await runDurableObjectAlarm(topicHub(env, id, topic));
+      return response;
+    };
+    const ics = { method: "PUT", body: "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n" };
+
+    expect((await write("secret/work/new.ics", { ...ics, headers: alice })).status).toBe(201);
+    const { received } = await pushService.wait(forAlice.id, 1);
+    // content update of a member (depth 1), with the sync-token the origin has after the write
+    expect(received[0].xml).toContain(`<topic>${topic}</topic><content-update><D:sync-token>${origin()}/base/sync/1</D:sync-token></content-update>`);
+    await pushService.wait(forBob.id, 1);
+
+    // alice's client wrote and names its own registration in Push-Dont-Notify: bob hears, alice not
+    expect((await write("secret/work/new.ics", { ...ics, headers: { ...alice, "Push-Dont-Notify": `"${location}"` } })).status).toBe(201);
+    await pushService.wait(forBob.id, 2);
+    // a write in another collection concerns this one not at all; a GET writes nothing
+    expect((await write("secret/other/x.ics", { ...ics, headers: alice })).status).toBe(201);
+    pending.length = 0;
+    expect((await app.fetch(new Request(`${base}secret/work/new.ics`, { headers: alice }), local(), ctx)).status).toBe(200);
+    expect(pending).toHaveLength(0);
+    // one more write: alice has 2 (not 3: spared once, the other collection never), bob 3
+    expect((await write("secret/work/new.ics", { ...ics, headers: alice })).status).toBe(201);
+    await pushService.wait(forBob.id, 3);
+    await pushService.wait(forAlice.id, 2);
+    expect((await pushService.received(forAlice.id)).received).toHaveLength(2);
+    expect((await pushService.received(forBob.id)).received).toHaveLength(3);
+    // four deliveries through the queues, each ~2 s under the local queue's batch timeout
+  }, 30_000);
 
   it("keeps its own path from the origin, and passes other XML POSTs on", async () => {
     const own = await dav(".webdav-push/registrations/x", { headers: { Authorization: `Basic ${btoa("alice:pw")}` } });
