@@ -4,6 +4,10 @@
  * the change to each topic's hub.
  */
 import { keyringOf } from "../crypto/sealed";
+import { limitsOf } from "../limits/limits";
+import { admitNotifies } from "../limits/notify-budget";
+import { log } from "../log";
+import { getTenant } from "../store/tenants";
 import { parseDontNotify } from "../hub/dont-notify";
 import { topicHub } from "../hub/topic-hub";
 import { registrationIdsOf } from "../registering";
@@ -27,6 +31,14 @@ export async function notifyAfterWrite(
   const concerned = concernedCollections(written);
   const watched = await watchedAmong(env.DB, gateway.tenant_id, [...concerned.keys()]);
   if (watched.length === 0) return;
+  // each change counts against the tenant's notify budget, as a /v1/notify of as many would (issue 12)
+  const tenant = await getTenant(env.DB, gateway.tenant_id);
+  if (tenant === null) return;
+  const admission = await admitNotifies(env, tenant.id, watched.length, limitsOf(env, tenant).notify_per_minute);
+  if (!admission.ok) {
+    log(env, "warn", "gateway_notify_refused", { tenant: tenant.id, changes: watched.length, retry_after: admission.retryAfter });
+    return;
+  }
   const authorization = write.authorization ?? (await pollAuthorization(env, gateway));
   const dontNotify = write.dontNotify === null ? [] : parseDontNotify(write.dontNotify);
   await Promise.all(

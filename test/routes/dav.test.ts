@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { topicHub } from "../../src/hub/topic-hub";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { app } from "../../src/app";
 import { decodeBase64url } from "../../src/crypto/base64url";
 import { keyringOf } from "../../src/crypto/sealed";
@@ -250,6 +250,38 @@ describe("the push gateway's proxy, /dav/{id}/…", () => {
     expect((await pushService.received(forBob.id)).received).toHaveLength(3);
     // four deliveries through the queues, each ~2 s under the local queue's batch timeout
   }, 30_000);
+
+  it("counts a write's changes against the tenant's notify budget, and tells nobody past it", async () => {
+    const tenant = await createTenant();
+    const admin = (path: string, method: string, json: unknown) =>
+      app.fetch(new Request(`${ORIGIN}/v1/admin/tenants/${tenant.id}${path}`, { method, headers: { ...ADMIN, "Content-Type": "application/json" }, body: JSON.stringify(json) }), local());
+    expect((await admin("/gateway", "PUT", { origin: `${origin()}/base/` })).status).toBe(201);
+    expect((await admin("/limits", "PUT", { registrations: null, registrations_per_user: null, notify_per_minute: 1, sockets: null, sockets_per_user: null })).status).toBe(200);
+    const subscriber = await pushService.subscriber();
+    const alice = { Authorization: `Basic ${btoa("alice:pw")}` };
+    const gatewayBase = `${ORIGIN}/dav/${tenant.id}/`;
+    const registered = await app.fetch(
+      new Request(`${gatewayBase}secret/budget/`, { method: "POST", headers: { ...alice, "Content-Type": "application/xml" }, body: await pushRegisterXml(subscriber.endpoint, subscriber) }),
+      local(),
+    );
+    expect(registered.status).toBe(204);
+    const pending: Promise<unknown>[] = [];
+    const ctx = { waitUntil: (promise: Promise<unknown>) => void pending.push(promise), passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext;
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, "log").mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
+    try {
+      for (let i = 0; i < 2; i++) {
+        const put = await app.fetch(new Request(`${gatewayBase}secret/budget/${i}.ics`, { method: "PUT", headers: alice, body: "x" }), local(), ctx);
+        expect(put.status).toBe(201);
+      }
+      await Promise.all(pending);
+    } finally {
+      spy.mockRestore();
+    }
+    // the first fits the budget of 1 per minute; the second is refused, and said so
+    const refused = lines.filter((line) => line.includes('"event":"gateway_notify_refused"')).map((line) => JSON.parse(line));
+    expect(refused).toEqual([{ level: "warn", event: "gateway_notify_refused", tenant: tenant.id, changes: 1, retry_after: expect.any(Number) }]);
+  });
 
   it("keeps its own path from the origin, and passes other XML POSTs on", async () => {
     const own = await dav(".webdav-push/registrations/x", { headers: { Authorization: `Basic ${btoa("alice:pw")}` } });
