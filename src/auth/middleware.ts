@@ -8,7 +8,7 @@ import { getTenant, openGrantSecret } from "../store/tenants";
 import type { AppEnv, Principal } from "../types";
 import { grantKeysOf, grantKeyTag, grantSecretTag, notifyTokenTag } from "./credential";
 import { grantIssuer, verifyGrant } from "./grant";
-import { isTenantToken, tenantIdOfToken } from "./tenant-token";
+import { isTenantToken, TENANT_ID, tenantIdOfToken } from "./tenant-token";
 
 /** The token of an RFC 6750 `Authorization: Bearer` header, or undefined. */
 export const bearerOf = (header: string | undefined): string | undefined => /^Bearer[ \t]+(\S+)\s*$/i.exec(header ?? "")?.[1];
@@ -38,7 +38,7 @@ export async function authenticate(env: Env, token: string): Promise<Principal> 
     return { kind: "tenant", tenant, credential: async () => tag };
   }
   const issuer = grantIssuer(token);
-  const tenant = /^[0-9a-f]{24}$/.test(issuer) ? await getTenant(env.DB, issuer) : null;
+  const tenant = TENANT_ID.test(issuer) ? await getTenant(env.DB, issuer) : null;
   if (tenant === null) throw new CredentialRefused(401, "unknown_tenant", `no tenant ${JSON.stringify(issuer)} (the grant's iss)`);
   const grantSecret = await openGrantSecret(await keyringOf(env), tenant);
   const grantKeys = grantKeysOf(tenant);

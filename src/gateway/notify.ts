@@ -13,8 +13,8 @@ import { topicHub } from "../hub/topic-hub";
 import { registrationIdsOf } from "../registering";
 import { moveTokens, openPollPassword, watchedAmong, type GatewayRow } from "../store/gateways";
 import { concernedCollections, writeChange } from "./changes";
-import { fetchOrigin, MAX_XML_REQUEST_BYTES, textUpTo, type ProxyTarget } from "./proxy";
-import { collectionFacts, WHO_AND_WHAT } from "./register";
+import { askWhoAndWhat, MAX_XML_REQUEST_BYTES, textUpTo, type ProxyTarget } from "./proxy";
+import { collectionFacts } from "./register";
 
 /**
  * Tells each watched collection a write concerns (issue 14, item 6): its new sync-token read with
@@ -43,9 +43,7 @@ export async function notifyAfterWrite(
   const dontNotify = write.dontNotify === null ? [] : parseDontNotify(write.dontNotify);
   await Promise.all(
     watched.map(async (collection) => {
-      const headers = new Headers({ Depth: "0", "Content-Type": 'application/xml; charset="utf-8"', "Accept-Encoding": "identity" });
-      if (authorization !== null) headers.set("Authorization", authorization);
-      const answer = await fetchOrigin(`${target.prefixes.originOrigin}${collection.href}`, { method: "PROPFIND", headers, body: WHO_AND_WHAT }, target.timeoutMs);
+      const answer = await askWhoAndWhat(`${target.prefixes.originOrigin}${collection.href}`, authorization, target.timeoutMs);
       const text = answer.status === 207 && answer.body !== null ? await textUpTo(answer.body, answer.headers.get("Content-Length"), MAX_XML_REQUEST_BYTES) : (await answer.body?.cancel(), null);
       const tokens = (text === null ? null : collectionFacts(text))?.tokens ?? { sync_token: null, ctag: null, etag: null };
       if (text !== null) await moveTokens(env.DB, gateway.tenant_id, collection.path, tokens);

@@ -9,6 +9,7 @@
 import { concatBytes } from "../bytes";
 import { ApiError } from "../errors";
 import { advertise, pushPropfind, type PushPropfind } from "./advertise";
+import { WHO_AND_WHAT } from "./register";
 import { rewriteDestination, rewriteHrefs, rewriteHrefsStream, rewriteIf, rewriteLocation, type Prefixes } from "./rewrite";
 
 /** RFC 9110 §7.6.1: hop-by-hop fields are the connection's, not the message's. */
@@ -84,6 +85,16 @@ export async function fetchOrigin(url: string, init: { method: string; headers: 
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * PROPFIND Depth 0 of `url` at the origin for WHO_AND_WHAT (resourcetype, principal, tokens), with
+ * these credentials or none: before a push-register, its DELETE, and after a write.
+ */
+export function askWhoAndWhat(url: string, authorization: string | null, timeoutMs: number): Promise<Response> {
+  const headers = new Headers({ Depth: "0", "Content-Type": 'application/xml; charset="utf-8"', "Accept-Encoding": "identity" });
+  if (authorization !== null) headers.set("Authorization", authorization);
+  return fetchOrigin(url, { method: "PROPFIND", headers, body: WHO_AND_WHAT }, timeoutMs);
 }
 
 /** Sends the request on to the origin and answers what it answered, rewritten for the gateway. */

@@ -14,13 +14,11 @@ import { nowSeconds } from "../expiry";
 import { checkGatewayOrigin } from "../gateway/origin";
 import { operations } from "../openapi/operation";
 import { countWatchedCollections, deleteGateway, getGateway, putGateway, sealPollPassword, sealTopicKey, type GatewayRow } from "../store/gateways";
-import { getTenant } from "../store/tenants";
+import { tenantOr404 } from "./admin";
 import type { AppEnv } from "../types";
 import { readJson } from "../validation";
 
 const operation = operations("Operator");
-
-const TENANT_ID = /^[0-9a-f]{24}$/;
 
 /** `poll_seconds` as asked: 0 (no polling) or 1–3600, raised to GATEWAY_MIN_POLL_SECONDS in force. */
 const gatewaySchema = z.strictObject({
@@ -48,10 +46,6 @@ function gatewayJson(base: string, row: GatewayRow) {
     created_at: row.created_at,
     updated_at: row.updated_at,
   };
-}
-
-async function tenantOr404(db: D1Database, id: string) {
-  if (!TENANT_ID.test(id) || (await getTenant(db, id)) === null) throw notFound("tenant");
 }
 
 export const adminGateway = new Hono<AppEnv>();

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { requireAdmin } from "../auth/middleware";
-import { newGrantSecret, newNotifyToken, newTenantId } from "../auth/tenant-token";
+import { newGrantSecret, newNotifyToken, newTenantId, TENANT_ID } from "../auth/tenant-token";
 import { grantKeysOf, grantKeyTag, grantSecretTag, notifyTokenTag } from "../auth/credential";
 import { grantKeysJson, parseGrantKeys } from "../auth/grant-keys";
 import { keyringOf } from "../crypto/sealed";
@@ -55,9 +55,7 @@ const tenantJson = (row: TenantRow) => ({
   updated_at: row.updated_at,
 });
 
-const TENANT_ID = /^[0-9a-f]{24}$/;
-
-async function tenantOr404(db: D1Database, id: string): Promise<TenantRow> {
+export async function tenantOr404(db: D1Database, id: string): Promise<TenantRow> {
   const row = TENANT_ID.test(id) ? await getTenant(db, id) : null;
   if (row === null) throw notFound("tenant");
   return row;

@@ -4,10 +4,11 @@
  * goes through unchanged (Basic and Bearer work; Digest cannot, it signs the URI we rewrite).
  */
 import { Hono, type Context } from "hono";
+import { TENANT_ID } from "../auth/tenant-token";
 import { readConfig } from "../config";
 import { ApiError, notFound } from "../errors";
 import { nowSeconds } from "../expiry";
-import { collectionFacts, gatewayOwner, isPushRegister, WHO_AND_WHAT } from "../gateway/register";
+import { collectionFacts, gatewayOwner, isPushRegister } from "../gateway/register";
 import { limitsOf } from "../limits/limits";
 import { register, unregister } from "../registering";
 import { getTenant } from "../store/tenants";
@@ -16,7 +17,7 @@ import { parseXml } from "../xml/parse";
 import { readPushRegister } from "../xml/push-register";
 import { pushRegisterAnswer, pushRegisterPrecondition, subscriptionOrRefusal } from "./register";
 import { checkGatewayOrigin } from "../gateway/origin";
-import { fetchOrigin, isXml, MAX_XML_REQUEST_BYTES, proxy, textUpTo, type ProxyTarget } from "../gateway/proxy";
+import { askWhoAndWhat, isXml, MAX_XML_REQUEST_BYTES, proxy, textUpTo, type ProxyTarget } from "../gateway/proxy";
 import { operations } from "../openapi/operation";
 import { keyringOf } from "../crypto/sealed";
 import { decodeBase64url } from "../crypto/base64url";
@@ -33,8 +34,6 @@ import { escapeXml } from "../xml/escape";
 import type { AppEnv } from "../types";
 
 const operation = operations("Gateway");
-
-const TENANT_ID = /^[0-9a-f]{24}$/;
 
 export const dav = new Hono<AppEnv>();
 
@@ -157,10 +156,7 @@ const OWN = ".webdav-push";
 
 /** PROPFIND Depth 0 of `url` at the origin with the client's credentials: who it is, and is it a collection. */
 async function whoAndWhat(c: Context<AppEnv>, url: string, timeoutMs: number) {
-  const headers = new Headers({ Depth: "0", "Content-Type": 'application/xml; charset="utf-8"', "Accept-Encoding": "identity" });
-  const authorization = c.req.header("Authorization");
-  if (authorization !== undefined) headers.set("Authorization", authorization);
-  const answer = await fetchOrigin(url, { method: "PROPFIND", headers, body: WHO_AND_WHAT }, timeoutMs);
+  const answer = await askWhoAndWhat(url, c.req.header("Authorization") ?? null, timeoutMs);
   if (answer.status !== 207) {
     // refused (401 with its WWW-Authenticate, 403, 404): the client hears the origin
     const out = new Headers();
