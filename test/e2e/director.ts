@@ -44,7 +44,25 @@ export async function api(director: Director, path: string, token: string, init:
   return { status: response.status, headers: response.headers, body: text === "" ? null : JSON.parse(text) };
 }
 
+/** How often a start that lost its ports to another process is tried again with new ones. */
+const PORT_ATTEMPTS = 3;
+
 export async function startDirector(extraEnv: Record<string, string> = {}, wranglerArgs: string[] = []): Promise<Director> {
+  // freePort() lets the port go before wrangler binds it, so another process (a director the next
+  // test file starts, its inspector) can take it in between: CI once lost a run to "Address already
+  // in use (socket "direct:1:default")", the inspector's port. Such a start is tried with new ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launch(extraEnv, wranglerArgs);
+    } catch (error) {
+      if (!(error instanceof PortTaken) || attempt === PORT_ATTEMPTS) throw error;
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+async function launch(extraEnv: Record<string, string>, wranglerArgs: string[]): Promise<Director> {
   const dir = mkdtempSync(path.join(tmpdir(), "push-director-e2e-"));
   const [port, inspectorPort] = [await freePort(), await freePort()];
   const devVars = path.join(dir, "dev.vars");
@@ -85,7 +103,15 @@ export async function startDirector(extraEnv: Record<string, string> = {}, wrang
     child.stderr!.on("data", onData);
     child.once("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`npm start exited (${code}) before it was ready:\n${output()}`));
+      const text = output();
+      try {
+        process.kill(-child.pid!, "SIGTERM"); // whatever wrangler left of the group
+      } catch {
+        // none left
+      }
+      rmSync(dir, { recursive: true, force: true });
+      const Failure = /Address already in use/.test(text) ? PortTaken : Error;
+      reject(new Failure(`npm start exited (${code}) before it was ready:\n${text}`));
     });
   });
   const vars = Object.fromEntries(
