@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS d1_migrations(
 INSERT OR IGNORE INTO d1_migrations (name)
   SELECT value FROM json_each('["0001_initial.sql", "0002_secrets_at_rest.sql", "0003_push_services.sql", "0004_connections.sql",
     "0005_delivery_state.sql", "0006_test_pushes.sql", "0007_quotas.sql", "0008_tenants_by_created.sql", "0009_gateways.sql",
-    "0010_watched_collections.sql"]')
+    "0010_watched_collections.sql", "0011_gateway_polls.sql"]')
   WHERE NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tenants');
 
 -- Times are Unix seconds. Depths are 0, 1 or 2 (= "infinity"), so "the requested depth covers
@@ -241,6 +241,9 @@ CREATE TABLE IF NOT EXISTS watched_collections (
   ctag TEXT,
   etag TEXT,
   created_at INTEGER NOT NULL,
+  -- when the poller last asked the origin for its tokens (0 = never): a round takes the oldest first
+  polled_at INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (tenant_id, path)
 );
 CREATE INDEX IF NOT EXISTS watched_collections_by_topic ON watched_collections (tenant_id, topic);
+CREATE INDEX IF NOT EXISTS watched_collections_by_poll ON watched_collections (tenant_id, polled_at);

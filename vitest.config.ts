@@ -44,6 +44,8 @@ export default defineConfig({
                   TEST_FCM_SERVICE: inject("fcmServiceUrl"),
                   // a WebDAV origin for the push gateway, under /base/ (test/support/dav-origin.ts)
                   TEST_DAV_ORIGIN: inject("davOriginUrl"),
+                  // and a real one: Debian's Radicale, which .ci/run installs when it is missing
+                  TEST_RADICALE: inject("radicaleUrl"),
                   // small WebSocket limits, so the tests reach them
                   WS_REPLAY_SIZE: "5",
                   // the notify token's sockets on one topic (users' come from each tenant's limits)

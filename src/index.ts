@@ -1,8 +1,9 @@
 import { app } from "./app";
 import { errorFields, log } from "./log";
 import { queue } from "./queues";
-import { purge } from "./scheduled";
+import { purge, wakePollers } from "./scheduled";
 
+export { GatewayPoller } from "./gateway/poller";
 export { ConnectionHub } from "./hub/connection-hub";
 export { TopicHub } from "./hub/topic-hub";
 export { AuthFailures } from "./limits/auth-failures";
@@ -16,6 +17,12 @@ export default {
       purge(env).then(
         (purged) => log(env, "info", "purge", purged),
         (error: unknown) => log(env, "error", "purge_failed", errorFields(error)),
+      ),
+    );
+    ctx.waitUntil(
+      wakePollers(env).then(
+        (gateways) => log(env, "info", "pollers_woken", { gateways }),
+        (error: unknown) => log(env, "error", "pollers_wake_failed", errorFields(error)),
       ),
     );
   },

@@ -1,5 +1,7 @@
 import { readConfig } from "./config";
 import { nowSeconds } from "./expiry";
+import { gatewayPoller } from "./gateway/poller";
+import { gatewaysToPoll } from "./store/gateways";
 import { purgeDeadLetters } from "./store/dead-letters";
 import { purgeDeliveryStats, STATS_KEEP_SECONDS } from "./store/stats";
 import { purgeExpiredRegistrations } from "./store/registrations";
@@ -36,4 +38,14 @@ async function drain(deletePage: () => Promise<number>): Promise<number> {
   let total = 0;
   for (let n = PAGE; n === PAGE; total += n) n = await deletePage();
   return total;
+}
+
+/**
+ * Cron: wakes the poller of every gateway that polls and has a collection with a live
+ * registration (issue 14, item 7). Its alarm keeps it going; this brings back one that was lost.
+ */
+export async function wakePollers(env: Env): Promise<number> {
+  const gateways = await gatewaysToPoll(env.DB, nowSeconds());
+  await Promise.all(gateways.map((g) => gatewayPoller(env, g.tenant_id).arm(g.tenant_id, g.poll_seconds)));
+  return gateways.length;
 }

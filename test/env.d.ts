@@ -17,6 +17,8 @@ declare global {
       TEST_FCM_SERVICE: string;
       /** Base URL of the WebDAV origin stand-in (test/support/dav-origin.ts), which serves /base/. */
       TEST_DAV_ORIGIN: string;
+      /** Base URL of a real Radicale (test/support/radicale.ts): users alice and bob, each owning /<user>/. */
+      TEST_RADICALE: string;
       /** The draft's XML samples by file name (../shared/spec/xml beside the checkout). */
       TEST_SPEC_SAMPLES: Record<string, string>;
       /** Other servers' push-register bodies by file name, bytes as stored (../shared/interop/servers). */

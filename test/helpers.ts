@@ -4,6 +4,7 @@ import type { Change } from "../src/hub/change";
 import type { QueuedWebPushTarget } from "../src/queues/jobs";
 import type { Keyring } from "../src/crypto/sealed";
 import { resealPage, SEALED_TABLES } from "../src/store/sealed-columns";
+import { PUSH_NS } from "../src/xml/escape";
 import { SignJWT } from "jose";
 
 export const ORIGIN = "https://director.test";
@@ -168,5 +169,20 @@ export function subscribeWith(over: Partial<Env>, token: string, json: unknown, 
       new Request(`${ORIGIN}${path}`, { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: JSON.stringify(json) }),
       { ...env, ...over },
     ),
+  );
+}
+
+/**
+ * The draft's push-register for a Web Push subscription at `endpoint` (keys made up unless
+ * given), asking for content updates at depth 1 unless `trigger` (the inner XML of <trigger>,
+ * DAV: as D) says otherwise.
+ */
+export async function pushRegisterXml(endpoint: string, known?: { p256dh: string; auth: string }, trigger = "<content-update><D:depth>1</D:depth></content-update>"): Promise<string> {
+  const keys = known ?? (await userAgentKeys());
+  return (
+    `<?xml version="1.0" encoding="utf-8"?><push-register xmlns="${PUSH_NS}" xmlns:D="DAV:"><subscription><web-push-subscription>` +
+    `<push-resource>${endpoint}</push-resource><content-encoding>aes128gcm</content-encoding>` +
+    `<subscription-public-key type="p256dh">${keys.p256dh}</subscription-public-key><auth-secret>${keys.auth}</auth-secret>` +
+    `</web-push-subscription></subscription><trigger>${trigger}</trigger></push-register>`
   );
 }

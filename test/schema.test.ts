@@ -5,6 +5,7 @@ import { keyringOf } from "../src/crypto/sealed";
 import { sha256Hex } from "../src/crypto/secrets";
 import { liveRegistrations } from "../src/store/limits";
 import { countUnsealed } from "../src/store/sealed-columns";
+import { COLLECTIONS_TO_POLL } from "../src/store/gateways";
 import { openAuth, openToken, OWNED_BY_ANOTHER } from "../src/store/subscriptions";
 import { openGrantSecret, type TenantRow } from "../src/store/tenants";
 import { vapidKeysByPublicKey } from "../src/store/vapid-keys";
@@ -119,6 +120,11 @@ describe("schema.sql", () => {
     );
     expect(await plan("SELECT 1 FROM registrations WHERE subscription_id = ?", 1)).toMatch(/USING (COVERING )?INDEX sqlite_autoindex_registrations/);
     // the ownership check every registration makes: a subscription by its unique key, its registrations by subscription
+    // the gateway poller's round (every poll_seconds): its watched collections by when they were asked, each one's registrations by topic
+    const round = await plan(COLLECTIONS_TO_POLL, "t", 0, 200);
+    expect(round).toMatch(/SEARCH w USING INDEX watched_collections_by_poll/);
+    expect(round).toMatch(/SEARCH r EXISTS USING INDEX registrations_by_topic/);
+    expect(round).not.toMatch(/TEMP B-TREE/);
     const owned = await plan(`SELECT ${OWNED_BY_ANOTHER}`, "t", "web_push", "https://p/1", 0, "alice");
     expect(owned).toMatch(/SEARCH os USING (COVERING )?INDEX sqlite_autoindex_subscriptions/);
     expect(owned).toMatch(/SEARCH orr USING INDEX sqlite_autoindex_registrations/);
@@ -138,7 +144,7 @@ async function census(db: D1Database) {
 
 /** Every table, children before their parents (D1 enforces foreign keys). */
 const DROP_ALL = [
-  "registration_counts", "tenant_limits", "test_pushes", "delivery_stats", "registrations", "subscriptions", "tenant_triggers",
+  "watched_collections", "gateways", "registration_counts", "tenant_limits", "test_pushes", "delivery_stats", "registrations", "subscriptions", "tenant_triggers",
   "vapid_keys", "dead_letters", "websocket_topics", "websocket_connections", "tenants", "d1_migrations",
 ];
 
@@ -194,7 +200,7 @@ describe("migrations/", () => {
     const before0003 = upTo("0003_push_services.sql");
     expect(before0003.map((m) => m.name)).toEqual(["0001_initial.sql", "0002_secrets_at_rest.sql"]);
     // a fresh database of its own: the first test's may already be upgraded
-    await db.batch(["registrations", "subscriptions", "tenant_triggers", "vapid_keys", "dead_letters", "websocket_topics", "websocket_connections", "tenants", "d1_migrations"].map((t) => db.prepare(`DROP TABLE IF EXISTS ${t}`)));
+    await db.batch(DROP_ALL.map((t) => db.prepare(`DROP TABLE IF EXISTS ${t}`)));
     await applyD1Migrations(db, before0003);
     const tenant = "89abcdef0123456789abcdef";
     const other = "0123456789abcdef89abcdef";
@@ -302,6 +308,28 @@ describe("migrations/", () => {
       { tenant_id: tenants[1], owner: "alice", registrations: 1 },
     ]);
   });
+  it("0011 keeps a filled 0010 database's gateways and watched collections, each one never polled", async () => {
+    const db = env.UPGRADE_DB;
+    const upTo = (name: string) => env.TEST_MIGRATIONS.slice(0, env.TEST_MIGRATIONS.findIndex((m) => m.name === name));
+    await db.batch(DROP_ALL.map((t) => db.prepare(`DROP TABLE IF EXISTS ${t}`)));
+    await applyD1Migrations(db, upTo("0011_gateway_polls.sql"));
+    const tenant = "cccccccccccccccccccccccc";
+    await db.batch([
+      db.prepare("INSERT INTO tenants (id, name, notify_token_hash, grant_secret, created_at, updated_at) VALUES (?, 'x', 'h', 'v1.k.iv.s', 1, 1)").bind(tenant),
+      db.prepare("INSERT INTO gateways (tenant_id, origin, poll_seconds, topic_key, created_at, updated_at) VALUES (?, 'https://dav.example/', 60, 'v1.k.iv.s', 1, 1)").bind(tenant),
+      ...["/cal/", "/book/"].map((path) =>
+        db.prepare("INSERT INTO watched_collections (tenant_id, path, href, topic, sync_token, created_at) VALUES (?, ?, ?, ?, 'tok', 1)").bind(tenant, path, path, `topic${path}`),
+      ),
+    ]);
+    await applyD1Migrations(db, env.TEST_MIGRATIONS);
+    expect(await shape(db)).toEqual(await shape(env.DB));
+    expect((await db.prepare("SELECT path, sync_token, polled_at FROM watched_collections ORDER BY path").all()).results).toEqual([
+      { path: "/book/", sync_token: "tok", polled_at: 0 },
+      { path: "/cal/", sync_token: "tok", polled_at: 0 },
+    ]);
+    expect((await db.prepare("SELECT COUNT(*) AS n FROM gateways").first<{ n: number }>())!.n).toBe(1);
+  });
+
   it("adopt a database built from schema.sql: applied over it, they change nothing", async () => {
     const db = env.UPGRADE_DB;
     await db.batch(DROP_ALL.map((t) => db.prepare(`DROP TABLE IF EXISTS ${t}`)));

@@ -2,12 +2,13 @@
  * What a write through the gateway changes (issue 14, item 6), decided without I/O: the
  * collections it concerns, each with how far the written resource is from it (the draft's
  * trigger depth: 0 the collection itself, 1 a member, infinity deeper), and the change a watched
- * one is told.
+ * one is told; and what the poller tells of tokens it found moved (item 7).
  */
 import { DOMParser, type Element } from "@xmldom/xmldom";
 import type { Depth } from "../depth";
 import type { Change } from "../hub/change";
 import { childElements, DAV_NS } from "../xml/parse";
+import type { CollectionTokens } from "../store/gateways";
 import { collectionPath } from "./advertise";
 
 /** Methods that change what they name when they succeed (RFC 4918 §9, RFC 3253, RFC 5689; POST: the origin's own). */
@@ -68,4 +69,26 @@ export function writeChange(
     ttl: null,
     dontNotify: write.dontNotify,
   };
+}
+
+/**
+ * What the poller tells of a collection whose tokens it found changed (issue 14, item 7), or
+ * null. A new sync-token (RFC 6578) means its members changed: content-update at depth 1, with
+ * the token. Only the ctag or etag moved: its own properties changed (Radicale's PROPPATCH moves
+ * them, not its sync-token), property-update at depth 0. A collection with no sync-token at all
+ * has only its ctag to show a member's change: content-update at depth 1, without a token.
+ */
+export function pollChange(topic: string, was: CollectionTokens, now: CollectionTokens): Change | null {
+  const change = (contentUpdate: Change["contentUpdate"], propertyUpdate: Change["propertyUpdate"]): Change => ({
+    topic,
+    contentUpdate,
+    propertyUpdate,
+    urgency: "normal",
+    ttl: null,
+    dontNotify: [],
+  });
+  if (now.sync_token !== null && now.sync_token !== was.sync_token) return change({ syncToken: now.sync_token, depth: 1 }, null);
+  if (now.ctag === was.ctag && now.etag === was.etag) return null;
+  if (now.sync_token === null && was.sync_token === null) return change({ syncToken: null, depth: 1 }, null);
+  return change(null, { props: null, depth: 0 });
 }

@@ -3,7 +3,6 @@
  * which watched collections a write concerns (one query), their new tokens from the origin, and
  * the change to each topic's hub.
  */
-import { keyringOf } from "../crypto/sealed";
 import { limitsOf } from "../limits/limits";
 import { admitNotifies } from "../limits/notify-budget";
 import { log } from "../log";
@@ -11,9 +10,10 @@ import { getTenant } from "../store/tenants";
 import { parseDontNotify } from "../hub/dont-notify";
 import { topicHub } from "../hub/topic-hub";
 import { registrationIdsOf } from "../registering";
-import { moveTokens, openPollPassword, watchedAmong, type GatewayRow } from "../store/gateways";
+import { moveTokens, watchedAmong, type GatewayRow } from "../store/gateways";
 import { concernedCollections, writeChange } from "./changes";
 import { askWhoAndWhat, MAX_XML_REQUEST_BYTES, textUpTo, type ProxyTarget } from "./proxy";
+import { pollAuthorization } from "./poller";
 import { collectionFacts } from "./register";
 
 /**
@@ -55,12 +55,4 @@ export async function notifyAfterWrite(
       await topicHub(env, gateway.tenant_id, collection.topic).accept(gateway.tenant_id, [change]);
     }),
   );
-}
-
-/** `poll_auth` as a Basic header (RFC 7617), or null. */
-async function pollAuthorization(env: Env, gateway: GatewayRow): Promise<string | null> {
-  const password = await openPollPassword(await keyringOf(env), gateway);
-  if (password === null || gateway.poll_username === null) return null;
-  const bytes = new TextEncoder().encode(`${gateway.poll_username}:${password}`);
-  return `Basic ${btoa(String.fromCharCode(...bytes))}`;
 }

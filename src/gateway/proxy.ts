@@ -87,15 +87,18 @@ export async function fetchOrigin(url: string, init: { method: string; headers: 
   }
 }
 
-/**
- * PROPFIND Depth 0 of `url` at the origin for WHO_AND_WHAT (resourcetype, principal, tokens), with
- * these credentials or none: before a push-register, its DELETE, and after a write.
- */
-export function askWhoAndWhat(url: string, authorization: string | null, timeoutMs: number): Promise<Response> {
+/** PROPFIND Depth 0 of `url` at the origin for these properties, with these credentials or none. */
+export function propfindZero(url: string, body: string, authorization: string | null, timeoutMs: number): Promise<Response> {
   const headers = new Headers({ Depth: "0", "Content-Type": 'application/xml; charset="utf-8"', "Accept-Encoding": "identity" });
   if (authorization !== null) headers.set("Authorization", authorization);
-  return fetchOrigin(url, { method: "PROPFIND", headers, body: WHO_AND_WHAT }, timeoutMs);
+  return fetchOrigin(url, { method: "PROPFIND", headers, body }, timeoutMs);
 }
+
+/**
+ * PROPFIND Depth 0 for WHO_AND_WHAT (resourcetype, principal, tokens): before a push-register,
+ * its DELETE, and after a write.
+ */
+export const askWhoAndWhat = (url: string, authorization: string | null, timeoutMs: number) => propfindZero(url, WHO_AND_WHAT, authorization, timeoutMs);
 
 /** Sends the request on to the origin and answers what it answered, rewritten for the gateway. */
 export async function proxy(request: Request, target: ProxyTarget): Promise<Response> {

@@ -17,6 +17,11 @@ export const WHO_AND_WHAT =
   `<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:" xmlns:CS="${CALENDARSERVER_NS}"><D:prop>` +
   `<D:resourcetype/><D:current-user-principal/><D:sync-token/><CS:getctag/><D:getetag/></D:prop></D:propfind>`;
 
+/** The PROPFIND the poller sends (issue 14, item 7): the tokens only. */
+export const TOKENS =
+  `<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:" xmlns:CS="${CALENDARSERVER_NS}"><D:prop>` +
+  `<D:sync-token/><CS:getctag/><D:getetag/></D:prop></D:propfind>`;
+
 /** Whether a POST body is the draft's push-register (the gateway's), not something for the origin. */
 export function isPushRegister(text: string): boolean {
   if (!text.includes("push-register") || !text.includes(PUSH_NS)) return false;

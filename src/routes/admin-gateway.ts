@@ -12,6 +12,7 @@ import { keyringOf } from "../crypto/sealed";
 import { notFound } from "../errors";
 import { nowSeconds } from "../expiry";
 import { checkGatewayOrigin } from "../gateway/origin";
+import { gatewayPoller } from "../gateway/poller";
 import { operations } from "../openapi/operation";
 import { countWatchedCollections, deleteGateway, getGateway, putGateway, sealPollPassword, sealTopicKey, type GatewayRow } from "../store/gateways";
 import { tenantOr404 } from "./admin";
@@ -88,6 +89,8 @@ adminGateway.put(
     if (stored === null) throw notFound("tenant");
     const row = await getGateway(c.env.DB, id);
     if (row === null) throw notFound("gateway");
+    // a new poll_seconds takes effect at once, not after the round armed under the old one
+    await gatewayPoller(c.env, id).arm(id, row.poll_seconds);
     return c.json(gatewayJson(base, row), stored.created ? 201 : 200);
   },
 );

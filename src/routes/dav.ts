@@ -25,6 +25,7 @@ import { collectionPath, gatewayTopic, importTopicKey } from "../gateway/adverti
 import { getGatewayForProxy, openTopicKey, watchCollection, type GatewayRow } from "../store/gateways";
 import { proppatchNames, WRITE_METHODS } from "../gateway/changes";
 import { notifyAfterWrite } from "../gateway/notify";
+import { gatewayPoller } from "../gateway/poller";
 import { rewriteDestination } from "../gateway/rewrite";
 import { errorFields, log } from "../log";
 import { getSupportedTriggers } from "../store/tenant-triggers";
@@ -197,6 +198,8 @@ async function registerThroughGateway(c: Context<AppEnv>, gateway: GatewayRow & 
     // watched from its first registration on: its tokens now are what a later change is told against
     const originPath = new URL(target.url).pathname;
     await watchCollection(c.env.DB, tenant.id, { path: collectionPath(originPath), href: originPath, topic, ...asked.facts.tokens }, now);
+    // and polled, for changes made at the origin directly
+    await gatewayPoller(c.env, tenant.id).arm(tenant.id, gateway.poll_seconds);
   }
   return pushRegisterAnswer(c, result, (id) => `${registrations}${id}`);
 }

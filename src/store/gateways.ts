@@ -127,3 +127,71 @@ export async function moveTokens(db: D1Database, tenantId: string, path: string,
     .bind(tokens.sync_token, tokens.ctag, tokens.etag, tenantId, path)
     .run();
 }
+
+/** A watched collection as the poller asks after it: where, its topic, and its tokens as last seen. */
+export interface PolledCollection extends WatchedCollection, CollectionTokens {}
+
+/**
+ * The poller's round (issue 14, item 7): the collections with a live registration, the ones asked
+ * longest ago first, at most `limit`. The rest wait for the next round. One query: the gateway's
+ * watched collections by `watched_collections_by_poll`, each one's registrations by
+ * `registrations_by_topic`.
+ */
+export async function collectionsToPoll(db: D1Database, tenantId: string, now: number, limit: number): Promise<PolledCollection[]> {
+  const { results } = await db.prepare(COLLECTIONS_TO_POLL).bind(tenantId, now, limit).all<PolledCollection>();
+  return results;
+}
+
+/**
+ * The round's query (its plan is tested): tenant, now, limit. The unary `+` keeps SQLite off
+ * registrations_by_tenant_expiry, which would walk all the tenant's live registrations for each
+ * collection; by topic it reads that topic's only.
+ */
+export const COLLECTIONS_TO_POLL = `SELECT w.path, w.href, w.topic, w.sync_token, w.ctag, w.etag FROM watched_collections w
+  WHERE w.tenant_id = ?1 AND EXISTS (SELECT 1 FROM registrations r WHERE r.tenant_id = ?1 AND r.topic = w.topic AND +r.expires_at > ?2)
+  ORDER BY w.polled_at LIMIT ?3`;
+
+/** A collection whose tokens a round found changed: from what it started from, to what it found. */
+export interface TokenMove {
+  path: string;
+  was: CollectionTokens;
+  now: CollectionTokens;
+}
+
+/**
+ * Records a round in one batch of three statements, whatever its size (a D1 invocation has a
+ * query budget): every collection asked is marked asked now; the tokens of the changed ones move
+ * on, but only from what the round started from. A write through the gateway that moved them
+ * meanwhile has told its change already (src/gateway/notify.ts): a second push would repeat it.
+ * Answers the paths whose tokens moved: the changes to tell.
+ */
+export async function recordPoll(db: D1Database, tenantId: string, asked: string[], moves: TokenMove[], error: string | null, now: number): Promise<Set<string>> {
+  const [moved] = await db.batch<{ path: string }>([
+    db
+      .prepare(
+        `UPDATE watched_collections SET sync_token = json_extract(j.value, '$.now.sync_token'), ctag = json_extract(j.value, '$.now.ctag'), etag = json_extract(j.value, '$.now.etag')
+         FROM json_each(?2) AS j
+         WHERE watched_collections.tenant_id = ?1 AND watched_collections.path = json_extract(j.value, '$.path')
+           AND watched_collections.sync_token IS json_extract(j.value, '$.was.sync_token') AND watched_collections.ctag IS json_extract(j.value, '$.was.ctag')
+           AND watched_collections.etag IS json_extract(j.value, '$.was.etag')
+         RETURNING watched_collections.path AS path`,
+      )
+      .bind(tenantId, JSON.stringify(moves)),
+    db.prepare("UPDATE watched_collections SET polled_at = ?2 WHERE tenant_id = ?1 AND path IN (SELECT value FROM json_each(?3))").bind(tenantId, now, JSON.stringify(asked)),
+    db.prepare("UPDATE gateways SET last_poll_error = ? WHERE tenant_id = ?").bind(error, tenantId),
+  ]);
+  return new Set(moved.results.map((row) => row.path));
+}
+
+/** The gateways the hourly cron wakes: polling on, and a watched collection with a live registration. */
+export async function gatewaysToPoll(db: D1Database, now: number): Promise<{ tenant_id: string; poll_seconds: number }[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT g.tenant_id, g.poll_seconds FROM gateways g WHERE g.poll_seconds > 0 AND EXISTS (
+         SELECT 1 FROM watched_collections w JOIN registrations r ON r.tenant_id = w.tenant_id AND r.topic = w.topic
+         WHERE w.tenant_id = g.tenant_id AND r.expires_at > ?)`,
+    )
+    .bind(now)
+    .all<{ tenant_id: string; poll_seconds: number }>();
+  return results;
+}

@@ -8,19 +8,8 @@ import { keyringOf } from "../../src/crypto/sealed";
 import { gatewayTopic, importTopicKey } from "../../src/gateway/advertise";
 import { getGateway, openTopicKey } from "../../src/store/gateways";
 import { currentVapidPublicKey } from "../../src/store/vapid-keys";
-import { ADMIN, createTenant, ORIGIN, pushService, userAgentKeys } from "../helpers";
-
-const PUSH = "https://bitfire.at/webdav-push";
-
-async function pushRegisterXml(endpoint: string, known?: { p256dh: string; auth: string }): Promise<string> {
-  const keys = known ?? (await userAgentKeys());
-  return (
-    `<?xml version="1.0" encoding="utf-8"?><push-register xmlns="${PUSH}" xmlns:D="DAV:"><subscription><web-push-subscription>` +
-    `<push-resource>${endpoint}</push-resource><content-encoding>aes128gcm</content-encoding>` +
-    `<subscription-public-key type="p256dh">${keys.p256dh}</subscription-public-key><auth-secret>${keys.auth}</auth-secret>` +
-    `</web-push-subscription></subscription><trigger><content-update><D:depth>1</D:depth></content-update></trigger></push-register>`
-  );
-}
+import { PUSH_NS as PUSH } from "../../src/xml/escape";
+import { ADMIN, createTenant, ORIGIN, pushRegisterXml, pushService } from "../helpers";
 
 const countRegistrations = async (tenantId: string) =>
   (await env.DB.prepare("SELECT COUNT(*) AS n FROM registrations WHERE tenant_id = ?").bind(tenantId).first<{ n: number }>())!.n;

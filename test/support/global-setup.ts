@@ -6,6 +6,7 @@ import type { TestProject } from "vitest/node";
 import { DavOrigin } from "./dav-origin";
 import { FcmService } from "./fcm-service";
 import { PushService } from "./push-service";
+import { startRadicale } from "./radicale";
 import { interopServers, readFiles, seed002, specXml, stopIfMissing } from "./shared";
 
 declare module "vitest" {
@@ -20,6 +21,7 @@ declare module "vitest" {
     interopBodies: Record<string, string>;
     seed002: string;
     davOriginUrl: string;
+    radicaleUrl: string;
   }
 }
 
@@ -37,6 +39,8 @@ export default async function setup(project: TestProject) {
   const fcm = await new FcmService().start();
   const davOrigin = await new DavOrigin().start();
   project.provide("davOriginUrl", davOrigin.url);
+  const radicale = await startRadicale();
+  project.provide("radicaleUrl", radicale.url);
   project.provide("fcmServiceUrl", fcm.url);
   project.provide("fcmTokenUrl", fcm.tokenUrl);
   project.provide("fcmServiceAccount", fcm.serviceAccount());
@@ -44,6 +48,6 @@ export default async function setup(project: TestProject) {
   project.provide("vapidPublicKey", publicKey);
   project.provide("vapidPrivateKey", d!);
   return async () => {
-    await Promise.all([service.stop(), fcm.stop(), davOrigin.stop()]);
+    await Promise.all([service.stop(), fcm.stop(), davOrigin.stop(), radicale.stop()]);
   };
 }

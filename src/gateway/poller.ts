@@ -1,0 +1,204 @@
+/**
+ * The push gateway's poller (issue 14, item 7). A change made at the origin directly (another
+ * client, the server's web UI, a script) never passes the gateway, so one GatewayPoller Durable
+ * Object per gateway asks the origin every `poll_seconds` for the tokens of the collections that
+ * have a live registration, and tells what changed as `/v1/notify` would. An alarm, not the
+ * cron: a cron trigger fires once a minute at best, and never under `wrangler dev`.
+ *
+ * Armed by push-register through the gateway and by a PUT of the gateway; re-armed by the hourly
+ * cron (src/scheduled.ts) in case an alarm was lost. A round with nothing to ask stops it.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { readConfig } from "../config";
+import { keyringOf } from "../crypto/sealed";
+import { ApiError } from "../errors";
+import { topicHub } from "../hub/topic-hub";
+import { limitsOf } from "../limits/limits";
+import { admitNotifies } from "../limits/notify-budget";
+import { errorFields, log } from "../log";
+import { collectionsToPoll, getGatewayForProxy, openPollPassword, recordPoll, type CollectionTokens, type GatewayRow, type TokenMove } from "../store/gateways";
+import { getTenant } from "../store/tenants";
+import { pollChange } from "./changes";
+import { checkGatewayOrigin } from "./origin";
+import { MAX_XML_REQUEST_BYTES, propfindZero, textUpTo } from "./proxy";
+import { collectionFacts, TOKENS } from "./register";
+
+/** Collections asked at once, and at most in one round, the longest unasked first (issue 14). */
+export const POLL_CONCURRENCY = 6;
+export const POLL_ROUND_SIZE = 200;
+
+export const gatewayPoller = (env: Env, tenantId: string) => env.GATEWAY_POLLER.get(env.GATEWAY_POLLER.idFromName(tenantId));
+
+/** `poll_auth` as a Basic header (RFC 7617), or null: what the poller, and a write without credentials, ask with. */
+export async function pollAuthorization(env: Env, gateway: GatewayRow): Promise<string | null> {
+  const password = await openPollPassword(await keyringOf(env), gateway);
+  if (password === null || gateway.poll_username === null) return null;
+  const bytes = new TextEncoder().encode(`${gateway.poll_username}:${password}`);
+  return `Basic ${btoa(String.fromCharCode(...bytes))}`;
+}
+
+export interface Round {
+  /** seconds until the next round, or null: nothing to poll, the poller stops */
+  next: number | null;
+  polled: number;
+  changed: number;
+  /** the round's first failure, as `last_poll_error` keeps it, or null */
+  error: string | null;
+}
+
+/** One collection's tokens at the origin now, or why they could not be read. */
+async function tokensAt(url: string, authorization: string | null, timeoutMs: number): Promise<CollectionTokens | { failure: string }> {
+  let answer: Response;
+  try {
+    answer = await propfindZero(url, TOKENS, authorization, timeoutMs);
+  } catch (error) {
+    if (error instanceof ApiError) return { failure: `${error.code}: ${error.message}` };
+    throw error;
+  }
+  if (answer.status !== 207 || answer.body === null) {
+    await answer.body?.cancel();
+    return { failure: `${answer.status} ${answer.statusText}`.trim() };
+  }
+  const text = await textUpTo(answer.body, answer.headers.get("Content-Length"), MAX_XML_REQUEST_BYTES);
+  const facts = text === null ? null : collectionFacts(text);
+  return facts === null ? { failure: "the answer is not a multistatus the gateway can read" } : facts.tokens;
+}
+
+/** `items` through `work`, at most `limit` at a time, results in order. */
+async function inTurn<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) out[i] = await work(items[i]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+const differ = (a: CollectionTokens, b: CollectionTokens) => a.sync_token !== b.sync_token || a.ctag !== b.ctag || a.etag !== b.etag;
+
+/**
+ * Changes a round found and did not tell yet, by collection path: the stored tokens they were
+ * found against. A change is told on the round after the one that found it, if the stored tokens
+ * are still those: a write through the gateway tells its own change with the writer's
+ * Push-Dont-Notify, but only once its answer is out and the origin has been asked for the new
+ * tokens, and a round in that gap would otherwise tell the same change sparing nobody (a burst
+ * of 207 writes, 40 ms apart, gave a spared registration 5 pushes where it should have had 1).
+ */
+export type Pending = Record<string, CollectionTokens>;
+
+const sameTokens = (a: CollectionTokens, b: CollectionTokens) => !differ(a, b);
+
+/**
+ * One round for the tenant's gateway at `now` (Unix seconds): each due collection's tokens asked
+ * with `poll_auth` and compared with those last seen; a change found the round before, against
+ * the same stored tokens, is told (see `Pending`). A collection the origin did not answer is told
+ * nothing and named in `last_poll_error`; a clean round clears it.
+ */
+export async function pollRound(env: Env, tenantId: string, now: number, pending: Pending = {}): Promise<Round & { pending: Pending }> {
+  const idle = (next: number | null, error: string | null = null) => ({ next, polled: 0, changed: 0, error, pending: next === null ? {} : pending });
+  const gateway = await getGatewayForProxy(env.DB, tenantId);
+  if (gateway === null || gateway.poll_seconds === 0) return idle(null);
+  // a disabled tenant's gateway proxies without push; polling goes on, so that enabling it resumes
+  if (gateway.tenant_disabled) return idle(gateway.poll_seconds);
+  const config = readConfig(env);
+  let origin: URL;
+  try {
+    const self = config.publicBaseUrl === null ? [] : [new URL(config.publicBaseUrl).origin];
+    origin = new URL(checkGatewayOrigin(gateway.origin, { insecure: config.allowInsecurePushResources, selfOrigins: self }));
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    // the operator turned insecure origins off since the PUT: asked nothing, said why
+    const why = `${new Date(now * 1000).toISOString()} not polled: the gateway's ${error.message}`;
+    await recordPoll(env.DB, tenantId, [], [], why, now);
+    return idle(gateway.poll_seconds, why);
+  }
+  const due = await collectionsToPoll(env.DB, tenantId, now, POLL_ROUND_SIZE);
+  if (due.length === 0) return idle(null);
+
+  const authorization = await pollAuthorization(env, gateway);
+  const found = await inTurn(due, POLL_CONCURRENCY, (collection) => tokensAt(`${origin.origin}${collection.href}`, authorization, config.gatewayOriginTimeoutMs));
+  const failures: string[] = [];
+  const waiting: Pending = {};
+  const moves: (TokenMove & { topic: string })[] = [];
+  due.forEach((collection, i) => {
+    const answer = found[i];
+    if ("failure" in answer) {
+      failures.push(`${collection.href}: ${answer.failure}`);
+      return;
+    }
+    const stored = tokensOf(collection);
+    if (!differ(stored, answer)) return;
+    const since = pending[collection.path];
+    if (since !== undefined && sameTokens(since, stored)) moves.push({ path: collection.path, was: stored, now: answer, topic: collection.topic });
+    else waiting[collection.path] = stored;
+  });
+  const changes = moves.flatMap((move) => {
+    const change = pollChange(move.topic, move.was, move.now);
+    return change === null ? [] : [{ move, change }];
+  });
+
+  // each change counts against the tenant's notify budget, as a /v1/notify of as many would
+  // (issue 12); past it the tokens stay and the changes wait, to be told by a later round
+  let refused: string | null = null;
+  if (changes.length > 0) {
+    const tenant = await getTenant(env.DB, tenantId);
+    const admission = tenant === null ? { ok: false as const, retryAfter: 0 } : await admitNotifies(env, tenantId, changes.length, limitsOf(env, tenant).notify_per_minute);
+    if (!admission.ok) {
+      refused = `${changes.length} changes wait: past the tenant's notify_per_minute`;
+      log(env, "warn", "gateway_notify_refused", { tenant: tenantId, changes: changes.length, retry_after: admission.retryAfter, by: "poller" });
+      for (const { move } of changes) waiting[move.path] = move.was;
+    }
+  }
+  const first = failures[0] ?? refused;
+  const error = first === null ? null : `${new Date(now * 1000).toISOString()} ${first}${failures.length > 1 ? ` (and ${failures.length - 1} more)` : ""}`;
+  const moved = await recordPoll(
+    env.DB,
+    tenantId,
+    due.map((c) => c.path),
+    refused === null ? moves.map(({ path, was, now: seen }) => ({ path, was, now: seen })) : [],
+    error,
+    now,
+  );
+  // only what this round moved: a write through the gateway that moved the tokens first has told it
+  const told = refused === null ? changes.filter(({ move }) => moved.has(move.path)) : [];
+  await Promise.all(told.map(({ change }) => topicHub(env, tenantId, change.topic).accept(tenantId, [change])));
+  return { next: gateway.poll_seconds, polled: due.length, changed: told.length, error, pending: waiting };
+}
+
+const tokensOf = (c: CollectionTokens): CollectionTokens => ({ sync_token: c.sync_token, ctag: c.ctag, etag: c.etag });
+
+/** One gateway's poller: it keeps only which tenant it polls for, and its alarm. */
+export class GatewayPoller extends DurableObject<Env> {
+  /** Polls within `pollSeconds` from now (sooner if already armed sooner); 0 = polling off. */
+  async arm(tenantId: string, pollSeconds: number): Promise<void> {
+    if (pollSeconds <= 0) return;
+    this.ctx.storage.kv.put("tenant", tenantId);
+    const at = Date.now() + pollSeconds * 1000;
+    const armed = await this.ctx.storage.getAlarm();
+    if (armed === null || armed > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  async alarm(): Promise<void> {
+    const tenantId = this.ctx.storage.kv.get<string>("tenant");
+    if (tenantId === undefined) return;
+    const started = Date.now();
+    let round: Round & { pending: Pending };
+    try {
+      round = await pollRound(this.env, tenantId, Math.floor(started / 1000), this.ctx.storage.kv.get<Pending>("pending") ?? {});
+    } catch (error) {
+      // the runtime retries a failed alarm, with backoff
+      log(this.env, "error", "gateway_poll_failed", { tenant: tenantId, ...errorFields(error) });
+      throw error;
+    }
+    const { pending, ...told } = round;
+    if (told.changed > 0 || told.error !== null) log(this.env, told.error === null ? "info" : "warn", "gateway_poll", { tenant: tenantId, ...told, waiting: Object.keys(pending).length });
+    if (round.next === null) {
+      // nothing left to poll: the object keeps nothing until armed again
+      await this.ctx.storage.deleteAll();
+      return;
+    }
+    this.ctx.storage.kv.put("pending", pending);
+    await this.ctx.storage.setAlarm(Math.max(started + round.next * 1000, Date.now() + 1000));
+  }
+}
