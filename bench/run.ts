@@ -12,7 +12,10 @@
 //     notify → frame p99 of each. Goal: connections' p99 ≤ 2 × topic sockets' p99 + 50 ms.
 //  5. Notify throughput (`notify`, bench/notify.ts): `POST /v1/notify` req/s and p99 against
 //     `GET /` (no storage) in alternating phases of the same run; the notify limit raised by PUT.
-// BENCH_PARTS=prep,fanout,ws,ws-conn,notify runs only those parts, prints them and replaces only their
+//  6. Push gateway (`gateway`, bench/gateway.ts): PROPFIND Depth 1 of a 100-event calendar and PUT
+//     of one event through `/dav/<id>/` vs straight to Radicale, interleaved request by request;
+//     median and p95 of each and of the paired added ms.
+// BENCH_PARTS=prep,fanout,ws,ws-conn,notify,gateway runs only those parts, prints them and replaces only their
 // sections of BENCHMARKS.md (the others stay as measured).
 import { spawn } from "node:child_process";
 import { createECDH, randomBytes, webcrypto } from "node:crypto";
@@ -25,6 +28,7 @@ import webpush from "web-push";
 import WebSocket, { WebSocketServer } from "ws";
 import { api, freePort, mintGrant, startDirector, type Director } from "../test/e2e/director.ts";
 import { PushService } from "../test/support/push-service.ts";
+import { gatewayOverhead, gatewaySection } from "./gateway.ts";
 import { notifySection, notifyThroughput } from "./notify.ts";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -400,7 +404,7 @@ queues. Goal: connections' p99 ≤ 2 × ${fmt(conn.topic.p99)} + 50 = ${fmt(goal
 `;
 }
 
-const SECTIONS = ["prep", "fanout", "ws", "ws-conn", "notify"] as const;
+const SECTIONS = ["prep", "fanout", "ws", "ws-conn", "notify", "gateway"] as const;
 type Part = (typeof SECTIONS)[number];
 
 async function measure(part: Part): Promise<string> {
@@ -429,6 +433,13 @@ async function measure(part: Part): Promise<string> {
       const figures = await notifyThroughput();
       console.log(`notify: ${fmt(figures.notify.perSecond, 0)} req/s (${fmt(figures.throughputRatio * 100, 0)} % of the floor), p99 ${fmt(figures.notify.p99)} ms`);
       return notifySection(figures);
+    }
+    case "gateway": {
+      const gw = await gatewayOverhead();
+      console.log(
+        `gateway: PROPFIND added ${fmt(gw.propfind.added.median)} ms (p95 ${fmt(gw.propfind.added.p95)}), ${fmt(gw.propfind.ratio, 2)}× Radicale's median; PUT added ${fmt(gw.put.added.median)} ms (p95 ${fmt(gw.put.added.p95)}), ${fmt(gw.put.ratio, 2)}×`,
+      );
+      return gatewaySection(gw, `${today()} (${machine()})`);
     }
   }
 }
