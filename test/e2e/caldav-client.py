@@ -109,23 +109,16 @@ def main():
     parser.add_argument("--username", required=True)
     parser.add_argument("--password", required=True)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("discover").set_defaults(run=discover)
-    p = commands.add_parser("mkcol")
-    p.add_argument("target")
-    p.add_argument("displayname")
-    p.set_defaults(run=mkcol)
-    p = commands.add_parser("save-event")
-    p.add_argument("calendar")
-    p.add_argument("uid")
-    p.add_argument("summary")
-    p.add_argument("--dont-notify")
-    p.set_defaults(run=save_event)
-    p = commands.add_parser("modify-event")
-    p.add_argument("calendar")
-    p.add_argument("event")
-    p.add_argument("summary")
-    p.add_argument("--dont-notify")
-    p.set_defaults(run=modify_event)
+    for name, run, arguments in (
+        ("discover", discover, ()),
+        ("mkcol", mkcol, ("target", "displayname")),
+        ("save-event", save_event, ("calendar", "uid", "summary", "--dont-notify")),
+        ("modify-event", modify_event, ("calendar", "event", "summary", "--dont-notify")),
+    ):
+        command = commands.add_parser(name)
+        for argument in arguments:
+            command.add_argument(argument)
+        command.set_defaults(run=run)
     args = parser.parse_args()
 
     client, requests_made = client_for(args)

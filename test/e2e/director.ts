@@ -2,10 +2,11 @@
 // on free ports and a throw-away state folder, and stops it again.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { SignJWT } from "jose";
+import { freePort } from "../support/ports.ts";
+export { freePort };
 
 const root = path.resolve(import.meta.dirname, "../..");
 /** Start-up took 12–18 s on a busy 2-core machine. */
@@ -13,16 +14,6 @@ const READY_TIMEOUT_MS = 90_000;
 /** What `output()` keeps of the director's console: the last 4 MB. */
 const OUTPUT_KEEP = 4_000_000;
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export interface Director {
   url: string;

@@ -4,9 +4,9 @@
 // operator would run it behind the gateway.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { freePort } from "./ports.ts";
 
 export const RADICALE = process.env.RADICALE ?? "/usr/bin/radicale";
 
@@ -24,16 +24,6 @@ export interface Radicale {
   stop: () => Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startRadicale(): Promise<Radicale> {
   if (!existsSync(RADICALE)) {
