@@ -20,6 +20,8 @@ export const MIN_FAILING_SUBSCRIPTION_DAYS = 1;
 export const DEFAULT_PUSH_SERVICE_PREFERENCE = "web_push,unified_push,fcm,websocket";
 
 export interface Config {
+  /** How long an isolate keeps a tenant's row (issue 15): 0 = always read it from D1. */
+  tenantCacheSeconds: number;
   /** The push gateway (issue 14): the least poll_seconds in force, and how long to wait for an origin's answer. */
   gatewayMinPollSeconds: number;
   gatewayOriginTimeoutMs: number;
@@ -86,6 +88,7 @@ export function readConfig(env: Env): Config {
       .filter((name) => name !== ""),
     requireEncryption: env.REQUIRE_ENCRYPTION === "true",
     failingSubscriptionDays: Math.max(MIN_FAILING_SUBSCRIPTION_DAYS, intOr(env.FAILING_SUBSCRIPTION_DAYS, DEFAULT_FAILING_SUBSCRIPTION_DAYS)),
+    tenantCacheSeconds: intOr(env.TENANT_CACHE_SECONDS, 10),
     gatewayMinPollSeconds: Math.max(1, intOr(env.GATEWAY_MIN_POLL_SECONDS, 5)),
     gatewayOriginTimeoutMs: Math.max(1, intOr(env.GATEWAY_ORIGIN_TIMEOUT_MS, 30_000)),
   };

@@ -4,7 +4,8 @@ import { keyringOf } from "../crypto/sealed";
 import { ApiError, CredentialRefused, forbidden, invalidToken, unauthorized } from "../errors";
 import { matchesHash, secretsEqual } from "../crypto/secrets";
 import { nowSeconds } from "../expiry";
-import { getTenant, openGrantSecret } from "../store/tenants";
+import { cachedTenant } from "../store/tenant-cache";
+import { openGrantSecret } from "../store/tenants";
 import type { AppEnv, Principal } from "../types";
 import { grantKeysOf, grantKeyTag, grantSecretTag, notifyTokenTag } from "./credential";
 import { grantIssuer, verifyGrant } from "./grant";
@@ -32,13 +33,13 @@ export const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
 export async function authenticate(env: Env, token: string): Promise<Principal> {
   if (isTenantToken(token)) {
     const tenantId = tenantIdOfToken(token);
-    const tenant = tenantId === null ? null : await getTenant(env.DB, tenantId);
+    const tenant = tenantId === null ? null : await cachedTenant(env, tenantId);
     if (tenant === null || !(await matchesHash(token, tenant.notify_token_hash))) throw invalidToken("invalid tenant token");
     const tag = notifyTokenTag(tenant.notify_token_hash);
     return { kind: "tenant", tenant, credential: async () => tag };
   }
   const issuer = grantIssuer(token);
-  const tenant = TENANT_ID.test(issuer) ? await getTenant(env.DB, issuer) : null;
+  const tenant = TENANT_ID.test(issuer) ? await cachedTenant(env, issuer) : null;
   if (tenant === null) throw new CredentialRefused(401, "unknown_tenant", `no tenant ${JSON.stringify(issuer)} (the grant's iss)`);
   const grantSecret = await openGrantSecret(await keyringOf(env), tenant);
   const grantKeys = grantKeysOf(tenant);

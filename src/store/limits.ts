@@ -4,6 +4,7 @@
  * purge has not reached yet (an index range, never a scan of the tenant's registrations).
  */
 import { LIMIT_NAMES, type StoredLimits } from "../limits/limits";
+import { forgetTenant } from "./tenant-cache";
 
 /** Sets all five of the tenant's limits (NULL: the default); false when there is no such tenant. */
 export async function setTenantLimits(db: D1Database, tenantId: string, limits: StoredLimits, now: number): Promise<boolean> {
@@ -15,6 +16,8 @@ export async function setTenantLimits(db: D1Database, tenantId: string, limits: 
     )
     .bind(tenantId, ...LIMIT_NAMES.map((name) => limits[name]), now)
     .run();
+  // the limits are read with the tenant's row
+  forgetTenant(tenantId);
   return result.meta.changes > 0;
 }
 

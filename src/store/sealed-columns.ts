@@ -9,6 +9,7 @@ import { AUTH_COLUMN, fcmIdentifier, subscriptionRowKey, TOKEN_COLUMN, type Tran
 import { POLL_PASSWORD_COLUMN, TOPIC_KEY_COLUMN } from "./gateways";
 import { GRANT_SECRET_COLUMN } from "./tenants";
 import { PRIVATE_KEY_COLUMN } from "./vapid-keys";
+import { forgetTenant } from "./tenant-cache";
 
 export type SealedTable = "tenants" | "subscriptions" | "vapid_keys" | "gateways";
 export const SEALED_TABLES: readonly SealedTable[] = ["tenants", "subscriptions", "vapid_keys", "gateways"];
@@ -73,6 +74,7 @@ export async function resealPage(db: D1Database, keyring: Keyring, table: Sealed
     }
     count = results.length;
     last = results.at(-1)?.id ?? null;
+    for (const row of results) forgetTenant(row.id);
   } else if (table === "subscriptions") {
     const { results } = await db
       .prepare("SELECT id, tenant_id, transport, identifier, auth, sealed_token FROM subscriptions WHERE id > ? ORDER BY id LIMIT ?")

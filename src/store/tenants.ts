@@ -1,6 +1,7 @@
 /** D1 access to the `tenants` table; the grant secret is kept sealed (src/crypto/sealed.ts). */
 import { decodeBase64url, encodeBase64url } from "../crypto/base64url";
 import { open, seal, type Keyring } from "../crypto/sealed";
+import { forgetTenant } from "./tenant-cache";
 
 export interface TenantRow {
   id: string;
@@ -42,6 +43,7 @@ export async function insertTenant(db: D1Database, row: Omit<TenantRow, "grant_k
 /** Replaces the tenant's grant keys (JSON text); false when there is no such tenant. */
 export async function setGrantKeys(db: D1Database, id: string, keysJson: string, now: number): Promise<boolean> {
   const result = await db.prepare("UPDATE tenants SET grant_keys = ?, updated_at = ? WHERE id = ?").bind(keysJson, now, id).run();
+  forgetTenant(id);
   return result.meta.changes > 0;
 }
 
@@ -53,6 +55,7 @@ const SELECT_TENANT = `SELECT t.*, l.registrations AS limit_registrations, l.reg
     l.notify_per_minute AS limit_notify_per_minute, l.sockets AS limit_sockets, l.sockets_per_user AS limit_sockets_per_user
   FROM tenants t LEFT JOIN tenant_limits l ON l.tenant_id = t.id`;
 
+/** The tenant as D1 has it now; requests authenticate with `cachedTenant` (src/store/tenant-cache.ts). */
 export function getTenant(db: D1Database, id: string): Promise<TenantRow | null> {
   return db.prepare(`${SELECT_TENANT} WHERE t.id = ?`).bind(id).first<TenantRow>();
 }
@@ -104,6 +107,7 @@ export async function setTenantDisabled(db: D1Database, id: string, disabledAt: 
     .prepare("UPDATE tenants SET disabled_at = ?, updated_at = ? WHERE id = ?")
     .bind(disabledAt, now, id)
     .run();
+  forgetTenant(id);
   return result.meta.changes > 0;
 }
 
@@ -120,6 +124,7 @@ export async function updateTenantSecrets(
     )
     .bind(secrets.notify_token_hash ?? null, secrets.grant_secret ?? null, now, id)
     .run();
+  forgetTenant(id);
   return result.meta.changes > 0;
 }
 
