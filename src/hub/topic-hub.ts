@@ -44,6 +44,19 @@ interface LogEntry {
   frame: PushFrame;
 }
 
+/** What a TopicHub keeps in memory of its storage (see `load`). */
+interface HubState {
+  pending: Pending | undefined;
+  /** When the open merge window closes (ms), or undefined: none open. */
+  flushAt: number | undefined;
+  /** The last flushed message's number. */
+  seq: number;
+  /** The alarm as this object set it (ms), or null: none set. */
+  alarmAt: number | null;
+  /** The replay log: each message's number → when it was flushed (ms), oldest first. */
+  log: Map<number, number>;
+}
+
 /**
  * What the Worker hands the hub with an authorised WebSocket upgrade. It travels as JSON in the
  * URL (`?connect=`), never as header values, which HTTP trims and which cannot carry CR/LF: the
@@ -158,23 +171,57 @@ export class TopicHub extends DurableObject<Env> {
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
 
+  /**
+   * What the hub works from, read from storage once per wake-up and kept in step with it
+   * (issue 15: every notify is an `accept`, and seven storage calls each cost more than the rest
+   * of the request). Only this object writes its storage, so memory and storage cannot drift.
+   */
+  private state: Promise<HubState> | null = null;
+
+  private load(): Promise<HubState> {
+    this.state ??= (async () => {
+      const kv = this.ctx.storage.kv;
+      // the replay log's times, once: a flush then prunes by key without listing it
+      const log = new Map<number, number>();
+      for (const [key, entry] of kv.list<LogEntry>({ prefix: "log:" })) log.set(entry.frame?.seq ?? Number(key.slice(4)), entry.at);
+      return {
+        pending: kv.get<Pending>("pending"),
+        flushAt: kv.get<number>("flushAt"),
+        seq: kv.get<number>("seq") ?? 0,
+        alarmAt: await this.ctx.storage.getAlarm(),
+        log,
+      };
+    })();
+    return this.state;
+  }
+
+  /**
+   * Merges the changes into the pending message: one storage write (the message, and the flush
+   * time when it opens the window), and the alarm set only when none is set for earlier. When
+   * this resolves (the tenant's 202) the change is stored.
+   */
   async accept(tenantId: string, changes: Change[]): Promise<void> {
-    const storage = this.ctx.storage;
-    let pending = await storage.get<Pending>("pending");
+    const state = await this.load();
+    let pending = state.pending;
     for (const change of changes) {
       pending = { tenantId, change: pending === undefined ? change : mergeChanges(pending.change, change) };
     }
-    await storage.put("pending", pending);
+    const kv = this.ctx.storage.kv;
+    state.pending = pending;
+    kv.put("pending", pending);
     const coalesceMs = readConfig(this.env).coalesceMs;
     if (coalesceMs === 0) return this.flush();
-    if ((await storage.get<number>("flushAt")) === undefined) {
-      await storage.put("flushAt", Date.now() + coalesceMs);
+    if (state.flushAt === undefined) {
+      state.flushAt = Date.now() + coalesceMs;
+      kv.put("flushAt", state.flushAt);
       await this.schedule();
     }
   }
 
   /** Flushes what is pending (at worst a little early, when a grant expiry woke the hub first). */
   async alarm(): Promise<void> {
+    // the alarm that fired is set no more
+    (await this.load()).alarmAt = null;
     await this.flush();
     await this.closeExpired();
     await this.schedule();
@@ -230,7 +277,7 @@ export class TopicHub extends DurableObject<Env> {
       slot: { id: connect.socket, tenantId: connect.tenantId },
     };
     server.serializeAttachment(state);
-    const seq = (await this.ctx.storage.get<number>("seq")) ?? 0;
+    const { seq } = await this.load();
     send(server, { type: "hello", connection_id: state.connectionId, topic, seq });
     if (since !== null) await this.replay(server, since, seq);
     await this.schedule();
@@ -408,63 +455,70 @@ export class TopicHub extends DurableObject<Env> {
    * connections, running meanwhile (wrapped: awaiting it here would hold up the fan-out).
    */
   private async flushPending(): Promise<{ handedOff: Promise<void> }> {
-    const storage = this.ctx.storage;
-    const pending = await storage.get<Pending>("pending");
-    if (pending !== undefined) {
-      const seq = ((await storage.get<number>("seq")) ?? 0) + 1;
-      const outbox = (await storage.get<FanoutJob[]>("outbox")) ?? [];
-      const job: FanoutJob = { tenantId: pending.tenantId, seq, change: pending.change, flushedAt: Math.floor(Date.now() / 1000) };
-      // A job the queue would refuse must never sit in the outbox, where it would block every
-      // later one: it becomes a dead letter (a summary; the job itself is too large to send).
-      if (fitsQueueMessage(job)) outbox.push(job);
-      else {
-        await this.env.DEAD_LETTERS.send({
-          tenantId: pending.tenantId,
-          seq,
-          topic: pending.change.topic,
-          reason: "fan-out job larger than a queue message (128 KB); the WebSocket clients got it",
-        });
-      }
-      const frame = pushFrame(seq, pending.change);
-      await storage.put({ seq, outbox, [logKey(seq)]: { at: Date.now(), frame } satisfies LogEntry });
-      await storage.delete(["pending", "flushAt"]);
-      const text = JSON.stringify(frame);
-      for (const ws of this.ctx.getWebSockets()) {
-        try {
-          ws.send(text);
-        } catch {
-          // a socket closing right now; its client replays with ?since=
-        }
-      }
-      // the same frame, in the same flush, to the attached connections (after the previous
-      // flush's hand-off: in order); it never throws, so the chain never breaks
-      const handedOff = (this.handOffs = this.handOffs.then(() => this.handOff(pending.change, frame, text)).catch(() => undefined));
-      await this.pruneLog(seq);
-      return { handedOff };
+    const state = await this.load();
+    const pending = state.pending;
+    if (pending === undefined) return { handedOff: Promise.resolve() };
+    const kv = this.ctx.storage.kv;
+    const seq = state.seq + 1;
+    const outbox = kv.get<FanoutJob[]>("outbox") ?? [];
+    const job: FanoutJob = { tenantId: pending.tenantId, seq, change: pending.change, flushedAt: Math.floor(Date.now() / 1000) };
+    // A job the queue would refuse must never sit in the outbox, where it would block every
+    // later one: it becomes a dead letter (a summary; the job itself is too large to send).
+    if (fitsQueueMessage(job)) outbox.push(job);
+    else {
+      await this.env.DEAD_LETTERS.send({
+        tenantId: pending.tenantId,
+        seq,
+        topic: pending.change.topic,
+        reason: "fan-out job larger than a queue message (128 KB); the WebSocket clients got it",
+      });
     }
-    return { handedOff: Promise.resolve() };
+    // a change accepted while the dead letter was sent is merged into what is flushed here
+    const flushed = state.pending ?? pending;
+    const frame = pushFrame(seq, flushed.change);
+    if (flushed !== pending) job.change = flushed.change;
+    // one transaction, no await inside: the message numbered, queued in the outbox, logged for
+    // replay, no longer pending; the log pruned by the keys the hub knows, without listing it
+    const at = Date.now();
+    kv.put("seq", seq);
+    kv.put("outbox", outbox);
+    kv.put(logKey(seq), { at, frame } satisfies LogEntry);
+    kv.delete("pending");
+    kv.delete("flushAt");
+    Object.assign(state, { seq, pending: undefined, flushAt: undefined });
+    state.log.set(seq, at);
+    const { replaySize, replaySeconds } = readConfig(this.env).websocket;
+    const oldest = at - replaySeconds * 1000;
+    for (const [logged, loggedAt] of state.log) {
+      if (logged > seq - replaySize && loggedAt >= oldest) continue;
+      kv.delete(logKey(logged));
+      state.log.delete(logged);
+    }
+    const text = JSON.stringify(frame);
+    for (const ws of this.ctx.getWebSockets()) {
+      try {
+        ws.send(text);
+      } catch {
+        // a socket closing right now; its client replays with ?since=
+      }
+    }
+    // the same frame, in the same flush, to the attached connections (after the previous
+    // flush's hand-off: in order); it never throws, so the chain never breaks
+    const handedOff = (this.handOffs = this.handOffs.then(() => this.handOff(flushed.change, frame, text)).catch(() => undefined));
+    return { handedOff };
   }
 
-  /** Queues what the outbox holds as fan-out jobs; only what was sent leaves it. */
+  /** Queues what the outbox holds as fan-out jobs (one `sendBatch`); only what was sent leaves it. */
   private async sendOutbox(): Promise<void> {
-    const storage = this.ctx.storage;
-    const outbox = (await storage.get<FanoutJob[]>("outbox")) ?? [];
+    const kv = this.ctx.storage.kv;
+    const outbox = kv.get<FanoutJob[]>("outbox") ?? [];
     if (outbox.length === 0) return;
     await this.env.FANOUT.sendBatch(outbox.map((job) => ({ body: job })));
     // only what was sent leaves the outbox; a flush that ran meanwhile may have added more
     const sent = new Set(outbox.map((job) => job.seq));
-    const rest = ((await storage.get<FanoutJob[]>("outbox")) ?? []).filter((job) => !sent.has(job.seq));
-    if (rest.length === 0) await storage.delete("outbox");
-    else await storage.put("outbox", rest);
-  }
-
-  /** Keeps the newest WS_REPLAY_SIZE messages, none older than WS_REPLAY_SECONDS. */
-  private async pruneLog(seq: number): Promise<void> {
-    const { replaySize, replaySeconds } = readConfig(this.env).websocket;
-    const oldest = Date.now() - replaySeconds * 1000;
-    const log = await this.ctx.storage.list<LogEntry>({ prefix: "log:", end: logKey(seq) });
-    const stale = [...log].filter(([key, entry]) => key <= logKey(seq - replaySize) || entry.at < oldest).map(([key]) => key);
-    for (let i = 0; i < stale.length; i += 128) await this.ctx.storage.delete(stale.slice(i, i + 128));
+    const rest = (kv.get<FanoutJob[]>("outbox") ?? []).filter((job) => !sent.has(job.seq));
+    if (rest.length === 0) kv.delete("outbox");
+    else kv.put("outbox", rest);
   }
 
   /** Closes the sockets whose grant has expired (close code 4001). */
@@ -477,11 +531,11 @@ export class TopicHub extends DurableObject<Env> {
     if (expired.length > 0) await this.close(expired, CLOSE.credentialInvalid, "client grant expired");
   }
 
-  /** One alarm serves both the merge window and the earliest grant expiry. */
+  /** One alarm serves both the merge window and the earliest grant expiry; set only when none is set for earlier. */
   private async schedule(): Promise<void> {
+    const state = await this.load();
     const times: number[] = [];
-    const flushAt = await this.ctx.storage.get<number>("flushAt");
-    if (flushAt !== undefined) times.push(flushAt);
+    if (state.flushAt !== undefined) times.push(state.flushAt);
     for (const ws of this.ctx.getWebSockets()) {
       const state = ws.deserializeAttachment() as SocketState | null;
       // past expiries are closed already (closeExpired), only future ones need the alarm
@@ -489,8 +543,10 @@ export class TopicHub extends DurableObject<Env> {
     }
     if (times.length === 0) return;
     const at = Math.min(...times);
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+    if (state.alarmAt === null || state.alarmAt > at) {
+      state.alarmAt = at;
+      await this.ctx.storage.setAlarm(at);
+    }
   }
 
   /** Notes in D1 that this topic holds sockets, so disabling the tenant can close them. */

@@ -1,4 +1,4 @@
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Change } from "../../src/hub/change";
@@ -42,6 +42,54 @@ describe("TopicHub", () => {
     }));
     expect(state).toEqual({ pending: undefined, outbox: undefined, seq: 2 });
     expect(await runDurableObjectAlarm(stub)).toBe(false);
+  });
+
+  it("merges 50 changes in one window into one message: one fan-out job, one alarm", async () => {
+    const stub = hub("fifty");
+    for (let i = 0; i < 50; i++) await stub.accept("tenant", [contentChange({ contentUpdate: { syncToken: `s${i}`, depth: 1 } })]);
+    const before = await runInDurableObject(stub, async (_instance: TopicHub, ctx) => ({ alarm: await ctx.storage.getAlarm(), outbox: await ctx.storage.get("outbox") }));
+    expect(before.alarm).not.toBeNull();
+    expect(before.outbox).toBeUndefined();
+    // the flush queues the outbox and empties it; what it queued is one job, numbered 1, with the last token
+    const queued: unknown[] = [];
+    await runInDurableObject(stub, (instance: TopicHub) => {
+      const env = (instance as unknown as { env: Env }).env;
+      (instance as unknown as { env: Env }).env = { ...env, FANOUT: { ...env.FANOUT, sendBatch: async (messages: { body: unknown }[]) => void queued.push(...messages.map((m) => m.body)) } } as unknown as Env;
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(queued).toEqual([expect.objectContaining({ seq: 1, change: expect.objectContaining({ contentUpdate: { syncToken: "s49", depth: 1 } }) })]);
+    expect(await runDurableObjectAlarm(stub)).toBe(false);
+  });
+
+  it("keeps an accepted change through an eviction, and flushes it", async () => {
+    const stub = hub("evicted");
+    await stub.accept("tenant", [contentChange({ contentUpdate: { syncToken: "kept", depth: 1 } })]);
+    await evictDurableObject(stub);
+    await stub.accept("tenant", [contentChange({ contentUpdate: null, propertyUpdate: { props: null, depth: 0 } })]);
+    await evictDurableObject(stub);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    const state = await runInDurableObject(stub, async (_instance: TopicHub, ctx) => ({
+      pending: await ctx.storage.get("pending"),
+      seq: await ctx.storage.get("seq"),
+      log: [...(await ctx.storage.list<{ frame: unknown }>({ prefix: "log:" })).values()].map((entry) => entry.frame),
+    }));
+    expect(state.pending).toBeUndefined();
+    expect(state.seq).toBe(1);
+    // both changes, merged, in the one message flushed
+    expect(state.log).toEqual([expect.objectContaining({ seq: 1, content_update: expect.objectContaining({ sync_token: "kept" }), property_update: expect.anything() })]);
+  });
+
+  it("keeps the newest WS_REPLAY_SIZE messages of its replay log, pruned without listing it", async () => {
+    const stub = hub("pruned");
+    for (let i = 0; i < 8; i++) {
+      await stub.accept("tenant", [contentChange({})]);
+      expect(await runDurableObjectAlarm(stub)).toBe(true);
+      // a wake-up in between: the log's times are read again
+      if (i === 3) await evictDurableObject(stub);
+    }
+    const keys = await runInDurableObject(stub, async (_instance: TopicHub, ctx) => [...(await ctx.storage.list({ prefix: "log:" })).keys()]);
+    // WS_REPLAY_SIZE is 5 in the tests
+    expect(keys).toEqual([4, 5, 6, 7, 8].map((n) => `log:${String(n).padStart(12, "0")}`));
   });
 
   it("answers the limiter's re-check: which sockets are open here, handshakes under way included", async () => {
