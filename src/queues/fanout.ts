@@ -7,7 +7,7 @@ import type { Change } from "../hub/change";
 import { DEFAULT_TTL_SECONDS } from "../hub/merge";
 import type { FanoutJob } from "../hub/topic-hub";
 import { readConfig } from "../config";
-import { pageTopicRecipients, type RecipientRow } from "../store/registrations";
+import { pageTopicRecipients, topicRecipientsStatement, type RecipientRow } from "../store/registrations";
 import type { PushMessage } from "../transports/transport";
 import { serviceAccountOf } from "../transports/fcm";
 import { topicHeader } from "../transports/web-push";
@@ -16,7 +16,7 @@ import { bindUnboundWebPush, pageWebPushSubscriptions } from "../store/subscript
 import { activateVapidKey, keepVapidKey, vapidKeysByPublicKey } from "../store/vapid-keys";
 import { keyringOf } from "../crypto/sealed";
 import { resealPage, SEALED_TABLES } from "../store/sealed-columns";
-import { recordDeliveryStats } from "../store/stats";
+import { recordDeliveryStats, type DeliveryStatsRow } from "../store/stats";
 import {
   FANOUT_PAGE_SIZE,
   FANOUT_PAGES_PER_JOB,
@@ -86,11 +86,22 @@ export function targetFor(
 
 /** Fans out one job; returns the continuation job when the topic has more pages than one job reads. */
 export async function fanOut(job: FanoutJob, env: Env): Promise<FanoutJob | null> {
+  const now = nowSeconds();
+  const { rest, stats } = await fanOutJob(job, env, now);
+  await recordDeliveryStats(env.DB, stats, now);
+  return rest;
+}
+
+/**
+ * One job's fan-out: its delivery chunks queued; answers the continuation job, if any, and the
+ * counts to record (the caller writes them, once for a whole queue batch). `firstPage`: its first
+ * page of recipients, when the caller read it with other jobs' in one D1 round trip.
+ */
+async function fanOutJob(job: FanoutJob, env: Env, now: number, firstPage?: RecipientRow[]): Promise<{ rest: FanoutJob | null; stats: DeliveryStatsRow[] }> {
   const { change, tenantId } = job;
-  if (change.dontNotify === "*") return null;
+  if (change.dontNotify === "*") return { rest: null, stats: [] };
   const spared = new Set(change.dontNotify);
   const topic = await topicHeader(tenantId, change.topic);
-  const now = nowSeconds();
   // the message lives from the hub's flush for its TTL, retries included (issue 11)
   const deadline = (job.flushedAt ?? now) + (change.ttl ?? DEFAULT_TTL_SECONDS);
   const deliverable = deliverableFor(env);
@@ -108,7 +119,7 @@ export async function fanOut(job: FanoutJob, env: Env): Promise<FanoutJob | null
   let after = job.after ?? "";
   let more = true;
   for (let page = 0; page < FANOUT_PAGES_PER_JOB && more; page++) {
-    const rows = await pageTopicRecipients(env.DB, tenantId, change.topic, after, now, FANOUT_PAGE_SIZE);
+    const rows = page === 0 && firstPage !== undefined ? firstPage : await pageTopicRecipients(env.DB, tenantId, change.topic, after, now, FANOUT_PAGE_SIZE);
     more = rows.length === FANOUT_PAGE_SIZE;
     if (rows.length > 0) after = rows[rows.length - 1].id;
     for (const row of rows) {
@@ -129,11 +140,38 @@ export async function fanOut(job: FanoutJob, env: Env): Promise<FanoutJob | null
   for (const batch of sendBatches(jobs)) await env.DELIVERIES.sendBatch(batch.map((body) => ({ body })));
   log(env, "info", "fanout", { tenant: tenantId, recipients: jobs.reduce((n, j) => n + j.targets.length, 0), chunks: jobs.length, more });
   // one message per transport it goes out by, counted by the job that starts its fan-out
-  if (job.after === undefined) {
-    const transports = new Set(jobs.map((j) => j.transport ?? "web_push"));
-    await recordDeliveryStats(env.DB, [...transports].map((transport) => ({ tenantId, transport, messages: 1 })), now);
+  const transports = job.after === undefined ? new Set(jobs.map((j) => j.transport ?? "web_push")) : new Set<"web_push" | "fcm">();
+  return { rest: more ? { ...job, after } : null, stats: [...transports].map((transport) => ({ tenantId, transport, messages: 1 })) };
+}
+
+/**
+ * Each fan-out job's first page of recipients, all in one D1 round trip (issue 15): a batch of
+ * jobs for topics nobody registered to costs that and nothing more. Null when the batch read
+ * failed: each job then reads its own, and fails (and is retried) on its own.
+ */
+async function firstPages(env: Env, jobs: FanoutJob[], now: number): Promise<Map<FanoutJob, RecipientRow[]> | null> {
+  const reading = jobs.filter((job) => job.change.dontNotify !== "*");
+  if (reading.length === 0) return new Map();
+  try {
+    const results = await env.DB.batch<RecipientRow>(
+      reading.map((job) => topicRecipientsStatement(env.DB, job.tenantId, job.change.topic, job.after ?? "", now, FANOUT_PAGE_SIZE)),
+    );
+    return new Map(reading.map((job, i) => [job, results[i].results]));
+  } catch (error) {
+    log(env, "warn", "fanout_batch_read_failed", errorFields(error));
+    return null;
   }
-  return more ? { ...job, after } : null;
+}
+
+/** The batch's counts, one row per tenant and transport. */
+function summed(rows: DeliveryStatsRow[]): DeliveryStatsRow[] {
+  const out = new Map<string, DeliveryStatsRow>();
+  for (const row of rows) {
+    const key = `${row.tenantId}\n${row.transport}`;
+    const known = out.get(key);
+    out.set(key, known === undefined ? { ...row } : { ...known, messages: (known.messages ?? 0) + (row.messages ?? 0) });
+  }
+  return [...out.values()];
 }
 
 /** Key-rotation push message (draft: Key Rotation): kept a week, as clients may be offline. */
@@ -187,16 +225,35 @@ export async function resealSecrets(job: SecretsRotationJob, env: Env): Promise<
   return next === undefined ? null : { kind: "secrets-rotation", table: next, after: "" };
 }
 
+/**
+ * The fanout queue's batch: the fan-out jobs' first pages read in one round trip, each job then
+ * queued and acknowledged on its own (a failure retries that job only), and the batch's message
+ * counts written once, after: a failed count is logged, never a reason to send a message twice.
+ */
 export async function consumeFanout(batch: MessageBatch<FanoutJob | VapidRotationJob | SecretsRotationJob>, env: Env): Promise<void> {
+  const now = nowSeconds();
+  const fanouts = batch.messages.map((m) => m.body).filter((body): body is FanoutJob => !("kind" in body));
+  const pages = await firstPages(env, fanouts, now);
+  const stats: DeliveryStatsRow[] = [];
   for (const message of batch.messages) {
     const body = message.body;
     try {
-      const rest = !("kind" in body) ? await fanOut(body, env) : body.kind === "vapid-rotation" ? await rotateVapidKey(body, env) : await resealSecrets(body, env);
+      let rest: FanoutJob | VapidRotationJob | SecretsRotationJob | null;
+      if (!("kind" in body)) {
+        const done = await fanOutJob(body, env, now, pages?.get(body));
+        stats.push(...done.stats);
+        rest = done.rest;
+      } else rest = body.kind === "vapid-rotation" ? await rotateVapidKey(body, env) : await resealSecrets(body, env);
       if (rest !== null) await env.FANOUT.send(rest);
       message.ack();
     } catch (error) {
       log(env, "error", "fanout_job_failed", { tenant: "kind" in body ? null : body.tenantId, job: "kind" in body ? body.kind : "fanout", ...errorFields(error) });
       message.retry({ delaySeconds: Math.min(60, 2 ** message.attempts) });
     }
+  }
+  try {
+    await recordDeliveryStats(env.DB, summed(stats), now);
+  } catch (error) {
+    log(env, "error", "fanout_stats_failed", errorFields(error));
   }
 }

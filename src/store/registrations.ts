@@ -311,7 +311,13 @@ export async function pageTopicRecipients(
   now: number,
   limit: number,
 ): Promise<RecipientRow[]> {
-  const { results } = await db
+  const { results } = await topicRecipientsStatement(db, tenantId, topic, after, now, limit).all<RecipientRow>();
+  return results;
+}
+
+/** The statement of `pageTopicRecipients`, for a `db.batch` of several topics' first pages (issue 15). */
+export function topicRecipientsStatement(db: D1Database, tenantId: string, topic: string, after: string, now: number, limit: number): D1PreparedStatement {
+  return db
     .prepare(
       `SELECT r.id, r.subscription_id, r.content_update_depth, r.property_update_depth, r.property_update_props,
               s.transport, s.identifier, s.p256dh, s.auth, s.sealed_token
@@ -319,7 +325,5 @@ export async function pageTopicRecipients(
        WHERE r.tenant_id = ? AND r.topic = ? AND r.id > ? AND r.expires_at > ?
        ORDER BY r.id LIMIT ?`,
     )
-    .bind(tenantId, topic, after, now, limit)
-    .all<RecipientRow>();
-  return results;
+    .bind(tenantId, topic, after, now, limit);
 }

@@ -3,7 +3,7 @@
 // the real deliveries queue to the stand-in push service.
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { fanOut, rotateVapidKey, targetFor, type Deliverable } from "../../src/queues/fanout";
+import { consumeFanout, fanOut, rotateVapidKey, targetFor, type Deliverable } from "../../src/queues/fanout";
 import { change, createTenant, keylessSubscriber, pushService, registerSubscriber, subscribeWith, type PlainReceivedMessage } from "../helpers";
 
 const row = (over: Partial<Parameters<typeof targetFor>[0]>): Parameters<typeof targetFor>[0] => ({
@@ -103,5 +103,79 @@ describe("fanOut: a message's lifetime and its smallest form (issue 11)", () => 
       { timeout: 10_000, interval: 50 },
     );
     expect(letter.reason).toMatch(/^503; Retry-After 2 s is past the TTL \([01] s left\)$/);
+  });
+});
+
+describe("consumeFanout: a queue batch (issue 15)", () => {
+  /** A queue batch of these bodies whose messages note ack and retry. */
+  function batchOf<T>(bodies: T[]) {
+    const outcomes: string[] = bodies.map(() => "none");
+    const messages = bodies.map((body, i) => ({
+      id: String(i),
+      timestamp: new Date(),
+      attempts: 1,
+      body,
+      ack: () => void (outcomes[i] = "ack"),
+      retry: () => void (outcomes[i] = "retry"),
+    }));
+    return { batch: { queue: "push-fanout", messages, ackAll: () => {}, retryAll: () => {} } as unknown as MessageBatch<T>, outcomes };
+  }
+
+  /** The env with its D1 round trips counted and the deliveries queue caught instead of sent. */
+  function watched() {
+    const trips: string[] = [];
+    const counted = (statement: D1PreparedStatement): D1PreparedStatement =>
+      new Proxy(statement, {
+        get(s, key) {
+          if (key === "bind") return (...args: unknown[]) => counted(s.bind(...args));
+          if (key === "all" || key === "first" || key === "run") return (...args: unknown[]) => (trips.push(String(key)), (s[key] as (...a: unknown[]) => unknown).apply(s, args));
+          const value = s[key as keyof D1PreparedStatement];
+          return typeof value === "function" ? value.bind(s) : value;
+        },
+      });
+    const queued: { tenantId: string; targets: { subscriptionId: number }[]; message: { xml: string } }[] = [];
+    const db = new Proxy(env.DB, {
+      get(target, name) {
+        if (name === "batch") return (statements: D1PreparedStatement[]) => (trips.push(`batch of ${statements.length}`), target.batch(statements));
+        if (name === "prepare") return (sql: string) => counted(target.prepare(sql));
+        const value = target[name as keyof D1Database];
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const deliveries = { sendBatch: async (messages: { body: (typeof queued)[number] }[]) => void queued.push(...messages.map((m) => m.body)) };
+    return { env: { ...env, DB: db, DELIVERIES: deliveries, ALLOW_INSECURE_PUSH_RESOURCES: "true" } as unknown as Env, trips, queued };
+  }
+
+  it("reads every job's first page in one D1 round trip, picks the recipients fanOut picks, and counts the messages once", async () => {
+    const tenant = await createTenant();
+    const insecure = { ALLOW_INSECURE_PUSH_RESOURCES: "true" };
+    for (const topic of ["a", "a", "b"]) {
+      const subscriber = await pushService.subscriber();
+      const body = { topic, push_services: { web_push: { endpoint: subscriber.endpoint, keys: { p256dh: subscriber.p256dh, auth: subscriber.auth } } } };
+      expect((await subscribeWith(insecure, tenant.notify_token, body)).status).toBe(201);
+    }
+    const now = Math.floor(Date.now() / 1000);
+    const job = (topic: string, seq: number) => ({ tenantId: tenant.id, seq, change: change({ topic, contentUpdate: { syncToken: `${topic}-${seq}`, depth: 1 } }), flushedAt: now });
+    const jobs = [job("a", 1), job("b", 1), job("nobody", 1), job("nobody-either", 1)];
+
+    // one job at a time, as before
+    const single = watched();
+    for (const j of jobs) await fanOut(j, single.env);
+    // the batch
+    const batched = watched();
+    const { batch, outcomes } = batchOf(jobs);
+    const before = (await env.DB.prepare("SELECT COALESCE(SUM(messages), 0) AS n FROM delivery_stats WHERE tenant_id = ?").bind(tenant.id).first<{ n: number }>())!.n;
+    await consumeFanout(batch, batched.env);
+    expect(outcomes).toEqual(["ack", "ack", "ack", "ack"]);
+
+    const recipients = (queued: typeof single.queued) => queued.flatMap((d) => d.targets.map((t) => `${d.message.xml.match(/<D:sync-token>([^<]+)/)![1]} → ${t.subscriptionId}`)).sort();
+    expect(recipients(batched.queued)).toEqual(recipients(single.queued));
+    expect(recipients(batched.queued)).toHaveLength(3);
+    // four jobs, two of them for topics nobody registered to: one read, and one write of the counts
+    expect(batched.trips).toEqual(["batch of 4", "batch of 1"]);
+    expect(single.trips.filter((t) => t === "all")).toHaveLength(4);
+    // a message for each of a and b, in that one write
+    const after = (await env.DB.prepare("SELECT COALESCE(SUM(messages), 0) AS n FROM delivery_stats WHERE tenant_id = ?").bind(tenant.id).first<{ n: number }>())!.n;
+    expect(after - before).toBe(2);
   });
 });
