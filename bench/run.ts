@@ -431,7 +431,9 @@ async function measure(part: Part): Promise<string> {
     }
     case "notify": {
       const figures = await notifyThroughput();
-      console.log(`notify: ${fmt(figures.notify.perSecond, 0)} req/s (${fmt(figures.throughputRatio * 100, 0)} % of the floor), p99 ${fmt(figures.notify.p99)} ms`);
+      console.log(
+        `notify: ${fmt(figures.notify.perSecond, 0)} req/s (${fmt(figures.throughputRatio * 100, 0)} % of the floor's ${fmt(figures.floor.perSecond, 0)}), p50 ${fmt(figures.notify.p50)} ms, p99 ${fmt(figures.notify.p99)} ms (${fmt(figures.p99Ratio, 1)}× the floor's ${fmt(figures.floor.p99)}), non-2xx ${figures.notify.refused}, errors ${figures.notify.errors}`,
+      );
       return notifySection(figures);
     }
     case "gateway": {
