@@ -6,6 +6,7 @@ import { sha256Hex } from "../src/crypto/secrets";
 import { liveRegistrations } from "../src/store/limits";
 import { countUnsealed } from "../src/store/sealed-columns";
 import { COLLECTIONS_TO_POLL } from "../src/store/gateways";
+import { TOPIC_HAS_REGISTRATIONS } from "../src/store/registrations";
 import { openAuth, openToken, OWNED_BY_ANOTHER } from "../src/store/subscriptions";
 import { openGrantSecret, type TenantRow } from "../src/store/tenants";
 import { vapidKeysByPublicKey } from "../src/store/vapid-keys";
@@ -120,6 +121,8 @@ describe("schema.sql", () => {
     );
     expect(await plan("SELECT 1 FROM registrations WHERE subscription_id = ?", 1)).toMatch(/USING (COVERING )?INDEX sqlite_autoindex_registrations/);
     // the ownership check every registration makes: a subscription by its unique key, its registrations by subscription
+    // the hub's question before it queues a fan-out: any live registration of the topic
+    expect(await plan(TOPIC_HAS_REGISTRATIONS, "t", "x", 0)).toMatch(/SEARCH registrations USING INDEX registrations_by_topic \(tenant_id=\? AND topic=\?\)/);
     // the gateway poller's round (every poll_seconds): its watched collections by when they were asked, each one's registrations by topic
     const round = await plan(COLLECTIONS_TO_POLL, "t", 0, 200);
     expect(round).toMatch(/SEARCH w USING INDEX watched_collections_by_poll/);

@@ -12,6 +12,8 @@ import type { Change } from "./change";
 import { CLOSE, pushFrame, type Frame, type PushFrame } from "./frames";
 import { mergeChanges } from "./merge";
 import { fitsQueueMessage } from "../queues/jobs";
+import { errorFields, log } from "../log";
+import { topicHasRegistrations } from "../store/registrations";
 
 /** What the `fanout` queue carries: one topic's message, to be expanded into deliveries. */
 export interface FanoutJob {
@@ -157,6 +159,9 @@ const recipientOf = (attachment: ConnectionAttachment): Triggered => ({
 
 const logKey = (seq: number) => `log:${String(seq).padStart(12, "0")}`;
 
+/** How long a hub trusts what D1 said of its topic's registrations (see TopicHub.listeners). */
+export const LISTENERS_KNOWN_MS = 60_000;
+
 /**
  * One Durable Object per (tenant, topic), where a topic's changes meet. Changes arriving within
  * COALESCE_MS are merged into one pending message (the draft's Rate Limiting); the alarm flushes
@@ -193,6 +198,37 @@ export class TopicHub extends DurableObject<Env> {
       };
     })();
     return this.state;
+  }
+
+  /**
+   * Whether the topic has a live registration, as last asked of D1 (memory only), and until when
+   * (ms) that answer holds. A topic nobody registered to is numbered, logged and sent to its
+   * sockets and connections as always, but queues no fan-out job: with it, every notify of such a
+   * topic cost a queue message and a consumer's read (issue 15). A registration tells the hub
+   * (`registered`), so the answer is never stale past that; LISTENERS_KNOWN_MS bounds it should
+   * the telling fail.
+   */
+  private listeners: { some: boolean; until: number } | null = null;
+
+  /** A registration for this topic was written: fan out from the next flush on. */
+  async registered(): Promise<void> {
+    this.listeners = { some: true, until: Date.now() + LISTENERS_KNOWN_MS };
+  }
+
+  private async hasListeners(tenantId: string, topic: string): Promise<boolean> {
+    const now = Date.now();
+    if (this.listeners !== null && this.listeners.until > now) return this.listeners.some;
+    let some = true;
+    try {
+      some = await topicHasRegistrations(this.env.DB, tenantId, topic, Math.floor(now / 1000));
+    } catch (error) {
+      // not known: queue it, as before
+      log(this.env, "warn", "hub_listeners_unknown", errorFields(error));
+      return true;
+    }
+    // a registration told meanwhile wins over what was read before it
+    if (this.listeners === null || this.listeners.until <= now) this.listeners = { some, until: now + LISTENERS_KNOWN_MS };
+    return this.listeners.some;
   }
 
   /**
@@ -456,6 +492,11 @@ export class TopicHub extends DurableObject<Env> {
    */
   private async flushPending(): Promise<{ handedOff: Promise<void> }> {
     const state = await this.load();
+    const peek = state.pending;
+    if (peek === undefined) return { handedOff: Promise.resolve() };
+    const fanOut = await this.hasListeners(peek.tenantId, peek.change.topic);
+    // what is pending now: a change accepted while D1 answered is in it too; nothing, when a
+    // flush that ran meanwhile took it
     const pending = state.pending;
     if (pending === undefined) return { handedOff: Promise.resolve() };
     const kv = this.ctx.storage.kv;
@@ -464,7 +505,9 @@ export class TopicHub extends DurableObject<Env> {
     const job: FanoutJob = { tenantId: pending.tenantId, seq, change: pending.change, flushedAt: Math.floor(Date.now() / 1000) };
     // A job the queue would refuse must never sit in the outbox, where it would block every
     // later one: it becomes a dead letter (a summary; the job itself is too large to send).
-    if (fitsQueueMessage(job)) outbox.push(job);
+    if (!fanOut) {
+      // nobody to fan out to: numbered and logged all the same (sockets replay with ?since=)
+    } else if (fitsQueueMessage(job)) outbox.push(job);
     else {
       await this.env.DEAD_LETTERS.send({
         tenantId: pending.tenantId,
@@ -481,7 +524,7 @@ export class TopicHub extends DurableObject<Env> {
     // replay, no longer pending; the log pruned by the keys the hub knows, without listing it
     const at = Date.now();
     kv.put("seq", seq);
-    kv.put("outbox", outbox);
+    if (outbox.length > 0) kv.put("outbox", outbox);
     kv.put(logKey(seq), { at, frame } satisfies LogEntry);
     kv.delete("pending");
     kv.delete("flushAt");

@@ -7,6 +7,8 @@ import { readConfig } from "../config";
 import type { Limits } from "../limits/limits";
 import { keyringOf } from "../crypto/sealed";
 import { attachConnection, connectionOwner, detachConnection } from "../hub/connections";
+import { topicHub } from "../hub/topic-hub";
+import { errorFields, log } from "../log";
 import {
   deleteRegistration,
   deleteTopicRegistrations,
@@ -81,6 +83,7 @@ export async function register(env: Env, actor: Actor, limits: Limits, input: Re
     now,
   );
   if (result.kind !== "written") return result;
+  await tellHub(env, actor.tenantId, input.topic);
   if (input.subscription.transport === "websocket") {
     try {
       await attachConnection(env, actor.tenantId, input.topic, input.subscription.identifier, { id: result.row.id, trigger, expiresAt: result.row.expires_at });
@@ -91,6 +94,19 @@ export async function register(env: Env, actor: Actor, limits: Limits, input: Re
     }
   }
   return { kind: "registered", row: result.row, created: result.created };
+}
+
+/**
+ * Tells the topic's hub that it has a registration, so it fans out from its next flush on (it
+ * skips the queue for topics nobody registered to). A failure is logged, not the client's: the
+ * hub asks D1 again within LISTENERS_KNOWN_MS anyway.
+ */
+async function tellHub(env: Env, tenantId: string, topic: string): Promise<void> {
+  try {
+    await topicHub(env, tenantId, topic).registered();
+  } catch (error) {
+    log(env, "warn", "hub_not_told", { tenant: tenantId, ...errorFields(error) });
+  }
 }
 
 /** A deleted connection registration stops its frames at once. */

@@ -315,6 +315,17 @@ export async function pageTopicRecipients(
   return results;
 }
 
+/**
+ * Whether a topic has a live registration: the TopicHub asks before it queues a fan-out (issue
+ * 15), so a topic nobody registered to costs no queue message. By `registrations_by_topic`.
+ */
+export async function topicHasRegistrations(db: D1Database, tenantId: string, topic: string, now: number): Promise<boolean> {
+  return (await db.prepare(TOPIC_HAS_REGISTRATIONS).bind(tenantId, topic, now).first()) !== null;
+}
+
+/** The unary `+` keeps SQLite on registrations_by_topic: by tenant and expiry it would walk all the tenant's registrations. */
+export const TOPIC_HAS_REGISTRATIONS = "SELECT 1 FROM registrations WHERE tenant_id = ? AND topic = ? AND +expires_at > ? LIMIT 1";
+
 /** The statement of `pageTopicRecipients`, for a `db.batch` of several topics' first pages (issue 15). */
 export function topicRecipientsStatement(db: D1Database, tenantId: string, topic: string, after: string, now: number, limit: number): D1PreparedStatement {
   return db

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { Change } from "../../src/hub/change";
 import { topicHub, type TopicHub } from "../../src/hub/topic-hub";
 import type { HubSockets } from "../../src/limits/socket-slots";
-import { bearer, change, createTenant } from "../helpers";
+import { bearer, change, createTenant, pushService, registerSubscriber } from "../helpers";
 import { upgrade } from "../socket-client";
 
 /** A content update of a member unless `over` says otherwise. */
@@ -46,6 +46,8 @@ describe("TopicHub", () => {
 
   it("merges 50 changes in one window into one message: one fan-out job, one alarm", async () => {
     const stub = hub("fifty");
+    // as a registration for the topic tells it (src/registering/register.ts)
+    await stub.registered();
     for (let i = 0; i < 50; i++) await stub.accept("tenant", [contentChange({ contentUpdate: { syncToken: `s${i}`, depth: 1 } })]);
     const before = await runInDurableObject(stub, async (_instance: TopicHub, ctx) => ({ alarm: await ctx.storage.getAlarm(), outbox: await ctx.storage.get("outbox") }));
     expect(before.alarm).not.toBeNull();
@@ -59,6 +61,52 @@ describe("TopicHub", () => {
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect(queued).toEqual([expect.objectContaining({ seq: 1, change: expect.objectContaining({ contentUpdate: { syncToken: "s49", depth: 1 } }) })]);
     expect(await runDurableObjectAlarm(stub)).toBe(false);
+  });
+
+  it("queues no fan-out for a topic nobody registered to, until a registration tells it; the message is numbered and logged all the same", async () => {
+    const tenant = await createTenant();
+    const stub = topicHub(env, tenant.id, "quiet");
+    const queued: unknown[] = [];
+    const catchQueue = () =>
+      runInDurableObject(stub, (instance: TopicHub) => {
+        const env = (instance as unknown as { env: Env }).env;
+        (instance as unknown as { env: Env }).env = { ...env, FANOUT: { sendBatch: async (messages: { body: unknown }[]) => void queued.push(...messages.map((m) => m.body)) } } as unknown as Env;
+      });
+    await catchQueue();
+    await stub.accept(tenant.id, [contentChange({ topic: "quiet" })]);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(queued).toEqual([]);
+    const seq = () => runInDurableObject(stub, async (_instance: TopicHub, ctx) => [await ctx.storage.get("seq"), (await ctx.storage.list({ prefix: "log:" })).size]);
+    expect(await seq()).toEqual([1, 1]);
+
+    // a registration through the API (which tells the hub): the next flush fans out
+    await registerSubscriber(tenant, "quiet", await pushService.subscriber());
+    await stub.accept(tenant.id, [contentChange({ topic: "quiet" })]);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(queued).toHaveLength(1);
+    expect(await seq()).toEqual([2, 2]);
+    // a hub that was never told (evicted: its memory gone) asks D1, finds the registration and fans out
+    await evictDurableObject(stub);
+    await catchQueue();
+    await stub.accept(tenant.id, [contentChange({ topic: "quiet" })]);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(queued).toHaveLength(2);
+  });
+
+  it("fans out again at once when a registration tells it, whatever D1 said before", async () => {
+    const stub = hub("told");
+    const queued: unknown[] = [];
+    await runInDurableObject(stub, (instance: TopicHub) => {
+      const env = (instance as unknown as { env: Env }).env;
+      (instance as unknown as { env: Env }).env = { ...env, FANOUT: { sendBatch: async (messages: { body: unknown }[]) => void queued.push(...messages.map((m) => m.body)) } } as unknown as Env;
+    });
+    await stub.accept("tenant", [contentChange({})]);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(queued).toHaveLength(0);
+    await stub.registered();
+    await stub.accept("tenant", [contentChange({})]);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(queued).toEqual([expect.objectContaining({ seq: 2 })]);
   });
 
   it("keeps an accepted change through an eviction, and flushes it", async () => {
