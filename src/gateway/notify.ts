@@ -1,20 +1,34 @@
 /**
  * Pushes after writes through the gateway (issue 14, item 6), the I/O around src/gateway/changes.ts:
  * which watched collections a write concerns (one query), their new tokens from the origin, and
- * the change to each topic's hub.
+ * the change to each topic's hub. The notify budget and `poll_auth` are asked the same way by the
+ * poller (src/gateway/poller.ts).
  */
 import { limitsOf } from "../limits/limits";
 import { admitNotifies } from "../limits/notify-budget";
 import { log } from "../log";
-import { getTenant } from "../store/tenants";
+import { cachedTenant } from "../store/tenant-cache";
 import { parseDontNotify } from "../hub/dont-notify";
 import { topicHub } from "../hub/topic-hub";
 import { registrationIdsOf } from "../registering";
-import { moveTokens, watchedAmong, type GatewayRow } from "../store/gateways";
+import { keyringOf } from "../crypto/sealed";
+import { moveTokens, openPollPassword, watchedAmong, type GatewayRow } from "../store/gateways";
 import { concernedCollections, writeChange } from "./changes";
 import { askWhoAndWhat, MAX_XML_REQUEST_BYTES, textUpTo, type ProxyTarget } from "./proxy";
-import { pollAuthorization } from "./poller";
 import { collectionFacts } from "./register";
+
+/**
+ * Whether `n` changes the gateway found fit the tenant's notify budget: they count as a
+ * /v1/notify of as many would (issue 12). Past it, a `warn` line `gateway_notify_refused` says so
+ * (with `fields`), and nothing is told.
+ */
+export async function admitGatewayChanges(env: Env, tenantId: string, n: number, fields: Record<string, unknown> = {}): Promise<boolean> {
+  const tenant = await cachedTenant(env, tenantId);
+  if (tenant === null) return false;
+  const admission = await admitNotifies(env, tenant.id, n, limitsOf(env, tenant).notify_per_minute);
+  if (!admission.ok) log(env, "warn", "gateway_notify_refused", { tenant: tenant.id, changes: n, retry_after: admission.retryAfter, ...fields });
+  return admission.ok;
+}
 
 /**
  * Tells each watched collection a write concerns (issue 14, item 6): its new sync-token read with
@@ -31,14 +45,7 @@ export async function notifyAfterWrite(
   const concerned = concernedCollections(written);
   const watched = await watchedAmong(env.DB, gateway.tenant_id, [...concerned.keys()]);
   if (watched.length === 0) return;
-  // each change counts against the tenant's notify budget, as a /v1/notify of as many would (issue 12)
-  const tenant = await getTenant(env.DB, gateway.tenant_id);
-  if (tenant === null) return;
-  const admission = await admitNotifies(env, tenant.id, watched.length, limitsOf(env, tenant).notify_per_minute);
-  if (!admission.ok) {
-    log(env, "warn", "gateway_notify_refused", { tenant: tenant.id, changes: watched.length, retry_after: admission.retryAfter });
-    return;
-  }
+  if (!(await admitGatewayChanges(env, gateway.tenant_id, watched.length))) return;
   const authorization = write.authorization ?? (await pollAuthorization(env, gateway));
   const dontNotify = write.dontNotify === null ? [] : parseDontNotify(write.dontNotify);
   await Promise.all(
@@ -55,4 +62,12 @@ export async function notifyAfterWrite(
       await topicHub(env, gateway.tenant_id, collection.topic).accept(gateway.tenant_id, [change]);
     }),
   );
+}
+
+/** `poll_auth` as a Basic header (RFC 7617), or null: what the poller, and a write without credentials, ask with. */
+export async function pollAuthorization(env: Env, gateway: GatewayRow): Promise<string | null> {
+  const password = await openPollPassword(await keyringOf(env), gateway);
+  if (password === null || gateway.poll_username === null) return null;
+  const bytes = new TextEncoder().encode(`${gateway.poll_username}:${password}`);
+  return `Basic ${btoa(String.fromCharCode(...bytes))}`;
 }

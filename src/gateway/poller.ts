@@ -10,32 +10,22 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { readConfig } from "../config";
-import { keyringOf } from "../crypto/sealed";
 import { ApiError } from "../errors";
 import { topicHub } from "../hub/topic-hub";
-import { limitsOf } from "../limits/limits";
-import { admitNotifies } from "../limits/notify-budget";
 import { errorFields, log } from "../log";
-import { collectionsToPoll, getGatewayForProxy, openPollPassword, recordPoll, type CollectionTokens, type GatewayRow, type TokenMove } from "../store/gateways";
-import { getTenant } from "../store/tenants";
+import { collectionsToPoll, getGatewayForProxy, recordPoll, type CollectionTokens, type TokenMove } from "../store/gateways";
+import { mapWithConcurrency } from "../queues/pool";
 import { pollChange } from "./changes";
+import { admitGatewayChanges, pollAuthorization } from "./notify";
 import { checkGatewayOrigin } from "./origin";
-import { MAX_XML_REQUEST_BYTES, propfindZero, textUpTo } from "./proxy";
-import { collectionFacts, TOKENS } from "./register";
+import { factsOf, propfindZero } from "./proxy";
+import { TOKENS } from "./register";
 
 /** Collections asked at once, and at most in one round, the longest unasked first (issue 14). */
 export const POLL_CONCURRENCY = 6;
 export const POLL_ROUND_SIZE = 200;
 
 export const gatewayPoller = (env: Env, tenantId: string) => env.GATEWAY_POLLER.get(env.GATEWAY_POLLER.idFromName(tenantId));
-
-/** `poll_auth` as a Basic header (RFC 7617), or null: what the poller, and a write without credentials, ask with. */
-export async function pollAuthorization(env: Env, gateway: GatewayRow): Promise<string | null> {
-  const password = await openPollPassword(await keyringOf(env), gateway);
-  if (password === null || gateway.poll_username === null) return null;
-  const bytes = new TextEncoder().encode(`${gateway.poll_username}:${password}`);
-  return `Basic ${btoa(String.fromCharCode(...bytes))}`;
-}
 
 export interface Round {
   /** seconds until the next round, or null: nothing to poll, the poller stops */
@@ -59,20 +49,8 @@ async function tokensAt(url: string, authorization: string | null, timeoutMs: nu
     await answer.body?.cancel();
     return { failure: `${answer.status} ${answer.statusText}`.trim() };
   }
-  const text = await textUpTo(answer.body, answer.headers.get("Content-Length"), MAX_XML_REQUEST_BYTES);
-  const facts = text === null ? null : collectionFacts(text);
+  const facts = await factsOf(answer);
   return facts === null ? { failure: "the answer is not a multistatus the gateway can read" } : facts.tokens;
-}
-
-/** `items` through `work`, at most `limit` at a time, results in order. */
-async function inTurn<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < items.length; i = next++) out[i] = await work(items[i]);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 const differ = (a: CollectionTokens, b: CollectionTokens) => a.sync_token !== b.sync_token || a.ctag !== b.ctag || a.etag !== b.etag;
@@ -86,8 +64,6 @@ const differ = (a: CollectionTokens, b: CollectionTokens) => a.sync_token !== b.
  * of 207 writes, 40 ms apart, gave a spared registration 5 pushes where it should have had 1).
  */
 export type Pending = Record<string, CollectionTokens>;
-
-const sameTokens = (a: CollectionTokens, b: CollectionTokens) => !differ(a, b);
 
 /**
  * One round for the tenant's gateway at `now` (Unix seconds): each due collection's tokens asked
@@ -117,7 +93,7 @@ export async function pollRound(env: Env, tenantId: string, now: number, pending
   if (due.length === 0) return idle(null);
 
   const authorization = await pollAuthorization(env, gateway);
-  const found = await inTurn(due, POLL_CONCURRENCY, (collection) => tokensAt(`${origin.origin}${collection.href}`, authorization, config.gatewayOriginTimeoutMs));
+  const found = await mapWithConcurrency(due, POLL_CONCURRENCY, (collection) => tokensAt(`${origin.origin}${collection.href}`, authorization, config.gatewayOriginTimeoutMs));
   const failures: string[] = [];
   const waiting: Pending = {};
   const moves: (TokenMove & { topic: string })[] = [];
@@ -130,7 +106,7 @@ export async function pollRound(env: Env, tenantId: string, now: number, pending
     const stored = tokensOf(collection);
     if (!differ(stored, answer)) return;
     const since = pending[collection.path];
-    if (since !== undefined && sameTokens(since, stored)) moves.push({ path: collection.path, was: stored, now: answer, topic: collection.topic });
+    if (since !== undefined && !differ(since, stored)) moves.push({ path: collection.path, was: stored, now: answer, topic: collection.topic });
     else waiting[collection.path] = stored;
   });
   const changes = moves.flatMap((move) => {
@@ -141,14 +117,9 @@ export async function pollRound(env: Env, tenantId: string, now: number, pending
   // each change counts against the tenant's notify budget, as a /v1/notify of as many would
   // (issue 12); past it the tokens stay and the changes wait, to be told by a later round
   let refused: string | null = null;
-  if (changes.length > 0) {
-    const tenant = await getTenant(env.DB, tenantId);
-    const admission = tenant === null ? { ok: false as const, retryAfter: 0 } : await admitNotifies(env, tenantId, changes.length, limitsOf(env, tenant).notify_per_minute);
-    if (!admission.ok) {
-      refused = `${changes.length} changes wait: past the tenant's notify_per_minute`;
-      log(env, "warn", "gateway_notify_refused", { tenant: tenantId, changes: changes.length, retry_after: admission.retryAfter, by: "poller" });
-      for (const { move } of changes) waiting[move.path] = move.was;
-    }
+  if (changes.length > 0 && !(await admitGatewayChanges(env, tenantId, changes.length, { by: "poller" }))) {
+    refused = `${changes.length} changes wait: past the tenant's notify_per_minute`;
+    for (const { move } of changes) waiting[move.path] = move.was;
   }
   const first = failures[0] ?? refused;
   const error = first === null ? null : `${new Date(now * 1000).toISOString()} ${first}${failures.length > 1 ? ` (and ${failures.length - 1} more)` : ""}`;
@@ -156,7 +127,7 @@ export async function pollRound(env: Env, tenantId: string, now: number, pending
     env.DB,
     tenantId,
     due.map((c) => c.path),
-    refused === null ? moves.map(({ path, was, now: seen }) => ({ path, was, now: seen })) : [],
+    refused === null ? moves : [],
     error,
     now,
   );

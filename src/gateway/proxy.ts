@@ -9,7 +9,7 @@
 import { concatBytes } from "../bytes";
 import { ApiError } from "../errors";
 import { advertise, pushPropfind, type PushPropfind } from "./advertise";
-import { WHO_AND_WHAT } from "./register";
+import { collectionFacts, WHO_AND_WHAT, type CollectionFacts } from "./register";
 import { rewriteDestination, rewriteHrefs, rewriteHrefsStream, rewriteIf, rewriteLocation, type Prefixes } from "./rewrite";
 
 /** RFC 9110 §7.6.1: hop-by-hop fields are the connection's, not the message's. */
@@ -92,6 +92,16 @@ export function propfindZero(url: string, body: string, authorization: string | 
   const headers = new Headers({ Depth: "0", "Content-Type": 'application/xml; charset="utf-8"', "Accept-Encoding": "identity" });
   if (authorization !== null) headers.set("Authorization", authorization);
   return fetchOrigin(url, { method: "PROPFIND", headers, body }, timeoutMs);
+}
+
+/**
+ * What a 207 to a Depth 0 PROPFIND says of the resource asked, or null when it is no multistatus
+ * the gateway can read (over MAX_XML_REQUEST_BYTES, not well-formed, no response).
+ */
+export async function factsOf(answer: Response): Promise<CollectionFacts | null> {
+  if (answer.body === null) return null;
+  const text = await textUpTo(answer.body, answer.headers.get("Content-Length"), MAX_XML_REQUEST_BYTES);
+  return text === null ? null : collectionFacts(text);
 }
 
 /**

@@ -516,10 +516,10 @@ export class TopicHub extends DurableObject<Env> {
         reason: "fan-out job larger than a queue message (128 KB); the WebSocket clients got it",
       });
     }
-    // a change accepted while the dead letter was sent is merged into what is flushed here
+    // a change accepted while the dead letter was sent is merged into what is flushed here (the
+    // job itself was not queued: only that branch awaits)
     const flushed = state.pending ?? pending;
     const frame = pushFrame(seq, flushed.change);
-    if (flushed !== pending) job.change = flushed.change;
     // one transaction, no await inside: the message numbered, queued in the outbox, logged for
     // replay, no longer pending; the log pruned by the keys the hub knows, without listing it
     const at = Date.now();

@@ -8,16 +8,16 @@ import { TENANT_ID } from "../auth/tenant-token";
 import { readConfig } from "../config";
 import { ApiError, notFound } from "../errors";
 import { nowSeconds } from "../expiry";
-import { collectionFacts, gatewayOwner, isPushRegister } from "../gateway/register";
+import { gatewayOwner, isPushRegister } from "../gateway/register";
 import { limitsOf } from "../limits/limits";
 import { register, unregister } from "../registering";
-import { getTenant } from "../store/tenants";
+import { cachedTenant } from "../store/tenant-cache";
 import type { Requested } from "../triggers";
 import { parseXml } from "../xml/parse";
 import { readPushRegister } from "../xml/push-register";
 import { pushRegisterAnswer, pushRegisterPrecondition, subscriptionOrRefusal } from "./register";
 import { checkGatewayOrigin } from "../gateway/origin";
-import { askWhoAndWhat, isXml, MAX_XML_REQUEST_BYTES, proxy, textUpTo, type ProxyTarget } from "../gateway/proxy";
+import { askWhoAndWhat, factsOf, isXml, MAX_XML_REQUEST_BYTES, proxy, textUpTo, type ProxyTarget } from "../gateway/proxy";
 import { operations } from "../openapi/operation";
 import { keyringOf } from "../crypto/sealed";
 import { decodeBase64url } from "../crypto/base64url";
@@ -167,8 +167,7 @@ async function whoAndWhat(c: Context<AppEnv>, url: string, timeoutMs: number) {
     }
     return { refused: new Response(answer.body, { status: answer.status, headers: out }) };
   }
-  const text = await textUpTo(answer.body!, answer.headers.get("Content-Length"), MAX_XML_REQUEST_BYTES);
-  const facts = text === null ? null : collectionFacts(text);
+  const facts = await factsOf(answer);
   if (facts === null) throw new ApiError(502, "origin_answer_unreadable", "the origin's PROPFIND answer is not a multistatus the gateway can read");
   return { facts };
 }
@@ -182,7 +181,7 @@ async function registerThroughGateway(c: Context<AppEnv>, gateway: GatewayRow & 
   const asked = await whoAndWhat(c, target.url.split("?")[0], target.timeoutMs);
   if ("refused" in asked) return asked.refused;
   if (!asked.facts.isCollection) return pushRegisterPrecondition(c, "push-not-available", "push is available for collections only: this resource is not one");
-  const tenant = await getTenant(c.env.DB, gateway.tenant_id);
+  const tenant = await cachedTenant(c.env, gateway.tenant_id);
   if (tenant === null || tenant.disabled_at !== null || target.pushProperties === undefined) {
     return pushRegisterPrecondition(c, "push-not-available", "push is not available: this tenant is disabled");
   }
