@@ -6,8 +6,10 @@ export default defineConfig({
   test: {
     reporters: ["default", "./scripts/summary-reporter.ts"],
     // the director's own info lines (a request, a delivery: ~1,800 of them per run) are tested in
-    // test/log.test.ts, not shown; warnings and errors still are
-    onConsoleLog: (line) => (line.startsWith('{"level":"info"') ? false : undefined),
+    // test/log.test.ts, not shown; nor are the `meter` lines (METER is on in workerd, so every
+    // test runs through the metered bindings; test/meter.test.ts reads them); warnings and errors
+    // still are
+    onConsoleLog: (line) => (line.startsWith('{"level":"info"') || line.startsWith("meter {") ? false : undefined),
     projects: [
       {
         // Unit and integration tests inside workerd, with the real D1, Durable Objects and Queues.
@@ -51,6 +53,8 @@ export default defineConfig({
                   // the notify token's sockets on one topic (users' come from each tenant's limits)
                   WS_MAX_SOCKETS_PER_CLIENT: "3",
                   AUTH_FAILURES_PER_MINUTE: "20",
+                  // every binding counted (src/meter.ts): all tests run through the wrappers
+                  METER: "true",
                 },
               },
             };

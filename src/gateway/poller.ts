@@ -13,6 +13,7 @@ import { readConfig } from "../config";
 import { ApiError } from "../errors";
 import { topicHub } from "../hub/topic-hub";
 import { errorFields, log } from "../log";
+import { meteredObject, tracked } from "../meter";
 import { collectionsToPoll, getGatewayForProxy, recordPoll, type CollectionTokens, type TokenMove } from "../store/gateways";
 import { mapWithConcurrency } from "../queues/pool";
 import { pollChange } from "./changes";
@@ -141,6 +142,11 @@ const tokensOf = (c: CollectionTokens): CollectionTokens => ({ sync_token: c.syn
 
 /** One gateway's poller: it keeps only which tenant it polls for, and its alarm. */
 export class GatewayPoller extends DurableObject<Env> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    [this.ctx, this.env] = meteredObject(this.ctx, this.env);
+  }
+
   /** Polls within `pollSeconds` from now (sooner if already armed sooner); 0 = polling off. */
   async arm(tenantId: string, pollSeconds: number): Promise<void> {
     if (pollSeconds <= 0) return;
@@ -150,7 +156,11 @@ export class GatewayPoller extends DurableObject<Env> {
     if (armed === null || armed > at) await this.ctx.storage.setAlarm(at);
   }
 
-  async alarm(): Promise<void> {
+  alarm(): Promise<void> {
+    return tracked(this.ctx, "GatewayPoller.alarm", () => this.poll());
+  }
+
+  private async poll(): Promise<void> {
     const tenantId = this.ctx.storage.kv.get<string>("tenant");
     if (tenantId === undefined) return;
     const started = Date.now();

@@ -9,6 +9,7 @@ import { nowSeconds } from "../expiry";
 import { HubSockets, slotQuotaRefusal, type SlotGrant, type SocketLimits, type SocketQuota } from "../limits/socket-slots";
 import { tenantLimiter } from "../limits/tenant-limiter";
 import { deleteConnectionRegistrations, forgetConnection, rememberConnection } from "../store/connections";
+import { meteredObject, tracked } from "../meter";
 import { CLOSE, type Frame } from "./frames";
 import { revoke, revokedMeanwhile, topicHub } from "./topic-hub";
 
@@ -89,6 +90,7 @@ const socketTag = (n: number) => `socket:${n}`;
 export class ConnectionHub extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    [this.ctx, this.env] = meteredObject(this.ctx, this.env);
     // answered by the runtime without waking the object
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
@@ -126,7 +128,11 @@ export class ConnectionHub extends DurableObject<Env> {
   }
 
   /** A WebSocket upgrade the Worker has authorised (see src/hub/connections.ts). */
-  async fetch(request: Request): Promise<Response> {
+  fetch(request: Request): Promise<Response> {
+    return tracked(this.ctx, "ConnectionHub.connect", () => this.upgrade(request));
+  }
+
+  private async upgrade(request: Request): Promise<Response> {
     const connect = JSON.parse(new URL(request.url).searchParams.get("connect") ?? "null") as ConnectionConnect | null;
     if (connect === null) return refusal(404, "not_found", "no such hub route");
     const refused = this.refusal(connect);
@@ -257,7 +263,11 @@ export class ConnectionHub extends DurableObject<Env> {
    * WS_REPLAY_SIZE; the topics of older ones go into the reset frame). A `(topic, seq)` already
    * sent or kept is dropped: a TopicHub hands frames in seq order, and retries.
    */
-  async deliver(topic: string, seq: number, text: string): Promise<Delivery> {
+  deliver(topic: string, seq: number, text: string): Promise<Delivery> {
+    return tracked(this.ctx, "ConnectionHub.deliver", () => this.send(topic, seq, text));
+  }
+
+  private async send(topic: string, seq: number, text: string): Promise<Delivery> {
     const meta = this.live();
     const expiresAt = this.topics().get(topic);
     if (meta === null || expiresAt === undefined || expiresAt <= nowSeconds()) return "gone";
@@ -377,7 +387,11 @@ export class ConnectionHub extends DurableObject<Env> {
   }
 
   /** The holder's grant expired (4001, the grace begins), or the grace is over (the connection ends). */
-  async alarm(): Promise<void> {
+  alarm(): Promise<void> {
+    return tracked(this.ctx, "ConnectionHub.alarm", () => this.wake());
+  }
+
+  private async wake(): Promise<void> {
     let meta = this.meta();
     if (meta === null) return;
     if (meta.ending) return this.end();

@@ -13,6 +13,7 @@ import { CLOSE, pushFrame, type Frame, type PushFrame } from "./frames";
 import { mergeChanges } from "./merge";
 import { fitsQueueMessage } from "../queues/jobs";
 import { errorFields, log } from "../log";
+import { meteredObject, tracked } from "../meter";
 import { topicHasRegistrations } from "../store/registrations";
 
 /** What the `fanout` queue carries: one topic's message, to be expanded into deliveries. */
@@ -172,6 +173,7 @@ export const LISTENERS_KNOWN_MS = 60_000;
 export class TopicHub extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    [this.ctx, this.env] = meteredObject(this.ctx, this.env);
     // answered by the runtime without waking the object
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
@@ -211,8 +213,10 @@ export class TopicHub extends DurableObject<Env> {
   private listeners: { some: boolean; until: number } | null = null;
 
   /** A registration for this topic was written: fan out from the next flush on. */
-  async registered(): Promise<void> {
-    this.listeners = { some: true, until: Date.now() + LISTENERS_KNOWN_MS };
+  registered(): void {
+    tracked(this.ctx, "TopicHub.registered", () => {
+      this.listeners = { some: true, until: Date.now() + LISTENERS_KNOWN_MS };
+    });
   }
 
   private async hasListeners(tenantId: string, topic: string): Promise<boolean> {
@@ -236,7 +240,11 @@ export class TopicHub extends DurableObject<Env> {
    * time when it opens the window), and the alarm set only when none is set for earlier. When
    * this resolves (the tenant's 202) the change is stored.
    */
-  async accept(tenantId: string, changes: Change[]): Promise<void> {
+  accept(tenantId: string, changes: Change[]): Promise<void> {
+    return tracked(this.ctx, "TopicHub.accept", () => this.merge(tenantId, changes));
+  }
+
+  private async merge(tenantId: string, changes: Change[]): Promise<void> {
     const state = await this.load();
     let pending = state.pending;
     for (const change of changes) {
@@ -255,12 +263,14 @@ export class TopicHub extends DurableObject<Env> {
   }
 
   /** Flushes what is pending (at worst a little early, when a grant expiry woke the hub first). */
-  async alarm(): Promise<void> {
-    // the alarm that fired is set no more
-    (await this.load()).alarmAt = null;
-    await this.flush();
-    await this.closeExpired();
-    await this.schedule();
+  alarm(): Promise<void> {
+    return tracked(this.ctx, "TopicHub.alarm", async () => {
+      // the alarm that fired is set no more
+      (await this.load()).alarmAt = null;
+      await this.flush();
+      await this.closeExpired();
+      await this.schedule();
+    });
   }
 
   /** Credentials revoked while this hub was awake: a handshake racing the revocation is refused. */
@@ -270,7 +280,11 @@ export class TopicHub extends DurableObject<Env> {
   private readonly sockets = new HubSockets(this.ctx, "topic", (tenantId) => tenantLimiter(this.env, tenantId));
 
   /** A WebSocket upgrade the Worker has authorised (see routes/websocket.ts). */
-  async fetch(request: Request): Promise<Response> {
+  fetch(request: Request): Promise<Response> {
+    return tracked(this.ctx, "TopicHub.connect", () => this.upgrade(request));
+  }
+
+  private async upgrade(request: Request): Promise<Response> {
     const connect = JSON.parse(new URL(request.url).searchParams.get("connect") ?? "null") as HubConnect | null;
     if (connect === null) return Response.json({ error: { code: "not_found", message: "no such hub route" } }, { status: 404 });
     const { topic, owner, since } = connect;

@@ -7,6 +7,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { EMPTY_BUCKET, giveBack, levelAt, take, type Bucket } from "./bucket";
+import { meteredObject, tracked } from "../meter";
 import { slotRefusal, type SlotGrant, type SocketHome, type SocketLimits, type SocketSlot } from "./socket-slots";
 
 /** The stub of a tenant's limiter. */
@@ -33,6 +34,7 @@ interface SlotRow extends Record<string, SqlStorageValue> {
 export class TenantLimiter extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    [this.ctx, this.env] = meteredObject(this.ctx, this.env);
     // one row per open socket: `owner` NULL for the notify token's, `home_*` the hub that holds it
     ctx.storage.sql.exec(
       "CREATE TABLE IF NOT EXISTS slots (id TEXT PRIMARY KEY, owner TEXT, home_kind TEXT NOT NULL, home_name TEXT NOT NULL, at INTEGER NOT NULL)",
@@ -50,6 +52,10 @@ export class TenantLimiter extends DurableObject<Env> {
    * is the limit in force, read by the request that asks: a PUT applies to the next request.
    */
   takeNotifies(n: number, lease: number, unused: number, perMinute: number): NotifyGrant {
+    return tracked(this.ctx, "TenantLimiter.takeNotifies", () => this.takeNow(n, lease, unused, perMinute));
+  }
+
+  private takeNow(n: number, lease: number, unused: number, perMinute: number): NotifyGrant {
     const now = Date.now();
     let bucket = unused > 0 ? giveBack(this.bucket(), unused, perMinute, now) : this.bucket();
     const level = levelAt(bucket, perMinute, now);
