@@ -4,8 +4,9 @@
 // a phase of `GET /` (a route that touches no storage: the floor). Three rounds; the figures are
 // medians, the ratio is the median of the per-round ratios. Part `notify` of `npm run bench`;
 // `node bench/notify.ts` runs it alone. BENCH_CONNECTIONS (20), BENCH_SECONDS (phase length, 8;
-// BENCH_NOTIFY_SECONDS as before) and BENCH_TOPICS (200) change the workload.
-import http from "node:http";
+// BENCH_NOTIFY_SECONDS as before) and BENCH_TOPICS (200) change the workload. The load comes from
+// autocannon (issue 15, item 6), the load generator the issue's figures were taken with.
+import autocannon from "autocannon";
 import { api, startDirector } from "../test/e2e/director.ts";
 
 const positive = (name: string, fallback: number) => {
@@ -37,41 +38,18 @@ export interface NotifyFigures {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))];
 
-/** One request's status, or 0 when it got no answer within 10 s (a socket error or a timeout). */
-function request(agent: http.Agent, url: URL, method: string, headers: Record<string, string>, body?: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = http.request(url, { method, agent, headers, timeout: 10_000 }, (res) => {
-      res.resume();
-      res.on("end", () => resolve(res.statusCode ?? 0));
-      res.on("error", () => resolve(0));
-    });
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", () => resolve(0));
-    req.end(body);
-  });
-}
-
-/** `CONNECTIONS` loops for `seconds`, each sending `next(i)` one after another. */
-async function phase(seconds: number, send: (i: number) => Promise<number>): Promise<Phase> {
-  const latencies: number[] = [];
-  let refused = 0;
-  let errors = 0;
-  let i = 0;
-  const until = performance.now() + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: CONNECTIONS }, async () => {
-      while (performance.now() < until) {
-        const start = performance.now();
-        const status = await send(i++);
-        latencies.push(performance.now() - start);
-        if (status === 0) errors++;
-        else if (status >= 300) refused++;
-      }
-    }),
-  );
-  return { perSecond: latencies.length / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), refused, errors };
+/** `CONNECTIONS` keep-alive connections for `seconds`, each sending `request` one after another. */
+async function phase(url: string, seconds: number, request: autocannon.Request): Promise<Phase> {
+  const result = await autocannon({ url, connections: CONNECTIONS, duration: seconds, timeout: 10, requests: [request] });
+  return {
+    perSecond: result.requests.total / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    refused: result.non2xx,
+    // connection errors, timeouts included
+    errors: result.errors,
+  };
 }
 
 export async function notifyThroughput(seconds = positive(process.env.BENCH_SECONDS === undefined ? "BENCH_NOTIFY_SECONDS" : "BENCH_SECONDS", 8)): Promise<NotifyFigures> {
@@ -83,17 +61,18 @@ export async function notifyThroughput(seconds = positive(process.env.BENCH_SECO
       method: "PUT",
       json: { registrations: null, registrations_per_user: null, notify_per_minute: 1_000_000_000, sockets: null, sockets_per_user: null },
     });
-    const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
-    const floorUrl = new URL("/", director.url);
-    const notifyUrl = new URL("/v1/notify", director.url);
-    const headers = { Authorization: `Bearer ${tenant.notify_token}`, "Content-Type": "application/json" };
-    const floor = () => phase(seconds, () => request(agent, floorUrl, "GET", {}));
+    let i = 0;
+    const floor = (seconds: number) => phase(director.url, seconds, { method: "GET", path: "/" });
     const notify = () =>
-      phase(seconds, (i) => request(agent, notifyUrl, "POST", headers, JSON.stringify({ topic: `load-${i % TOPICS}`, content_update: { sync_token: `s-${i}` } })));
-    await phase(2, () => request(agent, floorUrl, "GET", {})); // warm-up
+      phase(director.url, seconds, {
+        method: "POST",
+        path: "/v1/notify",
+        headers: { Authorization: `Bearer ${tenant.notify_token}`, "Content-Type": "application/json" },
+        setupRequest: (request) => ({ ...request, body: JSON.stringify({ topic: `load-${i % TOPICS}`, content_update: { sync_token: `s-${i++}` } }) }),
+      });
+    await floor(2); // warm-up
     const rounds: { floor: Phase; notify: Phase }[] = [];
-    for (let round = 0; round < ROUNDS; round++) rounds.push({ floor: await floor(), notify: await notify() });
-    agent.destroy();
+    for (let round = 0; round < ROUNDS; round++) rounds.push({ floor: await floor(seconds), notify: await notify() });
     const med = (pick: (r: (typeof rounds)[number]) => Phase): Phase => ({
       perSecond: median(rounds.map((r) => pick(r).perSecond)),
       p50: median(rounds.map((r) => pick(r).p50)),
@@ -119,8 +98,8 @@ export function notifySection(f: NotifyFigures): string {
 
 ${CONNECTIONS} keep-alive connections through \`npm start\`, ${ROUNDS} rounds of ${f.seconds} s of \`GET /\` (the floor: no
 storage) then ${f.seconds} s of \`POST /v1/notify\` (one change each, ${TOPICS} topics; the tenant's notify limit raised
-by PUT, so the limiter's leases admit every one). Medians of the rounds; "non-2xx" and "errors" (no
-answer: socket errors, 10 s timeouts) sum them. Goal (issue 15): notify ≥ 50 % of the floor's req/s
+by PUT, so the limiter's leases admit every one), sent by autocannon. Medians of the rounds; "non-2xx"
+and "errors" (no answer: socket errors, 10 s timeouts) sum them. Goal (issue 15): notify ≥ 50 % of the floor's req/s
 and p99 ≤ 2× the floor's, every notify a 202.
 
 | phase | req/s | p50 | p99 | non-2xx | errors |
