@@ -15,7 +15,10 @@
 //  6. Push gateway (`gateway`, bench/gateway.ts): PROPFIND Depth 1 of a 100-event calendar and PUT
 //     of one event through `/dav/<id>/` vs straight to Radicale, interleaved request by request;
 //     median and p95 of each and of the paired added ms.
-// BENCH_PARTS=prep,fanout,ws,ws-conn,notify,gateway runs only those parts, prints them and replaces only their
+//  7. Scale (`scale`, bench/scale.ts): one notify to 10,000, 30,000 and 100,000 registrations
+//     (BENCH_SCALE) seeded into local D1 by SQL: wall time, µs and metered units per delivery,
+//     peak RSS, D1 size.
+// BENCH_PARTS=prep,fanout,ws,ws-conn,notify,gateway,scale runs only those parts, prints them and replaces only their
 // sections of BENCHMARKS.md (the others stay as measured).
 import { spawn } from "node:child_process";
 import { createECDH, randomBytes, webcrypto } from "node:crypto";
@@ -30,6 +33,7 @@ import { api, freePort, mintGrant, startDirector, type Director } from "../test/
 import { PushService } from "../test/support/push-service.ts";
 import { gatewayOverhead, gatewaySection } from "./gateway.ts";
 import { notifySection, notifyThroughput } from "./notify.ts";
+import { scaleRuns, scaleSection } from "./scale.ts";
 
 const root = path.resolve(import.meta.dirname, "..");
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -422,7 +426,7 @@ queues. Goal: connections' p99 ≤ 2 × ${fmt(conn.topic.p99)} + 50 = ${fmt(goal
 `;
 }
 
-const SECTIONS = ["prep", "fanout", "ws", "ws-conn", "notify", "gateway"] as const;
+const SECTIONS = ["prep", "fanout", "ws", "ws-conn", "notify", "gateway", "scale"] as const;
 type Part = (typeof SECTIONS)[number];
 
 async function measure(part: Part): Promise<string> {
@@ -461,6 +465,8 @@ async function measure(part: Part): Promise<string> {
       );
       return gatewaySection(gw, `${today()} (${machine()})`);
     }
+    case "scale":
+      return scaleSection(await scaleRuns(), `${today()} (${machine()})`);
   }
 }
 

@@ -21,7 +21,19 @@ export interface Director {
   /** The secrets file `npm start` wrote (ADMIN_TOKEN, VAPID keys, …). */
   vars: Record<string, string>;
   output: () => string;
+  /** The `meter` lines written so far (METER=true, src/meter.ts), each with when it arrived (performance.now()). */
+  meters: () => MeterEntry[];
+  /** Its local state folder (D1, Durable Objects, Queues), e.g. for `wrangler d1 execute --persist-to`. */
+  stateDir: string;
+  /** The process group's leader: `npm start`, with wrangler and workerd below it. */
+  pid: number;
   stop: () => Promise<void>;
+}
+
+export interface MeterEntry {
+  at: number;
+  invocation: string;
+  [count: string]: number | string;
 }
 
 /** Calls the director's JSON API; answers status, headers and the parsed body. */
@@ -38,13 +50,22 @@ export async function api(director: Director, path: string, token: string, init:
 /** How often a start that lost its ports to another process is tried again with new ones. */
 const PORT_ATTEMPTS = 3;
 
-export async function startDirector(extraEnv: Record<string, string> = {}, wranglerArgs: string[] = []): Promise<Director> {
+export interface StartOptions {
+  /**
+   * The folder to run in (its dev.vars and state/), left in place by `stop()`: a second director
+   * started on a folder a stopped one used serves the same D1, Durable Objects and secrets (e.g.
+   * after rows were written into its D1 with `wrangler d1 execute`). Default: a fresh throw-away one.
+   */
+  dir?: string;
+}
+
+export async function startDirector(extraEnv: Record<string, string> = {}, wranglerArgs: string[] = [], options: StartOptions = {}): Promise<Director> {
   // freePort() lets the port go before wrangler binds it, so another process (a director the next
   // test file starts, its inspector) can take it in between: CI once lost a run to "Address already
   // in use (socket "direct:1:default")", the inspector's port. Such a start is tried with new ports.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await launch(extraEnv, wranglerArgs);
+      return await launch(extraEnv, wranglerArgs, options);
     } catch (error) {
       if (!(error instanceof PortTaken) || attempt === PORT_ATTEMPTS) throw error;
     }
@@ -53,8 +74,10 @@ export async function startDirector(extraEnv: Record<string, string> = {}, wrang
 
 class PortTaken extends Error {}
 
-async function launch(extraEnv: Record<string, string>, wranglerArgs: string[]): Promise<Director> {
-  const dir = mkdtempSync(path.join(tmpdir(), "push-director-e2e-"));
+async function launch(extraEnv: Record<string, string>, wranglerArgs: string[], options: StartOptions): Promise<Director> {
+  const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), "push-director-e2e-"));
+  // a folder the caller gave is the caller's to remove
+  const removeDir = () => options.dir === undefined && rmSync(dir, { recursive: true, force: true });
   const [port, inspectorPort] = [await freePort(), await freePort()];
   const devVars = path.join(dir, "dev.vars");
   const child: ChildProcess = spawn(process.execPath, [path.join(root, "scripts/dev.mjs"), "--inspector-port", String(inspectorPort), ...wranglerArgs], {
@@ -68,6 +91,9 @@ async function launch(extraEnv: Record<string, string>, wranglerArgs: string[]):
   // the harness costs nothing per line (searching the whole text on every chunk was quadratic).
   const chunks: string[] = [];
   let kept = 0;
+  // meter lines are kept apart, whole (a chunk may end inside a line)
+  const meters: MeterEntry[] = [];
+  let partial = "";
   let ready = false;
   const output = () => chunks.join("");
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -82,6 +108,13 @@ async function launch(extraEnv: Record<string, string>, wranglerArgs: string[]):
       const text = chunk.toString();
       const seam = (chunks.at(-1) ?? "").slice(-32) + text;
       chunks.push(text);
+      const lines = (partial + text).split("\n");
+      partial = lines.pop()!;
+      const at = performance.now();
+      for (const line of lines) {
+        const start = line.indexOf("meter {");
+        if (start >= 0) meters.push({ at, ...JSON.parse(line.slice(start + "meter ".length)) });
+      }
       kept += text.length;
       while (kept > OUTPUT_KEEP && chunks.length > 1) kept -= chunks.shift()!.length;
       if (!ready && /Ready on http/.test(seam)) {
@@ -100,7 +133,7 @@ async function launch(extraEnv: Record<string, string>, wranglerArgs: string[]):
       } catch {
         // none left
       }
-      rmSync(dir, { recursive: true, force: true });
+      removeDir();
       const Failure = /Address already in use/.test(text) ? PortTaken : Error;
       reject(new Failure(`npm start exited (${code}) before it was ready:\n${text}`));
     });
@@ -116,10 +149,13 @@ async function launch(extraEnv: Record<string, string>, wranglerArgs: string[]):
     adminToken: vars.ADMIN_TOKEN,
     vars,
     output,
+    meters: () => meters,
+    stateDir: path.join(dir, "state"),
+    pid: child.pid!,
     async stop() {
       if (child.exitCode === null) process.kill(-child.pid!, "SIGTERM");
       await exited;
-      rmSync(dir, { recursive: true, force: true });
+      removeDir();
     },
   };
 }
