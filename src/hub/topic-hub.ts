@@ -47,6 +47,22 @@ interface LogEntry {
   frame: PushFrame;
 }
 
+/**
+ * The hub's record, one storage key (HUB_KEY): everything but the replay log. Durable Objects bill
+ * each row written (issue 15's COSTS.md: a hub's rows were the largest cost of a sparse topic), so
+ * what changes together is written together: an `accept` is one row, a flush one row and its log
+ * entry, the queue send's acknowledgement one row.
+ */
+interface HubRecord {
+  /** The last flushed message's number. */
+  seq: number;
+  pending?: Pending;
+  /** When the open merge window closes (ms); absent: none open. */
+  flushAt?: number;
+  /** Flushed jobs not yet handed to the fan-out queue (kept before sending: a failed send is retried). */
+  outbox?: FanoutJob[];
+}
+
 /** What a TopicHub keeps in memory of its storage (see `load`). */
 interface HubState {
   pending: Pending | undefined;
@@ -54,11 +70,18 @@ interface HubState {
   flushAt: number | undefined;
   /** The last flushed message's number. */
   seq: number;
+  outbox: FanoutJob[];
   /** The alarm as this object set it (ms), or null: none set. */
   alarmAt: number | null;
   /** The replay log: each message's number → when it was flushed (ms), oldest first. */
   log: Map<number, number>;
+  /** Keys of the layout before HubRecord still in storage: the next write deletes them. */
+  legacy: string[];
 }
+
+const HUB_KEY = "hub";
+/** The keys a hub wrote before HubRecord (one row each), read once and then deleted. */
+const LEGACY_KEYS = ["pending", "flushAt", "seq", "outbox"] as const;
 
 /**
  * What the Worker hands the hub with an authorised WebSocket upgrade. It travels as JSON in the
@@ -191,15 +214,32 @@ export class TopicHub extends DurableObject<Env> {
       // the replay log's times, once: a flush then prunes by key without listing it
       const log = new Map<number, number>();
       for (const [key, entry] of kv.list<LogEntry>({ prefix: "log:" })) log.set(entry.frame?.seq ?? Number(key.slice(4)), entry.at);
+      const record = kv.get<HubRecord>(HUB_KEY);
+      // a hub last written before HubRecord: its keys, read this once
+      const legacy = record === undefined ? LEGACY_KEYS.filter((key) => kv.get(key) !== undefined) : [];
       return {
-        pending: kv.get<Pending>("pending"),
-        flushAt: kv.get<number>("flushAt"),
-        seq: kv.get<number>("seq") ?? 0,
+        pending: record === undefined ? kv.get<Pending>("pending") : record.pending,
+        flushAt: record === undefined ? kv.get<number>("flushAt") : record.flushAt,
+        seq: (record === undefined ? kv.get<number>("seq") : record.seq) ?? 0,
+        outbox: (record === undefined ? kv.get<FanoutJob[]>("outbox") : record.outbox) ?? [],
         alarmAt: await this.ctx.storage.getAlarm(),
         log,
+        legacy,
       };
     })();
     return this.state;
+  }
+
+  /** Writes the hub's record as memory holds it: one row (and, once, the old layout's keys deleted). */
+  private save(state: HubState): void {
+    const kv = this.ctx.storage.kv;
+    const record: HubRecord = { seq: state.seq };
+    if (state.pending !== undefined) record.pending = state.pending;
+    if (state.flushAt !== undefined) record.flushAt = state.flushAt;
+    if (state.outbox.length > 0) record.outbox = state.outbox;
+    kv.put(HUB_KEY, record);
+    for (const key of state.legacy) kv.delete(key);
+    state.legacy = [];
   }
 
   /**
@@ -236,9 +276,9 @@ export class TopicHub extends DurableObject<Env> {
   }
 
   /**
-   * Merges the changes into the pending message: one storage write (the message, and the flush
-   * time when it opens the window), and the alarm set only when none is set for earlier. When
-   * this resolves (the tenant's 202) the change is stored.
+   * Merges the changes into the pending message: one storage write (the hub's record: the message,
+   * and the flush time when it opens the window), and the alarm set only when none is set for
+   * earlier. When this resolves (the tenant's 202) the change is stored.
    */
   accept(tenantId: string, changes: Change[]): Promise<void> {
     return tracked(this.ctx, "TopicHub.accept", () => this.merge(tenantId, changes));
@@ -250,16 +290,13 @@ export class TopicHub extends DurableObject<Env> {
     for (const change of changes) {
       pending = { tenantId, change: pending === undefined ? change : mergeChanges(pending.change, change) };
     }
-    const kv = this.ctx.storage.kv;
     state.pending = pending;
-    kv.put("pending", pending);
     const coalesceMs = readConfig(this.env).coalesceMs;
+    const opens = coalesceMs > 0 && state.flushAt === undefined;
+    if (opens) state.flushAt = Date.now() + coalesceMs;
+    this.save(state);
     if (coalesceMs === 0) return this.flush();
-    if (state.flushAt === undefined) {
-      state.flushAt = Date.now() + coalesceMs;
-      kv.put("flushAt", state.flushAt);
-      await this.schedule();
-    }
+    if (opens) await this.schedule();
   }
 
   /** Flushes what is pending (at worst a little early, when a grant expiry woke the hub first). */
@@ -515,7 +552,7 @@ export class TopicHub extends DurableObject<Env> {
     if (pending === undefined) return { handedOff: Promise.resolve() };
     const kv = this.ctx.storage.kv;
     const seq = state.seq + 1;
-    const outbox = kv.get<FanoutJob[]>("outbox") ?? [];
+    const outbox = [...state.outbox];
     const job: FanoutJob = { tenantId: pending.tenantId, seq, change: pending.change, flushedAt: Math.floor(Date.now() / 1000) };
     // A job the queue would refuse must never sit in the outbox, where it would block every
     // later one: it becomes a dead letter (a summary; the job itself is too large to send).
@@ -534,15 +571,13 @@ export class TopicHub extends DurableObject<Env> {
     // job itself was not queued: only that branch awaits)
     const flushed = state.pending ?? pending;
     const frame = pushFrame(seq, flushed.change);
-    // one transaction, no await inside: the message numbered, queued in the outbox, logged for
-    // replay, no longer pending; the log pruned by the keys the hub knows, without listing it
+    // one transaction, no await inside: the message numbered, queued in the outbox and no longer
+    // pending (the hub's record, one row), logged for replay (one row); the log pruned by the keys
+    // the hub knows, without listing it
     const at = Date.now();
-    kv.put("seq", seq);
-    if (outbox.length > 0) kv.put("outbox", outbox);
+    Object.assign(state, { seq, pending: undefined, flushAt: undefined, outbox });
+    this.save(state);
     kv.put(logKey(seq), { at, frame } satisfies LogEntry);
-    kv.delete("pending");
-    kv.delete("flushAt");
-    Object.assign(state, { seq, pending: undefined, flushAt: undefined });
     state.log.set(seq, at);
     const { replaySize, replaySeconds } = readConfig(this.env).websocket;
     const oldest = at - replaySeconds * 1000;
@@ -565,17 +600,16 @@ export class TopicHub extends DurableObject<Env> {
     return { handedOff };
   }
 
-  /** Queues what the outbox holds as fan-out jobs (one `sendBatch`); only what was sent leaves it. */
+  /** Queues what the outbox holds as fan-out jobs (one `sendBatch`); only what was sent leaves it (one row). */
   private async sendOutbox(): Promise<void> {
-    const kv = this.ctx.storage.kv;
-    const outbox = kv.get<FanoutJob[]>("outbox") ?? [];
+    const state = await this.load();
+    const outbox = state.outbox;
     if (outbox.length === 0) return;
     await this.env.FANOUT.sendBatch(outbox.map((job) => ({ body: job })));
     // only what was sent leaves the outbox; a flush that ran meanwhile may have added more
     const sent = new Set(outbox.map((job) => job.seq));
-    const rest = (kv.get<FanoutJob[]>("outbox") ?? []).filter((job) => !sent.has(job.seq));
-    if (rest.length === 0) kv.delete("outbox");
-    else kv.put("outbox", rest);
+    state.outbox = state.outbox.filter((job) => !sent.has(job.seq));
+    this.save(state);
   }
 
   /** Closes the sockets whose grant has expired (close code 4001). */

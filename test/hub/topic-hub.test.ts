@@ -1,6 +1,6 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { Change } from "../../src/hub/change";
 import { topicHub, type TopicHub } from "../../src/hub/topic-hub";
 import type { HubSockets } from "../../src/limits/socket-slots";
@@ -12,21 +12,25 @@ const contentChange = (over: Partial<Change> = {}): Change => change({ contentUp
 
 const hub = (name: string) => env.TOPIC_HUB.get(env.TOPIC_HUB.idFromName(name));
 
+/** The hub's record as stored (one key: its number, pending message, flush time and outbox). */
+const record = async (ctx: DurableObjectState) =>
+  (await ctx.storage.get<{ seq: number; pending?: { change: Change }; flushAt?: number; outbox?: unknown[] }>("hub")) ?? null;
+
 describe("TopicHub", () => {
   it("merges changes within the window into one pending message and sets one alarm", async () => {
     const stub = hub("merge-window");
     await stub.accept("tenant", [contentChange({ contentUpdate: { syncToken: "s1", depth: 1 } })]);
     await stub.accept("tenant", [contentChange({ contentUpdate: { syncToken: "s2", depth: 1 } }), contentChange({ contentUpdate: null, propertyUpdate: { props: null, depth: 0 } })]);
     const state = await runInDurableObject(stub, async (_instance: TopicHub, ctx) => ({
-      pending: await ctx.storage.get<{ change: Change }>("pending"),
+      pending: (await record(ctx))?.pending,
       alarm: await ctx.storage.getAlarm(),
-      seq: await ctx.storage.get("seq"),
+      seq: (await record(ctx))?.seq,
     }));
     expect(state.pending!.change.contentUpdate).toEqual({ syncToken: "s2", depth: 1 });
     expect(state.pending!.change.propertyUpdate).toEqual({ props: null, depth: 0 });
     expect(state.alarm).toBeGreaterThan(Date.now());
     expect(state.alarm! - Date.now()).toBeLessThanOrEqual(1000);
-    expect(state.seq).toBeUndefined();
+    expect(state.seq).toBe(0);
   });
 
   it("flushes on the alarm: one numbered message, nothing left pending", async () => {
@@ -35,12 +39,8 @@ describe("TopicHub", () => {
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     await stub.accept("tenant", [contentChange({})]);
     expect(await runDurableObjectAlarm(stub)).toBe(true);
-    const state = await runInDurableObject(stub, async (_instance: TopicHub, ctx) => ({
-      pending: await ctx.storage.get("pending"),
-      outbox: await ctx.storage.get("outbox"),
-      seq: await ctx.storage.get("seq"),
-    }));
-    expect(state).toEqual({ pending: undefined, outbox: undefined, seq: 2 });
+    const state = await runInDurableObject(stub, async (_instance: TopicHub, ctx) => record(ctx));
+    expect(state).toEqual({ seq: 2 });
     expect(await runDurableObjectAlarm(stub)).toBe(false);
   });
 
@@ -49,7 +49,7 @@ describe("TopicHub", () => {
     // as a registration for the topic tells it (src/registering/register.ts)
     await stub.registered();
     for (let i = 0; i < 50; i++) await stub.accept("tenant", [contentChange({ contentUpdate: { syncToken: `s${i}`, depth: 1 } })]);
-    const before = await runInDurableObject(stub, async (_instance: TopicHub, ctx) => ({ alarm: await ctx.storage.getAlarm(), outbox: await ctx.storage.get("outbox") }));
+    const before = await runInDurableObject(stub, async (_instance: TopicHub, ctx) => ({ alarm: await ctx.storage.getAlarm(), outbox: (await record(ctx))?.outbox }));
     expect(before.alarm).not.toBeNull();
     expect(before.outbox).toBeUndefined();
     // the flush queues the outbox and empties it; what it queued is one job, numbered 1, with the last token
@@ -76,7 +76,7 @@ describe("TopicHub", () => {
     await stub.accept(tenant.id, [contentChange({ topic: "quiet" })]);
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     expect(queued).toEqual([]);
-    const seq = () => runInDurableObject(stub, async (_instance: TopicHub, ctx) => [await ctx.storage.get("seq"), (await ctx.storage.list({ prefix: "log:" })).size]);
+    const seq = () => runInDurableObject(stub, async (_instance: TopicHub, ctx) => [(await record(ctx))?.seq, (await ctx.storage.list({ prefix: "log:" })).size]);
     expect(await seq()).toEqual([1, 1]);
 
     // a registration through the API (which tells the hub): the next flush fans out
@@ -117,8 +117,8 @@ describe("TopicHub", () => {
     await evictDurableObject(stub);
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     const state = await runInDurableObject(stub, async (_instance: TopicHub, ctx) => ({
-      pending: await ctx.storage.get("pending"),
-      seq: await ctx.storage.get("seq"),
+      pending: (await record(ctx))?.pending,
+      seq: (await record(ctx))?.seq,
       log: [...(await ctx.storage.list<{ frame: unknown }>({ prefix: "log:" })).values()].map((entry) => entry.frame),
     }));
     expect(state.pending).toBeUndefined();
@@ -156,5 +156,56 @@ describe("TopicHub", () => {
     await runInDurableObject(stub, (hub: TopicHub) => opening(hub).delete("handshake"));
     await client.close();
     expect(await stub.openSocketIds([slot, "handshake"])).toEqual([]);
+  });
+  it("writes few rows: an accept one row and the alarm, a flush its record and log entry, the queue's acknowledgement one more (METER)", async () => {
+    const stub = hub("rows");
+    await stub.registered();
+    const lines: { invocation: string; do_rows_written: number; queue_messages_sent: number }[] = [];
+    const spy = vi.spyOn(console, "log").mockImplementation((line: unknown) => {
+      if (typeof line === "string" && line.startsWith("meter ")) lines.push(JSON.parse(line.slice(6)));
+    });
+    try {
+      await stub.accept("tenant", [contentChange({})]);
+      expect(await runDurableObjectAlarm(stub)).toBe(true);
+    } finally {
+      spy.mockRestore();
+    }
+    // the record (pending message and flush time) and setAlarm
+    expect(lines.find((line) => line.invocation === "TopicHub.accept")).toMatchObject({ do_rows_written: 2 });
+    // the record and the log entry, the job queued, the record again (outbox emptied)
+    expect(lines.find((line) => line.invocation === "TopicHub.alarm")).toMatchObject({ do_rows_written: 3, queue_messages_sent: 1 });
+  });
+
+  it("reads a hub stored in the layout before its record (a key per field), and deletes those keys on its first write", async () => {
+    const stub = hub("legacy");
+    const oldJob = { tenantId: "tenant", seq: 7, change: contentChange({ contentUpdate: { syncToken: "old", depth: 1 } }) };
+    await runInDurableObject(stub, async (_instance: TopicHub, ctx) => {
+      ctx.storage.kv.put("seq", 7);
+      ctx.storage.kv.put("outbox", [oldJob]);
+      ctx.storage.kv.put("pending", { tenantId: "tenant", change: contentChange({ contentUpdate: { syncToken: "waiting", depth: 1 } }) });
+      ctx.storage.kv.put("flushAt", Date.now() + 1000);
+      // as the old layout's accept set it with flushAt
+      await ctx.storage.setAlarm(Date.now() + 1000);
+    });
+    await evictDurableObject(stub);
+    await stub.registered();
+    const queued: { seq: number; change: Change }[] = [];
+    await runInDurableObject(stub, (instance: TopicHub) => {
+      const env = (instance as unknown as { env: Env }).env;
+      (instance as unknown as { env: Env }).env = { ...env, FANOUT: { sendBatch: async (messages: { body: never }[]) => void queued.push(...messages.map((m) => m.body)) } } as unknown as Env;
+    });
+    await stub.accept("tenant", [contentChange({ contentUpdate: { syncToken: "new", depth: 1 } })]);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    // the old outbox's job first, then the pending change merged with the new one, numbered after the old seq
+    expect(queued.map((job) => [job.seq, job.change.contentUpdate?.syncToken])).toEqual([
+      [7, "old"],
+      [8, "new"],
+    ]);
+    const stored = await runInDurableObject(stub, async (_instance: TopicHub, ctx) => ({
+      record: await record(ctx),
+      legacy: await ctx.storage.get(["seq", "outbox", "pending", "flushAt"]),
+    }));
+    expect(stored.record).toEqual({ seq: 8 });
+    expect(stored.legacy.size).toBe(0);
   });
 });

@@ -11,7 +11,7 @@ const notify = (token: string, json: unknown) => call("/v1/notify", { method: "P
 async function hubSeq(tenantId: string, topic: string): Promise<number | undefined> {
   const stub = topicHub(env, tenantId, topic);
   await runDurableObjectAlarm(stub);
-  return runInDurableObject(stub, (_hub, state) => state.storage.get<number>("seq"));
+  return runInDurableObject(stub, async (_hub, state) => (await state.storage.get<{ seq: number }>("hub"))?.seq);
 }
 
 describe("POST /v1/notify", () => {
