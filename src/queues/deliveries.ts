@@ -147,17 +147,22 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: Trans
     writePoint(env, deliveryPoint(line));
   }
 
+  // every job's follow-ups decided, then written once for the batch (issue 15: a write per job
+  // made each delivery of a one-recipient topic two D1 queries and two rows)
+  const plans: FollowUps[] = [];
+  const planned: number[] = [];
   for (const j of due) {
-    const job = jobs[j];
     if (failedJobs.has(j)) {
       results[j] = failedJobs.get(j)!;
       continue;
     }
-    try {
-      await followUps(env, job, sends.flatMap((s, i) => (s.j === j ? [{ target: s.target, sent: sent[i] }] : [])), now, deadlineOf(job), random);
-    } catch (error) {
-      results[j] = error as Error;
-    }
+    plans.push(followUpsOf(env, jobs[j], sends.flatMap((s, i) => (s.j === j ? [{ target: s.target, sent: sent[i] }] : [])), now, deadlineOf(jobs[j]), random));
+    planned.push(j);
+  }
+  try {
+    await writeFollowUps(env, plans, now);
+  } catch (error) {
+    for (const j of planned) results[j] = error as Error;
   }
   return results;
 }
@@ -193,15 +198,23 @@ export function attemptLines(env: Pick<Env, "FCM_API_BASE">, sends: { job: Deliv
   return [...lines.values()];
 }
 
-/** Writes one job's follow-ups: retries and dead letters queued first, then the outcomes recorded. */
-async function followUps(
+/** What one job's sends call for: outcomes to record, counts, retries and dead letters to queue. */
+interface FollowUps {
+  record: DeliveryOutcomes;
+  stats: DeliveryStatsRow[];
+  retries: MessageSendRequest<DeliveryJob>[];
+  letters: MessageSendRequest<DeadLetter>[];
+}
+
+/** One job's follow-ups, decided (no I/O but the log lines of refusals that are ours). */
+function followUpsOf(
   env: Env,
   job: DeliveryJob,
   sends: { target: DeliveryTarget; sent: Sent | typeof DEFERRED }[],
   now: number,
   deadline: number,
   random: () => number,
-): Promise<void> {
+): FollowUps {
   const record: DeliveryOutcomes = { delivered: [], gone: [], failed: [], retrying: [], rebound: [] };
   const retries: MessageSendRequest<DeliveryJob>[] = [];
   const letters: MessageSendRequest<DeadLetter>[] = [];
@@ -249,11 +262,46 @@ async function followUps(
         break;
     }
   }
+  return { record, stats: [...stats.values()], retries, letters };
+}
+
+/** Adds up the hourly counts of several jobs: one row per tenant and transport. */
+function mergeStats(rows: DeliveryStatsRow[]): DeliveryStatsRow[] {
+  const merged = new Map<string, DeliveryStatsRow>();
+  for (const row of rows) {
+    const key = `${row.tenantId}\n${row.transport}`;
+    const into = merged.get(key);
+    if (into === undefined) {
+      merged.set(key, { ...row });
+      continue;
+    }
+    for (const [field, n] of Object.entries(row)) {
+      if (typeof n === "number") (into as unknown as Record<string, number>)[field] = ((into as unknown as Record<string, number>)[field] ?? 0) + n;
+    }
+  }
+  return [...merged.values()];
+}
+
+/**
+ * Writes a batch's follow-ups: retries and dead letters queued first, then the outcomes and the
+ * hourly counts recorded, each in one D1 round trip for the whole batch.
+ */
+async function writeFollowUps(env: Env, plans: FollowUps[], now: number): Promise<void> {
+  const retries = plans.flatMap((plan) => plan.retries);
+  const letters = plans.flatMap((plan) => plan.letters);
   for (let i = 0; i < retries.length; i += 100) await env.DELIVERIES.sendBatch(retries.slice(i, i + 100));
   for (let i = 0; i < letters.length; i += 100) await env.DEAD_LETTERS.sendBatch(letters.slice(i, i + 100));
+  const record: DeliveryOutcomes = { delivered: [], gone: [], failed: [], retrying: [], rebound: [] };
+  for (const plan of plans) {
+    record.delivered.push(...plan.record.delivered);
+    record.gone.push(...plan.record.gone);
+    record.failed.push(...plan.record.failed);
+    record.retrying!.push(...plan.record.retrying!);
+    record.rebound!.push(...plan.record.rebound!);
+  }
   const failingBefore = now - readConfig(env).failingSubscriptionDays * 86_400;
   await recordOutcomes(env.DB, record, now, failingBefore);
-  await recordDeliveryStats(env.DB, [...stats.values()], now);
+  await recordDeliveryStats(env.DB, mergeStats(plans.flatMap((plan) => plan.stats)), now);
 }
 
 const FCM_NOT_CONFIGURED: Transport<WebPushTarget | FcmTarget> = {

@@ -7,6 +7,7 @@ import { describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
 import { deliver, transportsFor } from "../../src/queues/deliveries";
 import type { DeliveryJob } from "../../src/queues/jobs";
+import { Meter, meteredEnv } from "../../src/meter";
 import { ADMIN, call, createTenant, pushService, queuedTarget, registerSubscriber, type TestTenant } from "../helpers";
 
 const subscription = (id: number) =>
@@ -50,6 +51,20 @@ describe("deliveries consumer", () => {
     expect(result.explicitAcks).toEqual(["good"]);
     expect(result.retryMessages.map((m) => m.msgId)).toEqual(["bad"]);
     expect((await pushService.received(ok.subscriber.id)).received).toHaveLength(1);
+  });
+
+  it("writes a batch's outcomes and hourly counts once for all its jobs, the counts added up per tenant", async () => {
+    const [one, two] = [await createTenant(), await createTenant()];
+    const jobs = [await jobFor(one, { kind: "accept" }), await jobFor(one, { kind: "accept" }), await jobFor(one, { kind: "accept" }), await jobFor(two, { kind: "accept" })];
+    const meter = new Meter();
+    expect(await deliver(jobs.map((j) => j.job), meteredEnv(env, meter), transportsFor(env))).toEqual([null, null, null, null]);
+    // the subscriptions' bound keys read, their successes written, one count row per tenant; a
+    // write per job made it 1 + 4 × 2
+    expect(meter.drain().d1_queries).toBeLessThanOrEqual(4);
+    for (const j of jobs) expect((await subscription(j.id))!.last_success_at).not.toBeNull();
+    const delivered = async (tenantId: string) =>
+      (await env.DB.prepare("SELECT SUM(delivered) AS n FROM delivery_stats WHERE tenant_id = ?").bind(tenantId).first<{ n: number }>())!.n;
+    expect([await delivered(one.id), await delivered(two.id)]).toEqual([3, 1]);
   });
 
   it("acks dead letters one by one as they are written", async () => {
