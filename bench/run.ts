@@ -18,7 +18,9 @@
 //  7. Scale (`scale`, bench/scale.ts): one notify to 10,000, 30,000 and 100,000 registrations
 //     (BENCH_SCALE) seeded into local D1 by SQL: wall time, µs and metered units per delivery,
 //     peak RSS, D1 size.
-// BENCH_PARTS=prep,fanout,ws,ws-conn,notify,gateway,scale runs only those parts, prints them and replaces only their
+//  8. Cost (`cost`, bench/cost.ts): a metered workload priced for a month; it writes COSTS.md, not
+//     a section here.
+// BENCH_PARTS=prep,fanout,ws,ws-conn,notify,gateway,scale,cost runs only those parts, prints them and replaces only their
 // sections of BENCHMARKS.md (the others stay as measured).
 import { spawn } from "node:child_process";
 import { createECDH, randomBytes, webcrypto } from "node:crypto";
@@ -33,6 +35,7 @@ import { api, freePort, mintGrant, startDirector, type Director } from "../test/
 import { PushService } from "../test/support/push-service.ts";
 import { gatewayOverhead, gatewaySection } from "./gateway.ts";
 import { notifySection, notifyThroughput } from "./notify.ts";
+import { costsMarkdown, costWorkload } from "./cost.ts";
 import { scaleRuns, scaleSection } from "./scale.ts";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -472,8 +475,13 @@ async function measure(part: Part): Promise<string> {
 
 const file = path.join(root, "BENCHMARKS.md");
 const requested = process.env.BENCH_PARTS?.split(",").map((p) => p.trim()) ?? null;
-for (const part of requested ?? []) if (!SECTIONS.includes(part as Part)) throw new Error(`BENCH_PARTS: no part ${part} (${SECTIONS.join(", ")})`);
+for (const part of requested ?? []) if (!SECTIONS.includes(part as Part) && part !== "cost") throw new Error(`BENCH_PARTS: no part ${part} (${[...SECTIONS, "cost"].join(", ")})`);
 const parts = SECTIONS.filter((part) => requested === null || requested.includes(part));
+// the cost part writes a file of its own
+if (requested === null || requested.includes("cost")) {
+  writeFileSync(path.join(root, "COSTS.md"), costsMarkdown(await costWorkload(), `${today()} (${machine()})`));
+  console.log("wrote COSTS.md");
+}
 const measured = new Map<Part, string>();
 for (const part of parts) measured.set(part, await measure(part));
 
