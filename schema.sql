@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS d1_migrations(
 INSERT OR IGNORE INTO d1_migrations (name)
   SELECT value FROM json_each('["0001_initial.sql", "0002_secrets_at_rest.sql", "0003_push_services.sql", "0004_connections.sql",
     "0005_delivery_state.sql", "0006_test_pushes.sql", "0007_quotas.sql", "0008_tenants_by_created.sql", "0009_gateways.sql",
-    "0010_watched_collections.sql", "0011_gateway_polls.sql"]')
+    "0010_watched_collections.sql", "0011_gateway_polls.sql", "0012_fcm_platform.sql"]')
   WHERE NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tenants');
 
 -- Times are Unix seconds. Depths are 0, 1 or 2 (= "infinity"), so "the requested depth covers
@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (
   last_failure_status  INTEGER,                   -- HTTP status of the last failure; NULL: no answer
   failing_since        INTEGER,                   -- first failure since the last success; NULL: not failing
   next_attempt_at      INTEGER,                   -- when a queued retry is due; NULL: none
+  platform             TEXT CHECK (platform IN ('android', 'ios')),  -- fcm: the app's platform (NULL reads as android); NULL otherwise
   UNIQUE (tenant_id, transport, identifier)
 );
 -- Failing-subscription window (cron and on each failure).

@@ -92,6 +92,29 @@ export const pushService = {
   },
 };
 
+/** A message the FCM stand-in accepted (test/support/fcm-service.ts): its data, and the platform block it carried. */
+export type FcmReceivedMessage =
+  | { platform: "android"; data: Record<string, string>; android: Record<string, string> }
+  | { platform: "ios"; data: Record<string, string>; apns: { headers: Record<string, string>; payload: unknown } };
+
+/** The OAuth + FCM stand-in of this run (test/support/fcm-service.ts), over its control API. */
+export const fcmService = {
+  /** A registration token it answers as `behaviour` says (accept, unregistered, invalid, …). */
+  async token(behaviour = "accept"): Promise<string> {
+    return ((await (await fetch(`${env.TEST_FCM_SERVICE}/_tokens`, { method: "POST", body: JSON.stringify({ behaviour }) })).json()) as { token: string }).token;
+  },
+  async state(): Promise<{
+    received: Record<string, FcmReceivedMessage[]>;
+    attempts: Record<string, number>;
+    redirected: Record<string, number>;
+    errors: string[];
+    tokensIssued: number;
+  }> {
+    return (await fetch(`${env.TEST_FCM_SERVICE}/_state`)).json();
+  },
+  revoke: () => fetch(`${env.TEST_FCM_SERVICE}/_revoke`, { method: "POST" }),
+};
+
 export interface ReceivedMessage {
   xml: string;
   ttl: number;

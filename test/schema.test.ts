@@ -6,7 +6,8 @@ import { sha256Hex } from "../src/crypto/secrets";
 import { liveRegistrations } from "../src/store/limits";
 import { countUnsealed } from "../src/store/sealed-columns";
 import { COLLECTIONS_TO_POLL } from "../src/store/gateways";
-import { TOPIC_HAS_REGISTRATIONS } from "../src/store/registrations";
+import { pageTopicRecipients, TOPIC_HAS_REGISTRATIONS } from "../src/store/registrations";
+import { targetFor } from "../src/queues/fanout";
 import { openAuth, openToken, OWNED_BY_ANOTHER } from "../src/store/subscriptions";
 import { openGrantSecret, type TenantRow } from "../src/store/tenants";
 import { vapidKeysByPublicKey } from "../src/store/vapid-keys";
@@ -96,12 +97,19 @@ describe("schema.sql", () => {
     await insert("websocket", "websocket", "8b7c2f0e-connection");
     await expect(insert("carrier-pigeon", "web_push", "x")).rejects.toThrow(/CHECK/);
     await expect(insert("web_push", "carrier-pigeon", "y")).rejects.toThrow(/CHECK/);
+    // an FCM token's platform is android or ios, nothing else
+    const withPlatform = (identifier: string, platform: string) =>
+      env.DB.prepare("INSERT INTO subscriptions (tenant_id, transport, service, identifier, platform, created_at, updated_at) VALUES ('t1', 'fcm', 'fcm', ?, ?, 0, 0)")
+        .bind(identifier, platform)
+        .run();
+    await withPlatform("digest-1", "ios");
+    await expect(withPlatform("digest-2", "IOS")).rejects.toThrow(/CHECK/);
   });
 
   it("serves the per-notification and per-request queries from indexes", async () => {
     // fan-out: a keyset page of one topic's registrations with their subscriptions (pageTopicRecipients)
     const page = await plan(
-      `SELECT r.id, r.subscription_id, s.transport, s.identifier, s.p256dh, s.auth, s.sealed_token
+      `SELECT r.id, r.subscription_id, s.transport, s.identifier, s.p256dh, s.auth, s.sealed_token, s.platform
        FROM registrations r JOIN subscriptions s ON s.id = r.subscription_id
        WHERE r.tenant_id = ? AND r.topic = ? AND r.id > ? AND r.expires_at > ? ORDER BY r.id LIMIT ?`,
       "t", "x", "", 0, 1000,
@@ -236,9 +244,14 @@ describe("migrations/", () => {
     const upgraded = await rows();
     // every column as it was, ids included; the service each had is its transport
     expect(upgraded.registrations).toEqual(kept.registrations);
-    // later migrations add columns, empty on old rows (0005: delivery state)
+    // later migrations add columns, empty on old rows (0005: delivery state), but an FCM token's platform (0012: android)
     const added = { vapid_public_key: null, last_failure_status: null, failing_since: null, next_attempt_at: null };
-    expect(upgraded.subscriptions).toEqual(kept.subscriptions.map((row) => ({ ...row, service: (row as { transport: string }).transport, ...added })));
+    expect(upgraded.subscriptions).toEqual(
+      kept.subscriptions.map((row) => {
+        const { transport } = row as { transport: string };
+        return { ...row, service: transport, ...added, platform: transport === "fcm" ? "android" : null };
+      }),
+    );
     expect(await shape(db)).toEqual(await shape(env.DB));
     // the registrations' foreign key names the rebuilt table, and holds
     const references = await db.prepare("SELECT \"table\", \"from\", on_delete FROM pragma_foreign_key_list('registrations') ORDER BY \"from\"").all();
@@ -331,6 +344,51 @@ describe("migrations/", () => {
       { path: "/cal/", sync_token: "tok", polled_at: 0 },
     ]);
     expect((await db.prepare("SELECT COUNT(*) AS n FROM gateways").first<{ n: number }>())!.n).toBe(1);
+  });
+
+  it("0012 keeps a filled 0011 database's subscriptions and registrations, its FCM tokens now an Android app's", async () => {
+    const db = env.UPGRADE_DB;
+    const upTo = (name: string) => env.TEST_MIGRATIONS.slice(0, env.TEST_MIGRATIONS.findIndex((m) => m.name === name));
+    await db.batch(DROP_ALL.map((t) => db.prepare(`DROP TABLE IF EXISTS ${t}`)));
+    const before0012 = upTo("0012_fcm_platform.sql");
+    expect(before0012.at(-1)?.name).toBe("0011_gateway_polls.sql");
+    await applyD1Migrations(db, before0012);
+    const tenant = "dddddddddddddddddddddddd";
+    await db.batch([
+      db.prepare("INSERT INTO tenants (id, name, notify_token_hash, grant_secret, created_at, updated_at) VALUES (?, 'x', 'h', 'v1.k.iv.s', 1, 1)").bind(tenant),
+      db.prepare("INSERT INTO subscriptions (id, tenant_id, transport, service, identifier, sealed_token, created_at, updated_at, consecutive_failures) VALUES (21, ?, 'fcm', 'fcm', 'digest-of-token', 'v1.k.iv.token', 1, 2, 1)").bind(tenant),
+      db.prepare("INSERT INTO subscriptions (id, tenant_id, transport, service, identifier, p256dh, auth, content_encoding, vapid_public_key, created_at, updated_at) VALUES (22, ?, 'web_push', 'web_push', 'https://push.example.net/22', 'BKey', 'v1.k.iv.auth', 'aes128gcm', 'BVapid', 1, 1)").bind(tenant),
+      ...[
+        ["rf", 21],
+        ["rw", 22],
+      ].map(([id, subscription]) =>
+        db
+          .prepare("INSERT INTO registrations (id, tenant_id, topic, subscription_id, owner, content_update_depth, expires_at, created_at, updated_at) VALUES (?, ?, 'cal', ?, 'alice', 1, 9999999999, 1, 1)")
+          .bind(`${id}${"a".repeat(20)}`, tenant, subscription),
+      ),
+    ]);
+    const before = await census(db);
+    const rows = async () => ({
+      subscriptions: (await db.prepare("SELECT * FROM subscriptions ORDER BY id").all<Record<string, unknown>>()).results,
+      registrations: (await db.prepare("SELECT * FROM registrations ORDER BY id").all()).results,
+    });
+    const kept = await rows();
+
+    await applyD1Migrations(db, env.TEST_MIGRATIONS);
+    await applyD1Migrations(db, env.TEST_MIGRATIONS); // twice: nothing more happens
+    expect(await census(db)).toEqual(before);
+    expect(await shape(db)).toEqual(await shape(env.DB));
+    const upgraded = await rows();
+    // every column as it was, ids included; the new one android for the FCM token, NULL for Web Push
+    expect(upgraded.registrations).toEqual(kept.registrations);
+    expect(upgraded.subscriptions).toEqual([
+      { ...kept.subscriptions[0], platform: "android" },
+      { ...kept.subscriptions[1], platform: null },
+    ]);
+    expect((await db.prepare("SELECT * FROM pragma_foreign_key_check").all()).results).toEqual([]);
+    // the fan-out reads it so: the FCM recipient an Android app's
+    const [fcm] = await pageTopicRecipients(db, tenant, "cal", "", 0, 10);
+    expect(targetFor(fcm, tenant, { fcm: true, plain: true })).toMatchObject({ subscriptionId: 21, platform: "android" });
   });
 
   it("adopt a database built from schema.sql: applied over it, they change nothing", async () => {

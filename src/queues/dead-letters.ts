@@ -24,7 +24,7 @@ export async function retryDeadLetter(env: Env, id: number): Promise<number> {
   // the subscriptions as they are now (keys and sealed secrets may have changed since)
   const targets = (await existingSubscriptions(env.DB, ids))
     .map((row) =>
-      targetFor({ subscription_id: row.id, transport: row.transport, identifier: row.identifier, p256dh: row.p256dh, auth: row.auth, sealed_token: row.sealed_token }, row.tenant_id, deliverable),
+      targetFor({ ...row, subscription_id: row.id }, row.tenant_id, deliverable),
     )
     .filter((t): t is DeliveryTarget => t !== null);
   if (targets.length === 0) throw new NothingToRetry("none of the dead letter's subscriptions exists any more");

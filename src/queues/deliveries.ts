@@ -11,7 +11,7 @@ import { nowSeconds } from "../expiry";
 import { DEFERRED, originOf, runPaced } from "../delivery/pacing";
 import { followUp } from "../delivery/plan";
 import { queueDelay, ttlLeft } from "../delivery/schedule";
-import { openAuth, openToken, recordOutcomes, vapidKeysOfSubscriptions, type DeliveryOutcomes } from "../store/subscriptions";
+import { fcmPlatformOf, openAuth, openToken, recordOutcomes, vapidKeysOfSubscriptions, type DeliveryOutcomes } from "../store/subscriptions";
 import { currentVapidKeys, currentVapidPublicKey, vapidKeysByPublicKey } from "../store/vapid-keys";
 import { recordDeliveryStats, type DeliveryStatsRow } from "../store/stats";
 import type { Outcome, PushMessage, Transport } from "../transports/transport";
@@ -24,7 +24,9 @@ import { errorFields, hostOf, log } from "../log";
 export async function openTarget(keyring: () => Promise<Keyring>, target: DeliveryTarget, env?: Pick<Env, "LOG_LEVEL">): Promise<WebPushTarget | FcmTarget | Outcome> {
   try {
     if ("sealedToken" in target) {
-      return { subscriptionId: target.subscriptionId, token: await openToken(await keyring(), target.tenantId, target.tokenDigest, target.sealedToken) };
+      const token = await openToken(await keyring(), target.tenantId, target.tokenDigest, target.sealedToken);
+      // a job queued before iOS was reached carries no platform: android, as every FCM token then was
+      return { subscriptionId: target.subscriptionId, token, platform: fcmPlatformOf(target.platform) };
     }
     if ("plain" in target) return { subscriptionId: target.subscriptionId, endpoint: target.endpoint, p256dh: null, auth: null };
     const auth = await openAuth(await keyring(), target.tenantId, target.endpoint, target.sealedAuth);

@@ -12,7 +12,7 @@ import type { PushMessage } from "../transports/transport";
 import { serviceAccountOf } from "../transports/fcm";
 import { topicHeader } from "../transports/web-push";
 import { pushMessageXml } from "../xml/push-message";
-import { bindUnboundWebPush, pageWebPushSubscriptions } from "../store/subscriptions";
+import { bindUnboundWebPush, fcmPlatformOf, pageWebPushSubscriptions } from "../store/subscriptions";
 import { activateVapidKey, keepVapidKey, vapidKeysByPublicKey } from "../store/vapid-keys";
 import { keyringOf } from "../crypto/sealed";
 import { resealPage, SEALED_TABLES } from "../store/sealed-columns";
@@ -62,12 +62,13 @@ export interface Deliverable {
 export const deliverableFor = (env: Env): Deliverable => ({ fcm: serviceAccountOf(env) !== null, plain: !readConfig(env).requireEncryption });
 
 /**
- * A subscription as the deliveries queue carries it (secrets still sealed), or null when it is not
- * sent to from here: a WebSocket connection (its TopicHub sends those frames itself, in the flush
- * that queued this job), FCM unconfigured, or a keyless endpoint while plain messages are refused.
+ * A subscription as the deliveries queue carries it (secrets still sealed; an FCM token with its
+ * platform, which the message's delivery options follow), or null when it is not sent to from
+ * here: a WebSocket connection (its TopicHub sends those frames itself, in the flush that queued
+ * this job), FCM unconfigured, or a keyless endpoint while plain messages are refused.
  */
 export function targetFor(
-  row: Pick<RecipientRow, "subscription_id" | "transport" | "identifier" | "p256dh" | "auth" | "sealed_token">,
+  row: Pick<RecipientRow, "subscription_id" | "transport" | "identifier" | "p256dh" | "auth" | "sealed_token" | "platform">,
   tenantId: string,
   deliverable: Deliverable,
 ): DeliveryTarget | null {
@@ -78,7 +79,7 @@ export function targetFor(
       if (row.p256dh === null && row.auth === null && deliverable.plain) return { ...base, endpoint: row.identifier, plain: true };
       return null;
     case "fcm":
-      return deliverable.fcm ? { ...base, tokenDigest: row.identifier, sealedToken: row.sealed_token ?? "" } : null;
+      return deliverable.fcm ? { ...base, tokenDigest: row.identifier, sealedToken: row.sealed_token ?? "", platform: fcmPlatformOf(row.platform) } : null;
     case "websocket":
       return null;
   }
@@ -201,7 +202,7 @@ export async function rotateVapidKey(job: VapidRotationJob, env: Env): Promise<V
     more = rows.length === FANOUT_PAGE_SIZE;
     if (rows.length > 0) after = rows[rows.length - 1].id;
     const targets = rows
-      .map((r) => targetFor({ subscription_id: r.id, transport: "web_push", identifier: r.identifier, p256dh: r.p256dh, auth: r.auth, sealed_token: null }, r.tenant_id, deliverable))
+      .map((r) => targetFor({ subscription_id: r.id, transport: "web_push", identifier: r.identifier, p256dh: r.p256dh, auth: r.auth, sealed_token: null, platform: null }, r.tenant_id, deliverable))
       .filter((target) => target !== null);
     for (let i = 0; i < targets.length; i += TARGETS_PER_JOB) {
       jobs.push({ tenantId: "", message: ROTATION_MESSAGE, targets: targets.slice(i, i + TARGETS_PER_JOB), attempt: 1, deadline: now + ROTATION_MESSAGE.ttl });

@@ -1,5 +1,6 @@
 /** Queue message bodies and the limits that size them (Cloudflare Queues, Workers). */
 import type { SealedTable } from "../store/sealed-columns";
+import type { FcmPlatform } from "../store/subscriptions";
 import type { PushMessage } from "../transports/transport";
 
 /**
@@ -32,6 +33,12 @@ export interface QueuedFcmTarget {
   /** The token's SHA-256 (the subscription's identifier). */
   tokenDigest: string;
   sealedToken: string;
+  /**
+   * Which delivery options the FCM message carries (android, or apns for iOS). Absent on jobs
+   * queued by a release before iOS was reached, still in flight or in dead letters: android, as
+   * every FCM subscription then was.
+   */
+  platform?: FcmPlatform;
 }
 
 export const FANOUT_QUEUE = "push-fanout";

@@ -58,7 +58,7 @@ async function checked<T>(check: () => T | Promise<T>): Promise<T> {
 export async function subscriptionOf(env: Env, entry: ServiceEntry): Promise<SubscriptionInput> {
   switch (entry.service) {
     case "fcm":
-      return { transport: "fcm", service: "fcm", identifier: entry.registrationToken, keys: null };
+      return { transport: "fcm", service: "fcm", identifier: entry.registrationToken, keys: null, platform: entry.platform };
     case "websocket":
       // whose connection it is, and whether it exists, is register's to ask the hub
       return { transport: "websocket", service: "websocket", identifier: entry.connectionId, keys: null };

@@ -2,6 +2,7 @@
 import { depthToJson } from "../depth";
 import { imfFixdate } from "../expiry";
 import type { RegistrationRow } from "../store/registrations";
+import { fcmPlatformOf } from "../store/subscriptions";
 import { registrationUrl } from "./url";
 
 /** The subscription's identifier under the name of its kind. */
@@ -10,7 +11,8 @@ function identifierJson(row: RegistrationRow) {
     case "web_push":
       return { push_resource: row.identifier };
     case "fcm":
-      return { registration_token: row.identifier };
+      // which delivery options its messages carry: Android's, or APNs's through FCM for an iOS app
+      return { registration_token: row.identifier, platform: fcmPlatformOf(row.platform) };
     case "websocket":
       return { connection_id: row.identifier };
   }

@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { MAX_BODY_BYTES, MAX_NOTIFY_BATCH, MAX_TOPIC_LENGTH, MIN_MAX_REGISTRATION_SECONDS, readConfig } from "../config";
 import { defaultLimits } from "../limits/limits";
 import { enabledServices, REGISTRATIONS_PATH } from "../registering";
+import { FCM_PLATFORMS } from "../store/subscriptions";
 import { currentVapidPublicKey } from "../store/vapid-keys";
 import { serviceAccountOf } from "../transports/fcm";
 import type { AppEnv } from "../types";
@@ -33,7 +34,8 @@ discovery.get(
     transports.unified_push = { vapid_public_key: vapid, content_encodings: ["aes128gcm"], unencrypted: !config.requireEncryption };
   }
   const fcm = serviceAccountOf(c.env);
-  if (fcm !== null) transports.fcm = { project_id: fcm.project_id };
+  // iOS apps too, through FCM's apns block (README: FCM HTTP v1)
+  if (fcm !== null) transports.fcm = { project_id: fcm.project_id, platforms: FCM_PLATFORMS };
   const ws = new URL("/v1/ws", base);
   ws.protocol = ws.protocol === "https:" ? "wss:" : "ws:";
   transports.websocket = {

@@ -47,6 +47,8 @@ export interface RegistrationRow {
   identifier: string;
   /** fcm: the sealed token that `identifier` was opened from. */
   sealed_token: string | null;
+  /** fcm: 'android' or 'ios' (NULL: android, see fcmPlatformOf); NULL for every other transport. */
+  platform: string | null;
   /** 1 when messages are encrypted for it (RFC 8291 keys), else 0. */
   encrypted: 0 | 1;
   /** web_push: the VAPID key that signs it (null: none bound yet, the current one signs). */
@@ -69,7 +71,7 @@ export interface RegistrationInput {
   expiresAt: number;
 }
 
-const SELECT_JOINED = `SELECT r.*, s.transport, s.service, s.identifier, s.sealed_token,
+const SELECT_JOINED = `SELECT r.*, s.transport, s.service, s.identifier, s.sealed_token, s.platform,
     (s.p256dh IS NOT NULL AND s.auth IS NOT NULL) AS encrypted, s.vapid_public_key,
     s.last_success_at, s.last_failure_at, s.last_failure_status, s.last_failure_reason, s.consecutive_failures,
     s.next_attempt_at, s.failing_since
@@ -297,6 +299,8 @@ export interface RecipientRow {
   auth: string | null;
   /** fcm: the token, sealed. */
   sealed_token: string | null;
+  /** fcm: 'android' or 'ios' (NULL: android, see fcmPlatformOf). */
+  platform: string | null;
 }
 
 /**
@@ -331,7 +335,7 @@ export function topicRecipientsStatement(db: D1Database, tenantId: string, topic
   return db
     .prepare(
       `SELECT r.id, r.subscription_id, r.content_update_depth, r.property_update_depth, r.property_update_props,
-              s.transport, s.identifier, s.p256dh, s.auth, s.sealed_token
+              s.transport, s.identifier, s.p256dh, s.auth, s.sealed_token, s.platform
        FROM registrations r JOIN subscriptions s ON s.id = r.subscription_id
        WHERE r.tenant_id = ? AND r.topic = ? AND r.id > ? AND r.expires_at > ?
        ORDER BY r.id LIMIT ?`,

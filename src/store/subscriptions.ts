@@ -21,6 +21,21 @@ export type Transport = "web_push" | "fcm" | "websocket";
  */
 export type PushServiceName = "web_push" | "unified_push" | "fcm" | "websocket";
 
+/**
+ * The device an FCM registration token belongs to (the `platform` column), which decides the
+ * message's delivery options: Android's `android` block, or iOS's `apns` block (APNs reached
+ * through FCM). NULL on every other transport.
+ */
+export const FCM_PLATFORMS = ["android", "ios"] as const;
+export type FcmPlatform = (typeof FCM_PLATFORMS)[number];
+
+/**
+ * The platform a stored FCM subscription is sent as: `ios` only when the column says so. NULL is
+ * android: the tokens registered before platforms existed were all Android apps', and so are rows
+ * the previous release writes between the migration and the new code (migrations run first).
+ */
+export const fcmPlatformOf = (column: string | null | undefined): FcmPlatform => (column === "ios" ? "ios" : "android");
+
 export interface WebPushKeys {
   p256dh: string;
   auth: string;
@@ -37,6 +52,8 @@ export interface SubscriptionInput {
   /** The push resource URL, the FCM registration token (in clear), or the connection id. */
   identifier: string;
   keys: WebPushKeys | null;
+  /** fcm: the device's platform (default android); absent for every other transport. */
+  platform?: FcmPlatform;
 }
 
 /** A subscription as D1 keeps it. */
@@ -51,6 +68,8 @@ export interface StoredSubscription {
   contentEncoding: string | null;
   /** fcm: the token, sealed. */
   sealedToken: string | null;
+  /** fcm: android or ios; null for every other transport. */
+  platform: FcmPlatform | null;
   /** web_push: the VAPID key signing at creation, which signs it for good (set on INSERT only). */
   vapidPublicKey?: string | null;
 }
@@ -69,7 +88,7 @@ export async function storedSubscription(keyring: Keyring, tenantId: string, sub
   if (sub.transport === "fcm") {
     const identifier = await fcmIdentifier(sub.identifier);
     const sealedToken = await seal(keyring, TOKEN_COLUMN, subscriptionRowKey(tenantId, "fcm", identifier), sub.identifier);
-    return { transport: "fcm", service: sub.service, identifier, p256dh: null, auth: null, contentEncoding: null, sealedToken };
+    return { transport: "fcm", service: sub.service, identifier, p256dh: null, auth: null, contentEncoding: null, sealedToken, platform: sub.platform ?? "android" };
   }
   const auth = sub.keys === null ? null : await seal(keyring, AUTH_COLUMN, subscriptionRowKey(tenantId, sub.transport, sub.identifier), sub.keys.auth);
   return {
@@ -80,6 +99,7 @@ export async function storedSubscription(keyring: Keyring, tenantId: string, sub
     auth,
     contentEncoding: sub.keys?.content_encoding ?? null,
     sealedToken: null,
+    platform: null,
     vapidPublicKey: sub.transport === "web_push" ? vapidPublicKey : null,
   };
 }
@@ -103,9 +123,10 @@ export const OWNED_BY_ANOTHER = `?5 IS NOT NULL AND EXISTS (
 /**
  * Statement that creates the subscription or, when the tenant already has one with this
  * identifier, refreshes its keys (the draft binds keys to the push resource, newest wins), takes
- * the service name it was registered under last, and forgets past failures. Writes nothing when
- * the resource is another user's (OWNED_BY_ANOTHER). The VAPID key is set on creation only: the
- * push service bound the push resource to the key it was made with, so re-registering keeps it.
+ * the service name and FCM platform it was registered under last, and forgets past failures.
+ * Writes nothing when the resource is another user's (OWNED_BY_ANOTHER). The VAPID key is set on
+ * creation only: the push service bound the push resource to the key it was made with, so
+ * re-registering keeps it.
  * Writes nothing either when the registration it is for is over quota (`quota`: its topic and the
  * limits in force), so a refused registration leaves no subscription behind.
  */
@@ -119,15 +140,15 @@ export function upsertSubscription(
 ): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO subscriptions (tenant_id, transport, service, identifier, p256dh, auth, content_encoding, sealed_token, created_at, updated_at, vapid_public_key)
-       SELECT ?1, ?2, ?10, ?3, ?6, ?7, ?8, ?9, ?4, ?4, ?11 WHERE NOT (${OWNED_BY_ANOTHER}) AND ${WITHIN_QUOTA("?12")}
+      `INSERT INTO subscriptions (tenant_id, transport, service, identifier, p256dh, auth, content_encoding, sealed_token, created_at, updated_at, vapid_public_key, platform)
+       SELECT ?1, ?2, ?10, ?3, ?6, ?7, ?8, ?9, ?4, ?4, ?11, ?15 WHERE NOT (${OWNED_BY_ANOTHER}) AND ${WITHIN_QUOTA("?12")}
        ON CONFLICT (tenant_id, transport, identifier) DO UPDATE SET
          service = excluded.service, p256dh = excluded.p256dh, auth = excluded.auth, content_encoding = excluded.content_encoding,
-         sealed_token = excluded.sealed_token, updated_at = excluded.updated_at, consecutive_failures = 0, failing_since = NULL`,
+         sealed_token = excluded.sealed_token, platform = excluded.platform, updated_at = excluded.updated_at, consecutive_failures = 0, failing_since = NULL`,
     )
     .bind(
       tenantId, sub.transport, sub.identifier, now, owner, sub.p256dh, sub.auth, sub.contentEncoding, sub.sealedToken, sub.service, sub.vapidPublicKey ?? null,
-      quota.topic, quota.registrations, quota.registrations_per_user,
+      quota.topic, quota.registrations, quota.registrations_per_user, sub.platform,
     );
 }
 
@@ -274,11 +295,20 @@ export function bindUnboundWebPush(db: D1Database, publicKey: string): Promise<D
 export async function existingSubscriptions(db: D1Database, ids: number[]) {
   const { results } = await db
     .prepare(
-      `SELECT id, tenant_id, transport, identifier, p256dh, auth, sealed_token FROM subscriptions
+      `SELECT id, tenant_id, transport, identifier, p256dh, auth, sealed_token, platform FROM subscriptions
        WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`,
     )
     .bind(JSON.stringify(ids))
-    .all<{ id: number; tenant_id: string; transport: Transport; identifier: string; p256dh: string | null; auth: string | null; sealed_token: string | null }>();
+    .all<{
+      id: number;
+      tenant_id: string;
+      transport: Transport;
+      identifier: string;
+      p256dh: string | null;
+      auth: string | null;
+      sealed_token: string | null;
+      platform: string | null;
+    }>();
   return results;
 }
 

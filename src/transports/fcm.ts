@@ -1,16 +1,21 @@
 /**
  * The FCM HTTP v1 transport: a service account's RS256 JWT (jose) buys an OAuth2 access token
  * (cached until shortly before it expires), then one `messages:send` per registration token
- * (the batch endpoint is gone) with a data message.
+ * (the batch endpoint is gone) with a data message, for Android apps and, through FCM's `apns`
+ * block, iOS apps.
  */
 import { log } from "../log";
 import { importPKCS8, SignJWT } from "jose";
+import { nowSeconds } from "../expiry";
 import type { Urgency } from "../hub/change";
+import type { FcmPlatform } from "../store/subscriptions";
 import { outcomeOfStatus, retryAfterSeconds, unansweredOutcome, type Outcome, type PushMessage, type Transport } from "./transport";
 
 export interface FcmTarget {
   subscriptionId: number;
   token: string;
+  /** Which delivery options the message carries: `android`, or `apns` for an iOS app's token. */
+  platform: FcmPlatform;
 }
 
 export interface ServiceAccount {
@@ -90,15 +95,39 @@ export async function accessToken(account: ServiceAccount, tokenUrl: string, fet
 
 const PRIORITY: Record<Urgency, "NORMAL" | "HIGH"> = { "very-low": "NORMAL", low: "NORMAL", normal: "NORMAL", high: "HIGH" };
 
-/** The v1 request body: a data message (string values) with Android delivery options. */
-export function fcmMessage(token: string, message: PushMessage) {
+/**
+ * An iOS app is reached through FCM's `apns` block, since APNs itself speaks HTTP/2 only and a
+ * Worker's outbound fetch does not. The push is a background one (`content-available`, no alert,
+ * sound or badge): it wakes the app to sync and shows nothing. Apple takes priority 5 only for
+ * background pushes (10 is refused), whatever the urgency; iOS may delay or throttle them.
+ * No `apns-collapse-id`: the RFC 8030 Topic would fit its 64 bytes, but Apple describes it as
+ * merging notifications shown to the user, which a background push is not.
+ */
+function apnsOptions(message: PushMessage, now: number) {
+  return {
+    headers: {
+      "apns-push-type": "background",
+      "apns-priority": "5",
+      // RFC 8030 §5.2 TTL as APNs's expiry: Unix seconds, after which Apple stops trying
+      "apns-expiration": String(now + message.ttl),
+    },
+    payload: { aps: { "content-available": 1 } },
+  };
+}
+
+/**
+ * The v1 request body: a data message (string values) with the delivery options of the token's
+ * platform, Android's or (for iOS) APNs's; `now` (Unix seconds) dates an iOS message's expiry.
+ */
+export function fcmMessage(target: Pick<FcmTarget, "token" | "platform">, message: PushMessage, now: number) {
   const data: Record<string, string> = { ...message.data };
   const size = (d: Record<string, string>) => new TextEncoder().encode(Object.entries(d).flat().join("")).byteLength;
   // the push-message XML goes along when it fits in FCM's data limit
   if (size({ ...data, push_message: message.xml }) <= MAX_DATA_BYTES) data.push_message = message.xml;
+  if (target.platform === "ios") return { message: { token: target.token, data, apns: apnsOptions(message, now) } };
   return {
     message: {
-      token,
+      token: target.token,
       data,
       android: {
         priority: PRIORITY[message.urgency],
@@ -150,7 +179,7 @@ export function fcmTransport(env: Env, account: ServiceAccount, fetcher: typeof 
     });
   return {
     async send(target, message) {
-      const body = JSON.stringify(fcmMessage(target.token, message));
+      const body = JSON.stringify(fcmMessage(target, message, nowSeconds()));
       try {
         let response = await post(body, false);
         if (response.status === 401) {

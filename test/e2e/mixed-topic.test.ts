@@ -32,7 +32,7 @@ afterAll(async () => {
 describe("a mixed topic through wrangler dev", () => {
   it("delivers each message once per subscriber over Web Push, FCM and WebSocket", async () => {
     const discovery = await api(director, "/.well-known/webdav-push", "");
-    expect(discovery.body.transports.fcm).toEqual({ project_id: fcm.projectId });
+    expect(discovery.body.transports.fcm).toEqual({ project_id: fcm.projectId, platforms: ["android", "ios"] });
 
     const tenant = (await api(director, "/v1/admin/tenants", director.adminToken, { json: { name: "mixed" } })).body;
     const browsers = Array.from({ length: 5 }, () => webPush.addSubscriber());

@@ -161,5 +161,11 @@ describe("the director's document", () => {
     const limits = doc.paths["/v1/admin/tenants/{id}/limits"].put.requestBody!.content["application/json"].schema as { additionalProperties: boolean; required: string[] };
     expect(limits.additionalProperties).toBe(false);
     expect(limits.required).toHaveLength(5);
+    // push_services: an FCM token's platform, and apns / apn, taken only to be refused
+    type Props = { properties: Record<string, Props & { description?: string }> };
+    const subscribe = doc.paths["/v1/subscriptions"].post.requestBody!.content["application/json"].schema as Props;
+    const services = subscribe.properties.push_services.properties;
+    expect(services.fcm.properties.platform).toEqual({ type: "string", enum: ["android", "ios"] });
+    for (const name of ["apns", "apn"]) expect(services[name].description).toMatch(/"platform": "ios"/);
   });
 });

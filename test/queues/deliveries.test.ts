@@ -6,9 +6,9 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
 import { deliver, transportsFor } from "../../src/queues/deliveries";
-import type { DeliveryJob } from "../../src/queues/jobs";
+import type { DeliveryJob, QueuedFcmTarget } from "../../src/queues/jobs";
 import { Meter, meteredEnv } from "../../src/meter";
-import { ADMIN, call, createTenant, pushService, queuedTarget, registerSubscriber, type TestTenant } from "../helpers";
+import { ADMIN, bearer, call, createTenant, fcmService, pushService, queuedTarget, registerSubscriber, type TestTenant } from "../helpers";
 
 const subscription = (id: number) =>
   env.DB.prepare("SELECT * FROM subscriptions WHERE id = ?").bind(id).first<Record<string, number | string | null>>();
@@ -157,6 +157,58 @@ describe("deliveries consumer", () => {
     expect(row!.next_attempt_at).not.toBeNull();
     // the retry, with the key back, arrives
     await pushService.wait(target.subscriber.id, 1);
+  });
+
+  it("delivers an FCM job queued before platforms existed (its target names none) as an Android app's, and acks it", async () => {
+    const tenant = await createTenant();
+    const token = await fcmService.token("accept");
+    const registered = await call("/v1/subscriptions", { method: "POST", headers: bearer(tenant.notify_token), json: { topic: "t", push_services: { fcm: { registration_token: token } } } });
+    const id = await subscriptionIdOf((await registered.json<{ id: string }>()).id);
+    const row = (await env.DB.prepare("SELECT identifier, sealed_token FROM subscriptions WHERE id = ?").bind(id).first<{ identifier: string; sealed_token: string }>())!;
+    // as the previous release queued it: no platform on the target
+    const target: QueuedFcmTarget = { subscriptionId: id, tenantId: tenant.id, tokenDigest: row.identifier, sealedToken: row.sealed_token };
+    const job: DeliveryJob = { tenantId: tenant.id, message: { ...message, data: { topic: "t" } }, transport: "fcm", targets: [target], attempt: 1, deadline: Math.floor(Date.now() / 1000) + 600 };
+    const batch = createMessageBatch<DeliveryJob>("push-deliveries", [{ id: "old", timestamp: new Date(), attempts: 1, body: job }]);
+    const ctx = createExecutionContext();
+    await worker.queue!(batch as MessageBatch, env);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["old"]);
+    const { received, errors } = await fcmService.state();
+    expect(errors).toEqual([]);
+    expect(received[token]).toEqual([{ platform: "android", data: { topic: "t", push_message: message.xml }, android: { priority: "NORMAL", ttl: "600s" } }]);
+    expect(await subscription(id)).toMatchObject({ consecutive_failures: 0, last_success_at: expect.any(Number) });
+  });
+
+  it("re-queues a dead letter of an FCM job with each token's platform as stored now, letters from before platforms included", async () => {
+    const tenant = await createTenant();
+    const token = await fcmService.token("accept");
+    const registered = await call("/v1/subscriptions", {
+      method: "POST",
+      headers: bearer(tenant.notify_token),
+      json: { topic: "t", push_services: { fcm: { registration_token: token, platform: "ios" } } },
+    });
+    const id = await subscriptionIdOf((await registered.json<{ id: string }>()).id);
+    const now = Math.floor(Date.now() / 1000);
+    // a letter the previous release wrote: its target names no platform
+    const body = {
+      tenantId: tenant.id,
+      message: { ...message, data: { topic: "t" } },
+      transport: "fcm",
+      targets: [{ subscriptionId: id, tenantId: tenant.id, tokenDigest: "then", sealedToken: "then" }],
+      attempt: 3,
+      deadline: now - 1,
+      reasons: { [id]: "FCM answered 503 UNAVAILABLE" },
+      reason: "FCM answered 503 UNAVAILABLE; Retry-After 3600 s is past the TTL (1 s left)",
+    };
+    const letter = await env.DB.prepare("INSERT INTO dead_letters (tenant_id, queue, body, created_at, reason) VALUES (?, 'push-dead-letters', ?, ?, ?) RETURNING id")
+      .bind(tenant.id, JSON.stringify(body), now, body.reason)
+      .first<{ id: number }>();
+    const retried = await call(`/v1/admin/dead-letters/${letter!.id}/retry`, { method: "POST", headers: ADMIN });
+    expect(await retried.json()).toEqual({ id: letter!.id, queued: 1 });
+    await vi.waitFor(async () => expect((await fcmService.state()).received[token]).toHaveLength(1), { timeout: 15_000, interval: 50 });
+    const { received, errors } = await fcmService.state();
+    expect(errors).toEqual([]);
+    expect(received[token][0]).toMatchObject({ platform: "ios", apns: { headers: { "apns-priority": "5" } } });
+    expect(received[token][0]).not.toHaveProperty("android");
   });
 
   it("re-queues a dead letter for its subscriptions still there, as a first attempt with a fresh lifetime", async () => {

@@ -13,6 +13,7 @@ const row = (over: Partial<Parameters<typeof targetFor>[0]>): Parameters<typeof 
   p256dh: null,
   auth: null,
   sealed_token: null,
+  platform: null,
   ...over,
 });
 
@@ -28,14 +29,23 @@ describe("targetFor", () => {
       sealedAuth: "v1.sealed",
     });
     expect(targetFor(row({}), "t", ALL)).toEqual({ subscriptionId: 7, tenantId: "t", endpoint: "https://push.example.net/7", plain: true });
-    expect(targetFor(row({ transport: "fcm", identifier: "digest", sealed_token: "v1.token" }), "t", ALL)).toEqual({
+    expect(targetFor(row({ transport: "fcm", identifier: "digest", sealed_token: "v1.token", platform: "android" }), "t", ALL)).toEqual({
       subscriptionId: 7,
       tenantId: "t",
       tokenDigest: "digest",
       sealedToken: "v1.token",
+      platform: "android",
     });
     // the TopicHub sends a connection its frames itself, in the flush that queued the fan-out
     expect(targetFor(row({ transport: "websocket", identifier: "8b7c2f0e-connection" }), "t", ALL)).toBeNull();
+  });
+
+  it("queues an FCM token with its platform: ios as stored, android for the rows from before platforms (NULL)", () => {
+    const fcm = (platform: string | null) => targetFor(row({ transport: "fcm", identifier: "digest", sealed_token: "v1.token", platform }), "t", ALL);
+    expect(fcm("ios")).toMatchObject({ tokenDigest: "digest", platform: "ios" });
+    expect(fcm(null)).toMatchObject({ tokenDigest: "digest", platform: "android" });
+    // Web Push targets carry none
+    expect(targetFor(row({ p256dh: "BKey", auth: "v1.sealed" }), "t", ALL)).not.toHaveProperty("platform");
   });
 
   it("skips what this director does not send: FCM unconfigured, keyless while REQUIRE_ENCRYPTION is on, half a key pair", () => {

@@ -16,6 +16,7 @@ const row = (over: Partial<RecipientRow>): RecipientRow => ({
   p256dh: "k",
   auth: "a",
   sealed_token: null,
+  platform: null,
   ...over,
 });
 

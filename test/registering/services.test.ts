@@ -2,7 +2,7 @@
 // usability (FCM configured, REQUIRE_ENCRYPTION for keyless UnifiedPush), and the refusals.
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { chooseService, enabledServices, NoUsableService, pushServicesSchema, servicePreference, type PushServices } from "../../src/registering";
+import { chooseService, enabledServices, NoUsableService, pushServicesSchema, pushServicesToForgetSchema, servicePreference, type PushServices } from "../../src/registering";
 
 const keys = { p256dh: "BKey", auth: "auth" };
 const all: PushServices = {
@@ -39,7 +39,9 @@ describe("chooseService", () => {
       keys: null,
       contentEncoding: null,
     });
-    expect(chooseService(over({}), { fcm: all.fcm })).toEqual({ service: "fcm", registrationToken: "token" });
+    // no platform named: an Android app's token
+    expect(chooseService(over({}), { fcm: all.fcm })).toEqual({ service: "fcm", registrationToken: "token", platform: "android" });
+    expect(chooseService(over({}), { fcm: { registration_token: "token", platform: "ios" } })).toEqual({ service: "fcm", registrationToken: "token", platform: "ios" });
     expect(chooseService(over({}), { websocket: all.websocket })).toEqual({ service: "websocket", connectionId: "8b7c2f0e" });
   });
 
@@ -60,6 +62,32 @@ describe("chooseService", () => {
     ]);
     expect(refusal({ FCM_SERVICE_ACCOUNT: "", REQUIRE_ENCRYPTION: "true" }, { fcm: all.fcm, unified_push: all.unified_push })?.[0]).toBe("transport_unavailable");
   });
+
+  it("never registers apns or apn: ignored beside a usable service, else refused with the way an iOS app registers", () => {
+    const refusal = (vars: Partial<Env>, services: PushServices) => {
+      try {
+        chooseService(over(vars), services);
+      } catch (error) {
+        if (error instanceof NoUsableService) return [error.code, error.message];
+        throw error;
+      }
+      return null;
+    };
+    expect(chosen({}, { apns: { device_token: "a1" }, fcm: all.fcm })).toBe("fcm");
+    expect(chosen({}, { apn: "a1", websocket: all.websocket })).toBe("websocket");
+    const how = 'an iOS app registers its FCM token as "fcm": {"registration_token": "…", "platform": "ios"}';
+    expect(refusal({}, { apns: { device_token: "a1" } })).toEqual([
+      "transport_unavailable",
+      `apns is not registered here: APNs needs HTTP/2, which a Worker's outbound fetch does not speak; ${how}; usable: web_push, unified_push, fcm, websocket`,
+    ]);
+    expect(refusal({}, { apn: "a1" })?.[1]).toMatch(/^apn is not registered here: /);
+    // beside keyless UnifiedPush while encryption is required, the apns answer still comes first
+    expect(refusal({ REQUIRE_ENCRYPTION: "true" }, { apns: {}, unified_push: all.unified_push })).toEqual([
+      "transport_unavailable",
+      `apns is not registered here: APNs needs HTTP/2, which a Worker's outbound fetch does not speak; ${how}; ` +
+        "none of the push services named (unified_push) is usable on this director; usable: web_push, unified_push (with keys), fcm, websocket",
+    ]);
+  });
 });
 
 describe("pushServicesSchema", () => {
@@ -70,5 +98,18 @@ describe("pushServicesSchema", () => {
     expect(pushServicesSchema.safeParse({ ...all, fcm: { registration_token: "" } }).success).toBe(false);
     // any text names a connection: one we do not know is a 404 later, not a 400 here
     expect(pushServicesSchema.safeParse({ websocket: { connection_id: "" } }).success).toBe(true);
+  });
+
+  it("takes an FCM platform of android or ios only, and keeps apns and apn (whatever they hold) for the refusal", () => {
+    for (const platform of ["android", "ios"]) expect(pushServicesSchema.safeParse({ fcm: { registration_token: "t", platform } }).success).toBe(true);
+    for (const platform of ["iOS", "", "apns", null, 1, ["ios"]]) {
+      const result = pushServicesSchema.safeParse({ fcm: { registration_token: "t", platform } });
+      expect(result.error?.issues.map((issue) => [issue.path.join("."), issue.message])).toEqual([["fcm.platform", 'must be "android" or "ios"']]);
+    }
+    expect(pushServicesToForgetSchema.safeParse({ fcm: { registration_token: "t", platform: "ios" } }).success).toBe(true);
+    expect(pushServicesSchema.parse({ apns: { device_token: "a1" } })).toEqual({ apns: { device_token: "a1" } });
+    expect(pushServicesSchema.parse({ apn: null })).toEqual({ apn: null });
+    // other names are still dropped, and a body of nothing else names no service
+    expect(pushServicesSchema.safeParse({ carrier_pigeon: {} }).success).toBe(false);
   });
 });

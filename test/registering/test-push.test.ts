@@ -102,13 +102,40 @@ describe("testPush", () => {
     expect(state.received[ok][0].data).toEqual({ topic: "book", push_message: EMPTY_CONTENT_UPDATE("book") });
     expect(state.received[ok][0].android).toEqual({ priority: "NORMAL", ttl: "60s" });
 
+    // an iOS app's token gets its test push through the apns block, as its deliveries do
+    const iphone = await fcmToken("accept");
+    const ios = (await (
+      await call("/v1/subscriptions", {
+        method: "POST",
+        headers: bearer(tenant.notify_token),
+        json: { topic: "book", push_services: { fcm: { registration_token: iphone, platform: "ios" } } },
+      })
+    ).json()) as { id: string };
+    const sent = nowSeconds();
+    expect(await testPush(env, tenantActor(tenant), ios.id, sent)).toMatchObject({ outcome: "delivered", status: 200 });
+    const iosState = (await (await fetch(`${env.TEST_FCM_SERVICE}/_state`)).json()) as { received: Record<string, Record<string, unknown>[]>; errors: string[] };
+    expect(iosState.errors).toEqual([]);
+    expect(iosState.received[iphone]).toEqual([
+      {
+        platform: "ios",
+        data: { topic: "book", push_message: EMPTY_CONTENT_UPDATE("book") },
+        apns: {
+          headers: { "apns-push-type": "background", "apns-priority": "5", "apns-expiration": expect.stringMatching(/^\d+$/) },
+          payload: { aps: { "content-available": 1 } },
+        },
+      },
+    ]);
+    const expiration = Number((iosState.received[iphone][0].apns as { headers: Record<string, string> }).headers["apns-expiration"]);
+    expect(expiration - sent).toBeGreaterThanOrEqual(60);
+    expect(expiration - sent).toBeLessThanOrEqual(65);
+
     const mismatch = await register(await fcmToken("sender-mismatch"));
     const refused = await testPush(env, tenantActor(tenant), mismatch.id, nowSeconds());
     expect(refused).toMatchObject({ outcome: "failed", status: 403, reason: expect.stringMatching(/^FCM answered 403 SENDER_ID_MISMATCH/) });
     expect(await subscriptionOf(mismatch.id)).toMatchObject({ consecutive_failures: 1, last_failure_status: 403 });
 
     const stats = await tenantStats(env.DB, tenant.id, 1, nowSeconds());
-    expect(stats.by_transport.fcm.tests).toBe(2);
+    expect(stats.by_transport.fcm.tests).toBe(3);
     expect(stats.deliveries.refused).toBe(0);
   });
 

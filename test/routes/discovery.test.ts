@@ -10,7 +10,8 @@ describe("GET /.well-known/webdav-push", () => {
     const body = await response.json<Record<string, any>>();
     expect(body.version).toBe("draft-bitfire-webdav-push-00");
     expect(body.transports.web_push).toEqual({ vapid_public_key: env.VAPID_PUBLIC_KEY, content_encodings: ["aes128gcm"] });
-    expect(body.transports.fcm).toEqual({ project_id: "push-director-test" });
+    // iOS apps too, through FCM's apns block
+    expect(body.transports.fcm).toEqual({ project_id: "push-director-test", platforms: ["android", "ios"] });
     const unconfigured = await (await app.fetch(new Request("https://director.test/.well-known/webdav-push"), { ...env, FCM_SERVICE_ACCOUNT: "" })).json<any>();
     expect(unconfigured.transports.fcm).toBeUndefined();
     expect(body.transports.websocket).toMatchObject({ url: "wss://director.test/v1/ws", subprotocol: "webdav-push", replay: { max_messages: 5 } });

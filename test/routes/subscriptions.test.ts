@@ -207,7 +207,9 @@ describe("POST /v1/subscriptions", () => {
       [{ ...good, topic: "a\nb" }, "invalid_request", /control/],
       [{ topic: "t" }, "invalid_request", /push_services/],
       [{ topic: "t", push_services: {} }, "invalid_request", /at least one of web_push, unified_push, fcm, websocket/],
-      [{ topic: "t", push_services: { apns: { token: "x" } } }, "invalid_request", /at least one/],
+      // APNs is not reached directly: the refusal says how an iOS app registers
+      [{ topic: "t", push_services: { apns: { token: "x" } } }, "transport_unavailable", /"platform": "ios"/],
+      [{ topic: "t", push_services: { fcm: { registration_token: "x", platform: "windows" } } }, "invalid_request", /push_services\.fcm\.platform/],
       // every service named is schema-checked, chosen or not
       [{ topic: "t", push_services: { ...good.push_services, fcm: { registration_token: "" } } }, "invalid_request", /fcm/],
       [{ topic: "t", push_services: { ...good.push_services, websocket: { connection_id: 7 } } }, "invalid_request", /connection_id/],
@@ -317,6 +319,120 @@ describe("POST /v1/subscriptions", () => {
     const refused = await app.fetch(request, { ...env, FCM_SERVICE_ACCOUNT: "" });
     expect(refused.status).toBe(400);
     expect(await errorCode(refused)).toBe("transport_unavailable");
+  });
+
+  it("registers an FCM token as an Android app's unless it names platform ios, and takes the platform named last", async () => {
+    const tenant = await createTenant();
+    const token = `fcm-${crypto.randomUUID()}`;
+    const fcm = (platform?: string) => ({ fcm: platform === undefined ? { registration_token: token } : { registration_token: token, platform } });
+    const stored = async () => (await env.DB.prepare("SELECT platform FROM subscriptions WHERE tenant_id = ? AND transport = 'fcm'").bind(tenant.id).all()).results;
+    const shown = async () =>
+      (await (await call("/v1/registrations", { headers: bearer(tenant.notify_token) })).json<{ registrations: { topic: string; platform?: string }[] }>()).registrations
+        .map((r) => [r.topic, r.platform])
+        .sort();
+
+    const first = await subscribe(tenant.notify_token, { topic: "a", push_services: fcm() });
+    expect(first.status).toBe(201);
+    const firstJson = await first.json<{ id: string }>();
+    expect(firstJson).toMatchObject({ transport: "fcm", registration_token: token, platform: "android", created: true });
+    expect(await stored()).toEqual([{ platform: "android" }]);
+
+    // one token is one subscription: registering it as an iOS app's (another topic) changes it for every topic
+    const ios = await subscribe(tenant.notify_token, { topic: "b", push_services: fcm("ios") });
+    expect(await ios.json()).toMatchObject({ platform: "ios", created: true });
+    expect(await stored()).toEqual([{ platform: "ios" }]);
+    expect(await shown()).toEqual([["a", "ios"], ["b", "ios"]]);
+    const one = await (await call(`/v1/registrations/${firstJson.id}`, { headers: bearer(tenant.notify_token) })).json();
+    expect(one).toMatchObject({ transport: "fcm", registration_token: token, platform: "ios" });
+
+    const back = await subscribe(tenant.notify_token, { topic: "a", push_services: fcm("android") });
+    expect(await back.json()).toMatchObject({ platform: "android", created: false });
+    expect(await shown()).toEqual([["a", "android"], ["b", "android"]]);
+
+    // Web Push has no platform, shown or stored
+    const web = await (await subscribe(tenant.notify_token, await webPushBody("w"))).json<Record<string, unknown>>();
+    expect(web).not.toHaveProperty("platform");
+    expect((await env.DB.prepare("SELECT platform FROM subscriptions WHERE tenant_id = ? AND transport = 'web_push'").bind(tenant.id).first())!.platform).toBeNull();
+
+    // unsubscribing finds the token alone: a platform named along is taken, whichever it is
+    const gone = await call("/v1/unsubscribe", { method: "POST", headers: bearer(tenant.notify_token), json: { topic: "b", push_services: fcm("ios") } });
+    expect(gone.status).toBe(204);
+    expect(await shown()).toEqual([["a", "android"], ["w", undefined]]);
+  });
+
+  it("refuses any other platform with 400 naming platform, from a user as from the tenant, and stores or changes nothing", async () => {
+    const tenant = await createTenant();
+    // who may send it: any holder of a grant (or the notify token); what it might try: near misses,
+    // markup for whoever shows registrations, SQL, the names of JavaScript's own properties, other types
+    const hostile: unknown[] = [
+      "IOS", "Android", " ios", "ios ", "ios\u0000", "", "apns", "web", "android,ios",
+      "<img src=x onerror=alert(1)>", "ios'); DROP TABLE subscriptions; --", "__proto__", "constructor", "toString",
+      "x".repeat(5000), null, 0, 1, true, ["ios"], { ios: true },
+    ];
+    const alice = await grant(tenant, {}, { sub: "alice" });
+    const token = `fcm-${crypto.randomUUID()}`;
+    for (const platform of hostile) {
+      for (const credential of [alice, tenant.notify_token]) {
+        const response = await subscribe(credential, { topic: "topic-1", push_services: { fcm: { registration_token: token, platform } } });
+        const text = await response.text();
+        expect(response.status, text).toBe(400);
+        const error = JSON.parse(text).error;
+        expect(error.code, text).toBe("invalid_request");
+        expect(error.message, text).toMatch(/^push_services\.fcm\.platform: must be "android" or "ios"$/);
+      }
+    }
+    const written = () =>
+      env.DB.prepare("SELECT (SELECT COUNT(*) FROM subscriptions WHERE tenant_id = ?1) + (SELECT COUNT(*) FROM registrations WHERE tenant_id = ?1) AS n")
+        .bind(tenant.id)
+        .first<{ n: number }>();
+    expect((await written())!.n).toBe(0);
+
+    // a token already registered keeps its platform when a bad one is sent for it
+    expect((await subscribe(alice, { topic: "topic-1", push_services: { fcm: { registration_token: token, platform: "ios" } } })).status).toBe(201);
+    expect((await subscribe(alice, { topic: "topic-1", push_services: { fcm: { registration_token: token, platform: "IOS" } } })).status).toBe(400);
+    expect(await env.DB.prepare("SELECT platform FROM subscriptions WHERE tenant_id = ?").bind(tenant.id).first("platform")).toBe("ios");
+    // and the table itself takes no other value, whoever writes
+    await expect(env.DB.prepare("UPDATE subscriptions SET platform = 'IOS' WHERE tenant_id = ?").bind(tenant.id).run()).rejects.toThrow(/CHECK/);
+  });
+
+  it("refuses apns and apn with 400 transport_unavailable saying how an iOS app registers, storing nothing; beside a usable service they are ignored", async () => {
+    const tenant = await createTenant();
+    const HOW = 'an iOS app registers its FCM token as "fcm": {"registration_token": "…", "platform": "ios"}';
+    for (const [name, entry] of [["apns", { device_token: "a1b2c3" }], ["apn", "a1b2c3"], ["apns", null]] as const) {
+      const response = await subscribe(tenant.notify_token, { topic: "t", push_services: { [name]: entry } });
+      expect(response.status).toBe(400);
+      expect((await response.json<{ error: unknown }>()).error).toEqual({
+        code: "transport_unavailable",
+        message: `${name} is not registered here: APNs needs HTTP/2, which a Worker's outbound fetch does not speak; ${HOW}; usable: web_push, unified_push, fcm, websocket`,
+      });
+    }
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM subscriptions WHERE tenant_id = ?").bind(tenant.id).first("n")).toBe(0);
+
+    // FCM unconfigured: the way iOS apps take is closed too, and the answer says so
+    const request = (json: unknown) =>
+      new Request("https://director.test/v1/subscriptions", {
+        method: "POST",
+        headers: { ...bearer(tenant.notify_token), "Content-Type": "application/json" },
+        body: JSON.stringify(json),
+      });
+    const noFcm = { ...env, FCM_SERVICE_ACCOUNT: "" };
+    const alone = await app.fetch(request({ topic: "t", push_services: { apns: { device_token: "a1b2c3" } } }), noFcm);
+    expect(await alone.json()).toEqual({
+      error: {
+        code: "transport_unavailable",
+        message: `apns is not registered here: APNs needs HTTP/2, which a Worker's outbound fetch does not speak; ${HOW} (FCM is not configured on this director, so neither is usable here); usable: web_push, unified_push, websocket`,
+      },
+    });
+    const both = await app.fetch(request({ topic: "t", push_services: { apns: {}, fcm: { registration_token: "tok", platform: "ios" } } }), noFcm);
+    expect(both.status).toBe(400);
+    expect((await both.json<{ error: { code: string; message: string } }>()).error.message).toMatch(/^apns is not registered here: .*; none of the push services named \(fcm\) is usable on this director; usable: web_push, unified_push, websocket$/);
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM subscriptions WHERE tenant_id = ?").bind(tenant.id).first("n")).toBe(0);
+
+    // a usable service named beside it is chosen as ever
+    const token = `fcm-${crypto.randomUUID()}`;
+    const chosen = await subscribe(tenant.notify_token, { topic: "t", push_services: { apns: { device_token: "a1b2c3" }, apn: "x", fcm: { registration_token: token, platform: "ios" } } });
+    expect(chosen.status).toBe(201);
+    expect(await chosen.json()).toMatchObject({ transport: "fcm", registration_token: token, platform: "ios" });
   });
 
   it("lets http: and loopback push resources through only in insecure mode", async () => {

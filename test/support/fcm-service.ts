@@ -1,9 +1,11 @@
 // A stand-in for Google's OAuth token endpoint and FCM HTTP v1 (Node). It owns a service account
 // key pair, verifies each JWT assertion with the public key (RS256, iss, scope, aud, ≤ 1 h), hands
 // out access tokens, and checks every messages:send: a valid access token, the message shape
-// (token, string data, android priority/ttl/collapse_key) and the 4096-byte data limit. Tokens
-// answer as told: accept, unregistered (404), invalid (400 on message.token), unavailable once
-// (503), sender mismatch (403), or redirect (307 to /redirected/<token>). /token-redirect/<key>
+// (token, string data, and exactly one of: android priority/ttl/collapse_key, or an iOS app's
+// apns block as a background push, field by field) and the 4096-byte data limit; it records the
+// platform each message was sent as (ios when it carries apns). Tokens answer as told: accept,
+// unregistered (404), invalid (400 on message.token), unavailable once (503), sender mismatch
+// (403), or redirect (307 to /redirected/<token>). /token-redirect/<key>
 // redirects a token request to /redirected/<key>; every request to /redirected/… is counted, so a
 // test sees whether the director followed.
 import { generateKeyPairSync, randomUUID } from "node:crypto";
@@ -13,9 +15,37 @@ import { StandIn } from "./stand-in.ts";
 
 export type FcmBehaviour = "accept" | "unregistered" | "invalid" | "unavailable-once" | "sender-mismatch" | "redirect";
 
-export interface FcmReceived {
-  data: Record<string, string>;
-  android: { priority: string; ttl: string; collapse_key?: string };
+export interface FcmApns {
+  headers: Record<string, string>;
+  payload: { aps: Record<string, unknown> };
+}
+
+/** One message accepted: its data and the one platform block it carried. */
+export type FcmReceived =
+  | { platform: "android"; data: Record<string, string>; android: { priority: string; ttl: string; collapse_key?: string } }
+  | { platform: "ios"; data: Record<string, string>; apns: FcmApns };
+
+/**
+ * What is wrong with an iOS app's `apns` block, as Apple takes a background push through FCM:
+ * push type background, priority 5 (10 is refused for content-available), an expiry in Unix
+ * seconds not yet past, and an `aps` of content-available alone (an alert, sound or badge would
+ * make it a visible notification). No other header: the director sets none.
+ */
+function apnsProblems(apns: FcmApns | undefined, nowSeconds: number): string[] {
+  if (typeof apns !== "object" || apns === null) return ["apns is not an object"];
+  const problems: string[] = [];
+  const keys = Object.keys(apns).sort().join(",");
+  if (keys !== "headers,payload") problems.push(`apns keys ${keys}`);
+  const headers = apns.headers ?? {};
+  const names = Object.keys(headers).sort().join(",");
+  if (names !== "apns-expiration,apns-priority,apns-push-type") problems.push(`apns.headers ${names}`);
+  if (headers["apns-push-type"] !== "background") problems.push(`apns-push-type ${JSON.stringify(headers["apns-push-type"])}`);
+  if (headers["apns-priority"] !== "5") problems.push(`apns-priority ${JSON.stringify(headers["apns-priority"])}`);
+  const expiration = headers["apns-expiration"];
+  if (typeof expiration !== "string" || !/^\d+$/.test(expiration)) problems.push(`apns-expiration ${JSON.stringify(expiration)}`);
+  else if (Number(expiration) < nowSeconds - 5) problems.push(`apns-expiration ${expiration} is past`);
+  if (JSON.stringify(apns.payload) !== JSON.stringify({ aps: { "content-available": 1 } })) problems.push(`apns.payload ${JSON.stringify(apns.payload)}`);
+  return problems;
 }
 
 export class FcmService extends StandIn {
@@ -114,13 +144,22 @@ export class FcmService extends StandIn {
   private async send(req: IncomingMessage, body: string, json: (status: number, value: unknown, headers?: Record<string, string>) => void) {
     const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? "")?.[1];
     if (bearer === undefined || !this.accessTokens.has(bearer)) return json(401, { error: { code: 401, status: "UNAUTHENTICATED" } });
-    const { message } = JSON.parse(body) as { message: { token: string; data: Record<string, unknown>; android: FcmReceived["android"] } };
+    const { message } = JSON.parse(body) as {
+      message: { token: string; data: Record<string, unknown>; android?: { priority: string; ttl: string; collapse_key?: string }; apns?: FcmApns };
+    };
     const problems: string[] = [];
     if (typeof message?.token !== "string") problems.push("no token");
     if (Object.values(message?.data ?? {}).some((v) => typeof v !== "string")) problems.push("data values must be strings");
     if (Buffer.byteLength(Object.entries(message?.data ?? {}).flat().join("")) > 4096) problems.push("data over 4096 bytes");
-    if (!["NORMAL", "HIGH"].includes(message?.android?.priority)) problems.push(`android.priority ${message?.android?.priority}`);
-    if (!/^\d+(\.\d+)?s$/.test(message?.android?.ttl ?? "")) problems.push(`android.ttl ${message?.android?.ttl}`);
+    // an iOS app's message carries apns and no android block; an Android app's, the reverse
+    const platform = message !== undefined && "apns" in message ? "ios" : "android";
+    if (platform === "ios") {
+      if ("android" in message) problems.push("an apns message with an android block");
+      problems.push(...apnsProblems(message.apns, Math.floor(Date.now() / 1000)));
+    } else {
+      if (!["NORMAL", "HIGH"].includes(message?.android?.priority ?? "")) problems.push(`android.priority ${message?.android?.priority}`);
+      if (!/^\d+(\.\d+)?s$/.test(message?.android?.ttl ?? "")) problems.push(`android.ttl ${message?.android?.ttl}`);
+    }
     if (problems.length > 0) {
       this.errors.push(`send: ${problems.join(", ")}`);
       return json(400, { error: { code: 400, status: "INVALID_ARGUMENT", details: [{ "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", errorCode: "INVALID_ARGUMENT" }] } });
@@ -147,7 +186,8 @@ export class FcmService extends StandIn {
         return json(404, fcmError(404, "NOT_FOUND", "UNREGISTERED"));
     }
     const list = this.received.get(token) ?? [];
-    list.push({ data: message.data as Record<string, string>, android: message.android });
+    const data = message.data as Record<string, string>;
+    list.push(platform === "ios" ? { platform, data, apns: message.apns! } : { platform, data, android: message.android! });
     this.received.set(token, list);
     json(200, { name: `projects/${this.projectId}/messages/${randomUUID()}` });
   }
