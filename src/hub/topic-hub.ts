@@ -75,6 +75,13 @@ interface HubState {
   alarmAt: number | null;
   /** The replay log: each message's number → when it was flushed (ms), oldest first. */
   log: Map<number, number>;
+  /**
+   * Whether the topic has held a socket (`remembered`): only then is a replay log kept. Only a
+   * socket's client can know a message number to ask `?since=` for (the hello and push frames
+   * carry it, Web Push messages do not), so a topic of Web Push alone writes no log entry and
+   * deletes none: two of a sparse topic's six rows per notify (COSTS.md).
+   */
+  replays: boolean;
   /** Keys of the layout before HubRecord still in storage: the next write deletes them. */
   legacy: string[];
 }
@@ -224,6 +231,7 @@ export class TopicHub extends DurableObject<Env> {
         outbox: (record === undefined ? kv.get<FanoutJob[]>("outbox") : record.outbox) ?? [],
         alarmAt: await this.ctx.storage.getAlarm(),
         log,
+        replays: kv.get<boolean>("remembered") === true,
         legacy,
       };
     })();
@@ -557,7 +565,7 @@ export class TopicHub extends DurableObject<Env> {
     // A job the queue would refuse must never sit in the outbox, where it would block every
     // later one: it becomes a dead letter (a summary; the job itself is too large to send).
     if (!fanOut) {
-      // nobody to fan out to: numbered and logged all the same (sockets replay with ?since=)
+      // nobody to fan out to: numbered (and logged for replay, if the topic holds sockets) all the same
     } else if (fitsQueueMessage(job)) outbox.push(job);
     else {
       await this.env.DEAD_LETTERS.send({
@@ -577,8 +585,10 @@ export class TopicHub extends DurableObject<Env> {
     const at = Date.now();
     Object.assign(state, { seq, pending: undefined, flushAt: undefined, outbox });
     this.save(state);
-    kv.put(logKey(seq), { at, frame } satisfies LogEntry);
-    state.log.set(seq, at);
+    if (state.replays) {
+      kv.put(logKey(seq), { at, frame } satisfies LogEntry);
+      state.log.set(seq, at);
+    }
     const { replaySize, replaySeconds } = readConfig(this.env).websocket;
     const oldest = at - replaySeconds * 1000;
     for (const [logged, loggedAt] of state.log) {
@@ -649,6 +659,8 @@ export class TopicHub extends DurableObject<Env> {
       .bind(tenantId, topic, Math.floor(Date.now() / 1000))
       .run();
     await this.ctx.storage.put("remembered", true);
+    // from now on flushes keep the replay log (a socket's client may ask `?since=`)
+    (await this.load()).replays = true;
   }
 }
 

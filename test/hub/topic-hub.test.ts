@@ -12,6 +12,9 @@ const contentChange = (over: Partial<Change> = {}): Change => change({ contentUp
 
 const hub = (name: string) => env.TOPIC_HUB.get(env.TOPIC_HUB.idFromName(name));
 
+/** Marks a hub as one that has held a socket (as a socket's handshake does): it keeps a replay log. */
+const heldSockets = (stub: DurableObjectStub<TopicHub>) => runInDurableObject(stub, (_instance: TopicHub, ctx) => ctx.storage.put("remembered", true));
+
 /** The hub's record as stored (one key: its number, pending message, flush time and outbox). */
 const record = async (ctx: DurableObjectState) =>
   (await ctx.storage.get<{ seq: number; pending?: { change: Change }; flushAt?: number; outbox?: unknown[] }>("hub")) ?? null;
@@ -66,6 +69,7 @@ describe("TopicHub", () => {
   it("queues no fan-out for a topic nobody registered to, until a registration tells it; the message is numbered and logged all the same", async () => {
     const tenant = await createTenant();
     const stub = topicHub(env, tenant.id, "quiet");
+    await heldSockets(stub);
     const queued: unknown[] = [];
     const catchQueue = () =>
       runInDurableObject(stub, (instance: TopicHub) => {
@@ -111,6 +115,7 @@ describe("TopicHub", () => {
 
   it("keeps an accepted change through an eviction, and flushes it", async () => {
     const stub = hub("evicted");
+    await heldSockets(stub);
     await stub.accept("tenant", [contentChange({ contentUpdate: { syncToken: "kept", depth: 1 } })]);
     await evictDurableObject(stub);
     await stub.accept("tenant", [contentChange({ contentUpdate: null, propertyUpdate: { props: null, depth: 0 } })]);
@@ -129,6 +134,7 @@ describe("TopicHub", () => {
 
   it("keeps the newest WS_REPLAY_SIZE messages of its replay log, pruned without listing it", async () => {
     const stub = hub("pruned");
+    await heldSockets(stub);
     for (let i = 0; i < 8; i++) {
       await stub.accept("tenant", [contentChange({})]);
       expect(await runDurableObjectAlarm(stub)).toBe(true);
@@ -157,7 +163,7 @@ describe("TopicHub", () => {
     await client.close();
     expect(await stub.openSocketIds([slot, "handshake"])).toEqual([]);
   });
-  it("writes few rows: an accept one row and the alarm, a flush its record and log entry, the queue's acknowledgement one more (METER)", async () => {
+  it("writes few rows: an accept one row and the alarm, a flush its record (and log entry once it held sockets), the queue's acknowledgement one more (METER)", async () => {
     const stub = hub("rows");
     await stub.registered();
     const lines: { invocation: string; do_rows_written: number; queue_messages_sent: number }[] = [];
@@ -172,8 +178,26 @@ describe("TopicHub", () => {
     }
     // the record (pending message and flush time) and setAlarm
     expect(lines.find((line) => line.invocation === "TopicHub.accept")).toMatchObject({ do_rows_written: 2 });
-    // the record and the log entry, the job queued, the record again (outbox emptied)
-    expect(lines.find((line) => line.invocation === "TopicHub.alarm")).toMatchObject({ do_rows_written: 3, queue_messages_sent: 1 });
+    // the record, the job queued, the record again (outbox emptied); no replay log: no socket ever
+    expect(lines.find((line) => line.invocation === "TopicHub.alarm")).toMatchObject({ do_rows_written: 2, queue_messages_sent: 1 });
+    expect(await runInDurableObject(stub, async (_instance: TopicHub, ctx) => (await ctx.storage.list({ prefix: "log:" })).size)).toBe(0);
+
+    // a hub that has held a socket also logs the message for `?since=`
+    await heldSockets(stub);
+    await evictDurableObject(stub);
+    await stub.registered();
+    lines.length = 0;
+    const again = vi.spyOn(console, "log").mockImplementation((line: unknown) => {
+      if (typeof line === "string" && line.startsWith("meter ")) lines.push(JSON.parse(line.slice(6)));
+    });
+    try {
+      await stub.accept("tenant", [contentChange({})]);
+      expect(await runDurableObjectAlarm(stub)).toBe(true);
+    } finally {
+      again.mockRestore();
+    }
+    expect(lines.find((line) => line.invocation === "TopicHub.alarm")).toMatchObject({ do_rows_written: 3 });
+    expect(await runInDurableObject(stub, async (_instance: TopicHub, ctx) => [...(await ctx.storage.list({ prefix: "log:" })).keys()])).toEqual([`log:${"2".padStart(12, "0")}`]);
   });
 
   it("reads a hub stored in the layout before its record (a key per field), and deletes those keys on its first write", async () => {

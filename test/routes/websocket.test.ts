@@ -1,4 +1,4 @@
-import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
@@ -67,6 +67,9 @@ describe("GET /v1/ws", () => {
 
   it("replays what a reconnecting client missed, or tells it to reset", async () => {
     const tenant = await createTenant();
+    // a topic keeps a replay log once it has held a socket (a client that knows a seq had one)
+    const first = await connect(tenant, "r");
+    await first.next(1);
     for (let i = 1; i <= 7; i++) await notify(tenant, "r", `s${i}`);
     // the log keeps the newest 5 (WS_REPLAY_SIZE in the test config): seq 3..7
     const caughtUp = await connect(tenant, "r", "&since=2");
@@ -82,6 +85,14 @@ describe("GET /v1/ws", () => {
     await current.next(1);
     await notify(tenant, "r", "s8");
     expect((await current.next(2))[1]).toMatchObject({ type: "push", seq: 8 });
+  });
+
+  it("keeps no replay log for a topic that never held a socket: a ?since= there is told to reset", async () => {
+    const tenant = await createTenant();
+    for (let i = 1; i <= 3; i++) await notify(tenant, "web-push-only", `s${i}`);
+    expect(await runInDurableObject(hub(tenant, "web-push-only"), async (_instance, ctx) => (await ctx.storage.list({ prefix: "log:" })).size)).toBe(0);
+    const late = await connect(tenant, "web-push-only", "&since=1");
+    expect(await late.next(2)).toEqual([expect.objectContaining({ type: "hello", seq: 3 }), { type: "reset", seq: 3 }]);
   });
 
   it("keeps sockets and the replay log across hibernation and eviction", async () => {
