@@ -15,12 +15,13 @@
 // arrived for QUIET_MS after the last delivery.
 import { createECDH, randomBytes } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { api, startDirector, type Director, type MeterEntry } from "../test/e2e/director.ts";
 import { PushService, type SubscriberInfo } from "../test/support/push-service.ts";
+import { METER_COUNTS as COUNTS, type MeterCount as Count } from "../src/meter-counts.ts";
+import { pragma, readCopy } from "./sqlite.ts";
 
 const root = path.resolve(import.meta.dirname, "..");
 
@@ -155,21 +156,6 @@ const LIMITS = {
 
 // ---- counting ------------------------------------------------------------------------------
 
-const COUNTS = [
-  "worker_requests",
-  "do_requests",
-  "active_ms",
-  "d1_queries",
-  "rows_read",
-  "rows_written",
-  "do_rows_read",
-  "do_rows_written",
-  "queue_messages_sent",
-  "queue_bytes_sent",
-  "queue_messages_consumed",
-  "queue_bytes_consumed",
-] as const;
-type Count = (typeof COUNTS)[number];
 
 /** One invocation's lines of a phase, summed; queue chunks counted line by line (see `chunks`). */
 export type InvocationTotals = Record<Count | "lines" | "queue_write_chunks" | "queue_read_chunks", number>;
@@ -329,24 +315,14 @@ function workerdCpuMs(director: Director): number | null {
  * the copy opened (which replays the WAL) and measured; the original is never touched.
  */
 function sqliteSize(file: string): SqliteSize {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "push-director-cost-"));
-  try {
-    const copy = path.join(dir, "db.sqlite");
-    copyFileSync(file, copy);
-    if (existsSync(`${file}-wal`)) copyFileSync(`${file}-wal`, `${copy}-wal`);
-    const db = new DatabaseSync(copy);
-    const pragma = (name: string) => Number((db.prepare(`PRAGMA ${name}`).get() as Record<string, number>)[name]);
+  return readCopy(file, (db) => {
     const tables: Record<string, number> = {};
     const rows = db
       .prepare("SELECT m.tbl_name AS tbl, SUM(d.pgsize) AS bytes FROM dbstat d JOIN sqlite_master m ON m.name = d.name GROUP BY m.tbl_name")
       .all() as { tbl: string; bytes: number }[];
     for (const row of rows) tables[row.tbl] = Number(row.bytes);
-    const size = { pageSize: pragma("page_size"), pages: pragma("page_count") - pragma("freelist_count"), tables };
-    db.close();
-    return size;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+    return { pageSize: pragma(db, "page_size"), pages: pragma(db, "page_count") - pragma(db, "freelist_count"), tables };
+  });
 }
 
 /** The databases of one kind of object (`do/<script>-<Class>`) or of D1, without miniflare's metadata. */
@@ -357,26 +333,15 @@ function databases(director: Director, folder: string): string[] {
     .map((name) => path.join(dir, name));
 }
 
-/** Whether a TopicHub's storage holds a flushed message (its `seq` key). */
+/** Whether a TopicHub's storage holds a flushed message: its record (`hub`), or `seq` as hubs kept it before. */
 function flushedHub(file: string): boolean {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "push-director-cost-"));
-  try {
-    const copy = path.join(dir, "db.sqlite");
-    copyFileSync(file, copy);
-    if (existsSync(`${file}-wal`)) copyFileSync(`${file}-wal`, `${copy}-wal`);
-    const db = new DatabaseSync(copy);
-    const found = (() => {
-      try {
-        return db.prepare("SELECT 1 FROM _cf_KV WHERE key = 'seq'").get() !== undefined;
-      } catch {
-        return false; // no kv table: nothing stored
-      }
-    })();
-    db.close();
-    return found;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return readCopy(file, (db) => {
+    try {
+      return db.prepare("SELECT 1 FROM _cf_KV WHERE key IN ('hub', 'seq')").get() !== undefined;
+    } catch {
+      return false; // no kv table: nothing stored
+    }
+  });
 }
 
 const isLogLine = (line: string) => /^\{"level":"(info|warn|error)","event":/.test(line.trim());

@@ -21,14 +21,15 @@
 // are not tried, and the section names the largest N that worked.
 import { execFile, fork, type ChildProcess } from "node:child_process";
 import { randomBytes, webcrypto } from "node:crypto";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { promisify } from "node:util";
 import { api, startDirector, type Director, type MeterEntry } from "../test/e2e/director.ts";
 import { PushService, type SubscriberInfo } from "../test/support/push-service.ts";
+import { METER_COUNTS, type MeterCount } from "../src/meter-counts.ts";
+import { pragma, readCopy } from "./sqlite.ts";
 
 const root = path.resolve(import.meta.dirname, "..");
 const wrangler = path.join(root, "node_modules/wrangler/bin/wrangler.js");
@@ -53,21 +54,8 @@ const STALL_MS = 120_000;
 /** How often the harness looks at the push service's progress and at workerd. */
 const POLL_MS = 250;
 /** The counts of item 9, as src/meter.ts names them. */
-export const COUNTS = [
-  "worker_requests",
-  "do_requests",
-  "active_ms",
-  "d1_queries",
-  "rows_read",
-  "rows_written",
-  "do_rows_read",
-  "do_rows_written",
-  "queue_messages_sent",
-  "queue_bytes_sent",
-  "queue_messages_consumed",
-  "queue_bytes_consumed",
-] as const;
-export type Count = (typeof COUNTS)[number];
+export const COUNTS = METER_COUNTS;
+export type Count = MeterCount;
 /** Within this share of the smallest N's figure (the issue's done-when). */
 const TOLERANCE = 0.25;
 
@@ -200,9 +188,9 @@ async function scaleRun(n: number): Promise<ScaleRun> {
     const setupDone = now();
 
     // 2. the other n - 1 registrations, by SQL
-    const d1BytesBefore = d1DatabaseBytes(stateDir, dir);
+    const d1BytesBefore = d1DatabaseBytes(stateDir);
     await seed(stateDir, dir, vars.SECRETS_KEY, tenant.id, template, subscribers.slice(1));
-    const d1Bytes = d1DatabaseBytes(stateDir, dir);
+    const d1Bytes = d1DatabaseBytes(stateDir);
     const d1Disk = d1DiskBytes(stateDir);
     const seedDone = now();
 
@@ -379,22 +367,11 @@ function d1DiskBytes(stateDir: string): number {
  * a WAL holds each version of a page written, so the files on disk overstate the database. Read
  * from a copy, which SQLite recovers from the WAL, so the state itself is never touched.
  */
-function d1DatabaseBytes(stateDir: string, scratch: string): number {
+function d1DatabaseBytes(stateDir: string): number {
   const objects = path.join(stateDir, "v3", "d1", "miniflare-D1DatabaseObject");
   const databases = readdirSync(objects).filter((name) => name.endsWith(".sqlite") && name !== "metadata.sqlite");
   if (databases.length !== 1) throw new Error(`expected one D1 database in ${objects}, found ${databases.join(", ") || "none"}`);
-  const copy = path.join(scratch, "d1-copy.sqlite");
-  copyFileSync(path.join(objects, databases[0]), copy);
-  if (existsSync(path.join(objects, `${databases[0]}-wal`))) copyFileSync(path.join(objects, `${databases[0]}-wal`), `${copy}-wal`);
-  const db = new DatabaseSync(copy, { readOnly: true });
-  try {
-    const { page_count } = db.prepare("PRAGMA page_count").get() as { page_count: number };
-    const { page_size } = db.prepare("PRAGMA page_size").get() as { page_size: number };
-    return page_count * page_size;
-  } finally {
-    db.close();
-    for (const file of [copy, `${copy}-wal`, `${copy}-shm`]) rmSync(file, { force: true });
-  }
+  return readCopy(path.join(objects, databases[0]), (db) => pragma(db, "page_count") * pragma(db, "page_size"));
 }
 
 // ---- seeding --------------------------------------------------------------------------------

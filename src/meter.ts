@@ -19,37 +19,12 @@
  * Inside an object, calls may interleave at an await: each line holds what was counted since the
  * object's previous line, so the lines add up exactly though a line may hold a neighbour's I/O.
  */
+import { METER_COUNTS, type MeterCount } from "./meter-counts";
 
-export interface Counts {
-  worker_requests: number;
-  do_requests: number;
-  /** Wall time from the invocation's start to its end (I/O waits included). */
-  active_ms: number;
-  d1_queries: number;
-  rows_read: number;
-  rows_written: number;
-  do_rows_read: number;
-  do_rows_written: number;
-  queue_messages_sent: number;
-  queue_bytes_sent: number;
-  queue_messages_consumed: number;
-  queue_bytes_consumed: number;
-}
+/** What one invocation cost, by count; `active_ms` is wall time from its start to its end (I/O waits included). */
+export type Counts = Record<MeterCount, number>;
 
-const ZERO: Counts = {
-  worker_requests: 0,
-  do_requests: 0,
-  active_ms: 0,
-  d1_queries: 0,
-  rows_read: 0,
-  rows_written: 0,
-  do_rows_read: 0,
-  do_rows_written: 0,
-  queue_messages_sent: 0,
-  queue_bytes_sent: 0,
-  queue_messages_consumed: 0,
-  queue_bytes_consumed: 0,
-};
+const ZERO = Object.fromEntries(METER_COUNTS.map((count) => [count, 0])) as Counts;
 
 export const metering = (env: { METER?: string }) => env.METER === "true";
 
@@ -94,7 +69,7 @@ export const meterLine = (invocation: string, counts: Counts) => `meter ${JSON.s
 
 function write(invocation: string, meter: Meter, started: number, base: Partial<Counts>): void {
   const counts = meter.drain();
-  for (const [field, n] of Object.entries(base)) counts[field as keyof Counts] += n;
+  for (const [field, n] of Object.entries(base)) counts[field as keyof Counts] += n ?? 0;
   counts.active_ms = Date.now() - started;
   console.log(meterLine(invocation, counts));
 }
