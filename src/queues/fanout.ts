@@ -9,7 +9,7 @@ import type { FanoutJob } from "../hub/topic-hub";
 import { readConfig } from "../config";
 import { pageTopicRecipients, topicRecipientsStatement, type RecipientRow } from "../store/registrations";
 import type { PushMessage } from "../transports/transport";
-import { serviceAccountOf } from "../transports/fcm";
+import { fcmService } from "../transports/fcm";
 import { topicHeader } from "../transports/web-push";
 import { pushMessageXml } from "../xml/push-message";
 import { bindUnboundWebPush, fcmPlatformOf, pageWebPushSubscriptions } from "../store/subscriptions";
@@ -59,7 +59,7 @@ export interface Deliverable {
   plain: boolean;
 }
 
-export const deliverableFor = (env: Env): Deliverable => ({ fcm: serviceAccountOf(env) !== null, plain: !readConfig(env).requireEncryption });
+export const deliverableFor = (env: Env): Deliverable => ({ fcm: fcmService.configured(env), plain: !readConfig(env).requireEncryption });
 
 /**
  * A subscription as the deliveries queue carries it (secrets still sealed; an FCM token with its

@@ -102,7 +102,8 @@ export async function testPush(env: Env, actor: Actor, id: string, now: number):
   const started = Date.now();
   const opened = await openTarget(keys, target);
   // the key the subscription is bound to, else the current one: as every delivery signs it
-  const outcome = "kind" in opened ? opened : await (await transportsFor(env)(job, transport === "fcm" ? null : row.vapid_public_key)).send(opened, message);
+  const send = async (target: unknown) => (await (await transportsFor(env)(job, transport === "fcm" ? null : row.vapid_public_key)).send([target], message))[0];
+  const outcome = "kind" in opened ? opened : await send(opened);
   const ms = Date.now() - started;
 
   const failingBefore = now - readConfig(env).failingSubscriptionDays * 86_400;
