@@ -16,19 +16,28 @@ import { fcmPlatformOf, openAuth, openToken, recordOutcomes, vapidKeysOfSubscrip
 import { currentVapidKeys, currentVapidPublicKey, vapidKeysByPublicKey } from "../store/vapid-keys";
 import { recordDeliveryStats, type DeliveryStatsRow } from "../store/stats";
 import { serviceOf } from "../transports";
-import type { Outcome, PushMessage, Sender } from "../transports/transport";
+import type { DeliveredTransport, Outcome, PushMessage, Sender } from "../transports/transport";
 import type { WebPushTarget } from "../transports/web-push";
 import type { FcmTarget } from "../transports/fcm";
+import type { HmsTarget } from "../transports/hms";
 import type { DeadLetter, DeliveryJob, DeliveryTarget } from "./jobs";
 import { errorFields, hostOf, log } from "../log";
 
 /** The target as a transport sends to it, its secret opened; a failure is the outcome instead. */
-export async function openTarget(keyring: () => Promise<Keyring>, target: DeliveryTarget, env?: Pick<Env, "LOG_LEVEL">): Promise<WebPushTarget | FcmTarget | Outcome> {
+export async function openTarget(
+  keyring: () => Promise<Keyring>,
+  target: DeliveryTarget,
+  env?: Pick<Env, "LOG_LEVEL">,
+  transport: DeliveredTransport = "web_push",
+): Promise<WebPushTarget | FcmTarget | HmsTarget | Outcome> {
   try {
+    if ("sealedToken" in target && transport === "hms") {
+      return { subscriptionId: target.subscriptionId, token: await openToken(await keyring(), target.tenantId, target.tokenDigest, target.sealedToken, "hms") };
+    }
     if ("sealedToken" in target) {
       const token = await openToken(await keyring(), target.tenantId, target.tokenDigest, target.sealedToken);
       // a job queued before iOS was reached carries no platform: android, as every FCM token then was
-      return { subscriptionId: target.subscriptionId, token, platform: fcmPlatformOf(target.platform) };
+      return { subscriptionId: target.subscriptionId, token, platform: fcmPlatformOf("platform" in target ? target.platform : undefined) };
     }
     if ("plain" in target) return { subscriptionId: target.subscriptionId, endpoint: target.endpoint, p256dh: null, auth: null };
     const auth = await openAuth(await keyring(), target.tenantId, target.endpoint, target.sealedAuth);
@@ -121,7 +130,7 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: Trans
       const results: Sent[] = [];
       const sending: { k: number; opened: unknown }[] = [];
       for (const [k, target] of targets.entries()) {
-        const opened = await openTarget(keys, target, env);
+        const opened = await openTarget(keys, target, env, job.transport);
         if ("kind" in opened) results[k] = { outcome: opened };
         else sending.push({ k, opened });
       }
@@ -206,14 +215,16 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: Trans
  * 10,000-recipient fan-out under `npm start` 2.7× slower (issue 13's closing note); failures still
  * come apart by status. The host alone, as the endpoint's path is the subscription's secret.
  */
-export function attemptLines(env: Pick<Env, "FCM_API_BASE">, sends: { job: DeliveryJob; target: DeliveryTarget; outcome: Outcome; ms: number }[]): DeliveryPoint[] {
+export function attemptLines(env: Pick<Env, "FCM_API_BASE"> & Partial<Pick<Env, "HMS_API_BASE">>, sends: { job: DeliveryJob; target: DeliveryTarget; outcome: Outcome; ms: number }[]): DeliveryPoint[] {
   const lines = new Map<string, DeliveryPoint>();
   for (const { job, target, outcome, ms } of sends) {
-    const fcm = job.transport === "fcm";
+    const transport = job.transport ?? "web_push";
+    // one host per token service; a Web Push target's own push service else
+    const serviceBase = transport === "fcm" ? env.FCM_API_BASE : transport === "hms" ? env.HMS_API_BASE : undefined;
     const line: DeliveryPoint = {
       tenant: target.tenantId || null,
-      transport: fcm ? "fcm" : "web_push",
-      host: fcm ? hostOf(env.FCM_API_BASE) : "endpoint" in target ? hostOf(target.endpoint) : null,
+      transport,
+      host: serviceBase !== undefined ? hostOf(serviceBase) : "endpoint" in target ? hostOf(target.endpoint) : null,
       outcome: outcome.kind,
       status: outcome.status,
       count: 1,

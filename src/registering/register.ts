@@ -144,6 +144,7 @@ async function identifiersOf(services: PushServicesToForget): Promise<{ transpor
     out.push({ transport: "web_push", identifier });
   }
   if (services.fcm !== undefined) out.push({ transport: "fcm", identifier: await fcmIdentifier(services.fcm.registration_token) });
+  if (services.hms !== undefined) out.push({ transport: "hms", identifier: await fcmIdentifier(services.hms.token) });
   if (services.websocket !== undefined) out.push({ transport: "websocket", identifier: services.websocket.connection_id });
   return out;
 }

@@ -3,19 +3,27 @@
  * preference, and the choice: of those a body names, the first usable one is registered, only it.
  */
 import { z } from "zod";
-import { readConfig } from "../config";
+import { DEFAULT_PUSH_SERVICE_PREFERENCE, readConfig } from "../config";
 import type { PushServiceName } from "../store/subscriptions";
 import { PUSH_SERVICE_TABLE, type PushServiceEntrySchemas } from "../transports";
 import { fcmService } from "../transports/fcm";
+import { hmsService } from "../transports/hms";
 import type { PushService, ServiceEntry } from "../transports/transport";
 
 export type { ServiceEntry };
 
 /**
- * Every push service, in the default order of preference (DEFAULT_PUSH_SERVICE_PREFERENCE): the
- * table's, then WebSocket, whose frames the TopicHub sends itself.
+ * Every push service, in the default order of preference: DEFAULT_PUSH_SERVICE_PREFERENCE's, then
+ * the table's services it does not name (a service added since ranks last until the operator's
+ * PUSH_SERVICE_PREFERENCE says otherwise). WebSocket's frames the TopicHub sends itself.
  */
-export const PUSH_SERVICES: readonly PushServiceName[] = [...PUSH_SERVICE_TABLE.flatMap((service) => Object.keys(service.push_services) as PushServiceName[]), "websocket"];
+export const PUSH_SERVICES: readonly PushServiceName[] = [
+  ...new Set([
+    ...(DEFAULT_PUSH_SERVICE_PREFERENCE.split(",") as PushServiceName[]),
+    ...PUSH_SERVICE_TABLE.flatMap((service) => Object.keys(service.push_services) as PushServiceName[]),
+    "websocket" as const,
+  ]),
+];
 
 /** The table's service for a `push_services` name; undefined for websocket. */
 const serviceNamed = (name: PushServiceName): PushService<never> | undefined =>
@@ -57,6 +65,7 @@ export const pushServicesToForgetSchema = z
     web_push: z.object({ endpoint: z.string().min(1) }).optional(),
     unified_push: z.object({ endpoint: z.string().min(1) }).optional(),
     fcm: fcmService.push_services.fcm!.optional(),
+    hms: hmsService.push_services.hms.optional(),
     websocket: websocketSchema.optional(),
   })
   .refine(namesOne, NAME_ONE);

@@ -90,19 +90,23 @@ export async function testPush(env: Env, actor: Actor, id: string, now: number):
   const target = targetFor({ ...subscription, subscription_id: subscription.id }, row.tenant_id, deliverableFor(env));
   if (target === null) {
     throw new NotTestable(
-      row.transport === "fcm" ? "FCM is not configured here (FCM_SERVICE_ACCOUNT)" : "keyless push resources are not sent to while REQUIRE_ENCRYPTION is on",
+      row.transport === "fcm"
+        ? "FCM is not configured here (FCM_SERVICE_ACCOUNT)"
+        : row.transport === "hms"
+          ? "HMS is not configured here (HMS_APP_ID, HMS_CLIENT_SECRET)"
+          : "keyless push resources are not sent to while REQUIRE_ENCRYPTION is on",
     );
   }
   const wait = await claimTestPush(env.DB, row.id, now, TEST_PUSH_INTERVAL_SECONDS);
   if (wait !== null) throw new TestPushRateLimited(wait);
 
-  const transport = row.transport === "fcm" ? "fcm" : "web_push";
+  const transport = row.transport;
   const message = testMessage(row.topic);
   const job: DeliveryJob = { tenantId: row.tenant_id, message, transport, targets: [target], attempt: 1, deadline: now + TEST_PUSH_TTL };
   const started = Date.now();
-  const opened = await openTarget(keys, target);
+  const opened = await openTarget(keys, target, undefined, transport);
   // the key the subscription is bound to, else the current one: as every delivery signs it
-  const send = async (target: unknown) => (await (await transportsFor(env)(job, transport === "fcm" ? null : row.vapid_public_key)).send([target], message))[0];
+  const send = async (target: unknown) => (await (await transportsFor(env)(job, transport === "web_push" ? row.vapid_public_key : null)).send([target], message))[0];
   const outcome = "kind" in opened ? opened : await send(opened);
   const ms = Date.now() - started;
 

@@ -10,6 +10,8 @@ function identifierJson(row: RegistrationRow) {
   switch (row.transport) {
     case "web_push":
       return { push_resource: row.identifier };
+    case "hms":
+      return { token: row.identifier };
     case "fcm":
       // which delivery options its messages carry: Android's, or APNs's through FCM for an iOS app
       return { registration_token: row.identifier, platform: fcmPlatformOf(row.platform) };

@@ -4,10 +4,11 @@
  * `PushService` (./transport.ts), and one line here.
  */
 import { fcmService } from "./fcm";
+import { hmsService } from "./hms";
 import type { DeliveredTransport, PushService } from "./transport";
 import { webPushService } from "./web-push";
 
-export const PUSH_SERVICE_TABLE = [webPushService, fcmService] as const satisfies readonly PushService<never>[];
+export const PUSH_SERVICE_TABLE = [webPushService, fcmService, hmsService] as const satisfies readonly PushService<never>[];
 
 type Intersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
 /** Every `push_services` entry schema of the table, by name (the registering schema is built from it). */

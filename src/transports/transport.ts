@@ -85,6 +85,7 @@ export type ServiceEntry =
       contentEncoding: string | null;
     }
   | { service: "fcm"; registrationToken: string; platform: FcmPlatform }
+  | { service: "hms"; token: string }
   | { service: "websocket"; connectionId: string };
 
 /** The transports a delivery job is sent through (a WebSocket's frames leave from its TopicHub). */
@@ -123,7 +124,10 @@ export interface PushService<Target = unknown> {
    * `target` (Web Push, and FCM whose batch endpoint is gone) or a whole delivery `chunk`.
    */
   request: "target" | "chunk";
-  /** The pacing key of a request (src/delivery/pacing.ts): its push resource's origin, or the service's name. */
+  /**
+   * The pacing key of a request (src/delivery/pacing.ts), from its first target as queued (secrets
+   * still sealed, so only what both forms share): its push resource's origin, or the service's name.
+   */
   paceKey(target: Target): string;
   /** Whether it signs with VAPID keys (RFC 8292), each subscription with the key bound to it. */
   vapid: boolean;
