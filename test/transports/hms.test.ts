@@ -2,9 +2,11 @@
 // request and every message field: registering a token (and refusing bad ones), one request per
 // chunk, the answers by code (illegal tokens gone, and only those), token refresh, retries, and
 // what a hostile answer must not do.
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { app } from "../../src/app";
+import worker from "../../src/index";
 import { deliver, transportsFor } from "../../src/queues/deliveries";
 import { deliverableFor, targetFor } from "../../src/queues/fanout";
 import type { DeliveryJob, DeliveryTarget } from "../../src/queues/jobs";
@@ -159,6 +161,23 @@ describe("HMS deliveries", () => {
     const rows = await existingSubscriptions(env.DB, goodIds);
     expect(rows).toHaveLength(2);
     for (const id of goodIds) expect((await env.DB.prepare("SELECT last_success_at FROM subscriptions WHERE id = ?").bind(id).first<{ last_success_at: number }>())!.last_success_at).not.toBeNull();
+  });
+
+  it("are acked by the deliveries consumer once their follow-ups are written, a retry queued included", async () => {
+    const tenant = await createTenant();
+    const fine = await registerToken(tenant, "cal", await hmsService.token());
+    const busy = await registerToken(tenant, "book", await hmsService.token("busy-once"));
+    const batch = createMessageBatch<DeliveryJob>("push-deliveries", [
+      { id: "fine", timestamp: new Date(), attempts: 1, body: await jobOf(tenant, [fine]) },
+      { id: "busy", timestamp: new Date(), attempts: 1, body: await jobOf(tenant, [busy]) },
+    ]);
+    const ctx = createExecutionContext();
+    await worker.queue!(batch as MessageBatch, hmsEnv());
+    const result = await getQueueResult(batch, ctx);
+    expect(result.explicitAcks.sort()).toEqual(["busy", "fine"]);
+    expect(result.retryMessages).toEqual([]);
+    expect(await env.DB.prepare("SELECT consecutive_failures FROM subscriptions WHERE id = ?").bind(busy).first()).toMatchObject({ consecutive_failures: 1 });
+    expect((await env.DB.prepare("SELECT next_attempt_at FROM subscriptions WHERE id = ?").bind(busy).first<{ next_attempt_at: number | null }>())!.next_attempt_at).not.toBeNull();
   });
 
   it("deletes every subscription of the chunk when all are illegal (80300007)", async () => {
