@@ -218,13 +218,12 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: Trans
 export function attemptLines(env: Pick<Env, "FCM_API_BASE"> & Partial<Pick<Env, "HMS_API_BASE">>, sends: { job: DeliveryJob; target: DeliveryTarget; outcome: Outcome; ms: number }[]): DeliveryPoint[] {
   const lines = new Map<string, DeliveryPoint>();
   for (const { job, target, outcome, ms } of sends) {
-    const transport = job.transport ?? "web_push";
-    // one host per token service; a Web Push target's own push service else
-    const serviceBase = transport === "fcm" ? env.FCM_API_BASE : transport === "hms" ? env.HMS_API_BASE : undefined;
+    const service = serviceOf(job.transport);
     const line: DeliveryPoint = {
       tenant: target.tenantId || null,
-      transport,
-      host: serviceBase !== undefined ? hostOf(serviceBase) : "endpoint" in target ? hostOf(target.endpoint) : null,
+      transport: service.transport,
+      // the service's one host, else (Web Push) the target's own push service
+      host: service.host(env) ?? ("endpoint" in target ? hostOf(target.endpoint) : null),
       outcome: outcome.kind,
       status: outcome.status,
       count: 1,

@@ -13,6 +13,7 @@ import { recordDeliveryStats } from "../store/stats";
 import { existingSubscriptions, recordOutcomes, type DeliveryOutcomes } from "../store/subscriptions";
 import { claimTestPush } from "../store/test-pushes";
 import type { Outcome, PushMessage } from "../transports/transport";
+import { serviceOf } from "../transports";
 import { pushMessageXml } from "../xml/push-message";
 
 /** One test push per registration per this many seconds, whoever asks. */
@@ -90,11 +91,7 @@ export async function testPush(env: Env, actor: Actor, id: string, now: number):
   const target = targetFor({ ...subscription, subscription_id: subscription.id }, row.tenant_id, deliverableFor(env));
   if (target === null) {
     throw new NotTestable(
-      row.transport === "fcm"
-        ? "FCM is not configured here (FCM_SERVICE_ACCOUNT)"
-        : row.transport === "hms"
-          ? "HMS is not configured here (HMS_APP_ID, HMS_CLIENT_SECRET)"
-          : "keyless push resources are not sent to while REQUIRE_ENCRYPTION is on",
+serviceOf(row.transport).notConfigured,
     );
   }
   const wait = await claimTestPush(env.DB, row.id, now, TEST_PUSH_INTERVAL_SECONDS);

@@ -5,11 +5,11 @@
  * block, iOS apps.
  */
 import { z } from "zod";
-import { log } from "../log";
+import { hostOf, log } from "../log";
 import { importPKCS8, SignJWT } from "jose";
 import { nowSeconds } from "../expiry";
 import type { Urgency } from "../hub/change";
-import { FCM_PLATFORMS, type FcmPlatform } from "../store/subscriptions";
+import { FCM_PLATFORMS, fcmPlatformOf, type FcmPlatform } from "../store/subscriptions";
 import { outcomeOfStatus, retryAfterSeconds, unansweredOutcome, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
 
 export interface FcmTarget {
@@ -213,8 +213,9 @@ const fcmSchema = z.object({
   platform: z.enum(FCM_PLATFORMS, { error: `must be ${FCM_PLATFORMS.map((p) => JSON.stringify(p)).join(" or ")}` }).optional(),
 });
 
+const NOT_CONFIGURED_REASON = "FCM is not configured (FCM_SERVICE_ACCOUNT)";
 const NOT_CONFIGURED: Sender<FcmTarget> = {
-  send: async (targets) => targets.map(() => ({ kind: "failed", status: null, reason: "FCM is not configured (FCM_SERVICE_ACCOUNT)", director: true })),
+  send: async (targets) => targets.map(() => ({ kind: "failed", status: null, reason: NOT_CONFIGURED_REASON, director: true })),
 };
 
 /** FCM HTTP v1, for Android apps and (through the `apns` block) iOS apps, when FCM_SERVICE_ACCOUNT is set. */
@@ -235,6 +236,10 @@ export const fcmService = {
   // one host, Google's: its share is the service's own
   paceKey: () => "fcm",
   vapid: false,
+  notConfigured: "FCM is not configured here (FCM_SERVICE_ACCOUNT)",
+  host: (env) => hostOf(env.FCM_API_BASE),
+  // which delivery options its messages carry: Android's, or APNs's through FCM for an iOS app
+  view: ({ identifier, platform }) => ({ registration_token: identifier, platform: fcmPlatformOf(platform) }),
   sender(env, options) {
     const account = serviceAccountOf(env);
     return account === null ? NOT_CONFIGURED : fcmTransport(env, account, options?.fetcher);

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import type { Urgency } from "../hub/change";
+import { hostOf } from "../log";
 import { retryAfterSeconds, unansweredOutcome, withBody, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
 
 export interface HmsTarget {
@@ -217,6 +218,9 @@ export const hmsService = {
   request: "chunk",
   paceKey: () => "hms",
   vapid: false,
+  notConfigured: "HMS is not configured here (HMS_APP_ID, HMS_CLIENT_SECRET)",
+  host: (env) => hostOf(env.HMS_API_BASE),
+  view: ({ identifier }) => ({ token: identifier }),
   sender(env, options) {
     const credentials = hmsCredentialsOf(env);
     return credentials === null ? NOT_CONFIGURED : hmsTransport(env, credentials, options?.fetcher);

@@ -131,6 +131,15 @@ export interface PushService<Target = unknown> {
   paceKey(target: Target): string;
   /** Whether it signs with VAPID keys (RFC 8292), each subscription with the key bound to it. */
   vapid: boolean;
+  /**
+   * Why a subscription of it is not sent to from here, for the test push: not `configured` (naming
+   * the settings it needs), or for Web Push a keyless one while REQUIRE_ENCRYPTION is on.
+   */
+  notConfigured: string;
+  /** The host its requests go to, for the delivery log lines; null: each target's own (Web Push). */
+  host(env: Partial<Env>): string | null;
+  /** A registration's subscription as the JSON API shows it: the identifier (opened) under this service's name. */
+  view(subscription: { identifier: string; platform: string | null }): Record<string, string>;
   sender(env: Env, options?: SenderOptions): Sender<Target>;
 }
 

@@ -163,5 +163,9 @@ export const webPushService = {
   // RFC 8030 push services are many: one slow origin must hold only its own share (issue 11)
   paceKey: (target) => originOf(target.endpoint, "web_push"),
   vapid: true,
+  notConfigured: "keyless push resources are not sent to while REQUIRE_ENCRYPTION is on",
+  // many push services: the line names the target's own
+  host: () => null,
+  view: ({ identifier }) => ({ push_resource: identifier }),
   sender: (env, options) => webPushTransport(env, options?.vapid ?? null, options?.fetcher),
 } satisfies PushService<WebPushTarget>;
