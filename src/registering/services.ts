@@ -5,9 +5,7 @@
 import { z } from "zod";
 import { DEFAULT_PUSH_SERVICE_PREFERENCE, readConfig } from "../config";
 import type { PushServiceName } from "../store/subscriptions";
-import { PUSH_SERVICE_TABLE, type PushServiceEntrySchemas } from "../transports";
-import { fcmService } from "../transports/fcm";
-import { hmsService } from "../transports/hms";
+import { PUSH_SERVICE_TABLE, type PushServiceEntrySchemas, type PushServiceForgetSchemas } from "../transports";
 import type { PushService, ServiceEntry } from "../transports/transport";
 
 export type { ServiceEntry };
@@ -32,6 +30,12 @@ const serviceNamed = (name: PushServiceName): PushService<never> | undefined =>
 /** Each `push_services` entry schema of the table, by name, optional. */
 function optionalEntries(): { [K in keyof PushServiceEntrySchemas]: z.ZodOptional<PushServiceEntrySchemas[K]> } {
   const schemas = PUSH_SERVICE_TABLE.flatMap((service) => Object.entries(service.push_services) as [string, z.ZodType][]);
+  return Object.fromEntries(schemas.map(([name, schema]) => [name, schema.optional()])) as never;
+}
+
+/** Each unsubscribe entry schema of the table, by name, optional. */
+function optionalForgetEntries(): { [K in keyof PushServiceForgetSchemas]: z.ZodOptional<PushServiceForgetSchemas[K]> } {
+  const schemas = PUSH_SERVICE_TABLE.flatMap((service) => Object.entries(service.forget) as [string, z.ZodType][]);
   return Object.fromEntries(schemas.map(([name, schema]) => [name, schema.optional()])) as never;
 }
 
@@ -62,10 +66,7 @@ export const pushServicesSchema = z
 /** `push_services` of an unsubscribe: a subscription by its identifier alone (keys and an FCM platform are ignored). */
 export const pushServicesToForgetSchema = z
   .object({
-    web_push: z.object({ endpoint: z.string().min(1) }).optional(),
-    unified_push: z.object({ endpoint: z.string().min(1) }).optional(),
-    fcm: fcmService.push_services.fcm!.optional(),
-    hms: hmsService.push_services.hms.optional(),
+    ...optionalForgetEntries(),
     websocket: websocketSchema.optional(),
   })
   .refine(namesOne, NAME_ONE);

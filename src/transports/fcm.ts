@@ -9,7 +9,7 @@ import { hostOf, log } from "../log";
 import { importPKCS8, SignJWT } from "jose";
 import { nowSeconds } from "../expiry";
 import type { Urgency } from "../hub/change";
-import { FCM_PLATFORMS, fcmPlatformOf, type FcmPlatform } from "../store/subscriptions";
+import { FCM_PLATFORMS, fcmIdentifier, fcmPlatformOf, type FcmPlatform } from "../store/subscriptions";
 import { outcomeOfStatus, retryAfterSeconds, unansweredOutcome, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
 
 export interface FcmTarget {
@@ -222,6 +222,9 @@ const NOT_CONFIGURED: Sender<FcmTarget> = {
 export const fcmService = {
   transport: "fcm",
   push_services: { fcm: fcmSchema },
+  // by the token alone: a platform named is ignored
+  forget: { fcm: fcmSchema },
+  identifierToForget: async (_name, entry) => fcmIdentifier((entry as z.infer<typeof fcmSchema>).registration_token),
   configured: (env) => serviceAccountOf(env) !== null,
   parse(_name, entry) {
     const { registration_token, platform } = entry as z.infer<typeof fcmSchema>;

@@ -7,6 +7,7 @@
 import { z } from "zod";
 import type { Urgency } from "../hub/change";
 import { hostOf } from "../log";
+import { fcmIdentifier } from "../store/subscriptions";
 import { retryAfterSeconds, unansweredOutcome, withBody, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
 
 export interface HmsTarget {
@@ -206,6 +207,9 @@ const NOT_CONFIGURED: Sender<HmsTarget> = {
 export const hmsService = {
   transport: "hms",
   push_services: { hms: hmsSchema },
+  forget: { hms: hmsSchema },
+  // found by its digest, as stored (src/store/subscriptions.ts)
+  identifierToForget: async (_name, entry) => fcmIdentifier((entry as z.infer<typeof hmsSchema>).token),
   configured: (env) => hmsCredentialsOf(env) !== null,
   parse(_name, entry) {
     return { service: "hms", token: (entry as z.infer<typeof hmsSchema>).token };

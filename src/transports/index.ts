@@ -13,6 +13,8 @@ export const PUSH_SERVICE_TABLE = [webPushService, fcmService, hmsService] as co
 type Intersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
 /** Every `push_services` entry schema of the table, by name (the registering schema is built from it). */
 export type PushServiceEntrySchemas = Intersection<(typeof PUSH_SERVICE_TABLE)[number]["push_services"]>;
+/** Every unsubscribe entry schema of the table, by name. */
+export type PushServiceForgetSchemas = Intersection<(typeof PUSH_SERVICE_TABLE)[number]["forget"]>;
 
 /** The service a delivery job goes out by (a job without `transport` is Web Push's, as every job once was). */
 export function serviceOf(transport: DeliveredTransport | undefined): PushService<unknown> {

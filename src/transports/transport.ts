@@ -113,6 +113,13 @@ export interface PushService<Target = unknown> {
   transport: DeliveredTransport;
   /** The early draft's `push_services` keys it registers, each with its entry's schema (a 400 names the field). */
   push_services: Partial<Record<PushServiceName, z.ZodType>>;
+  /**
+   * The early draft's unsubscribe: each `push_services` key's entry schema when it names a
+   * subscription to forget (its identifier alone; keys and the like are ignored), and the
+   * identifier the store finds it by.
+   */
+  forget: Partial<Record<PushServiceName, z.ZodType>>;
+  identifierToForget(name: PushServiceName, entry: unknown): Promise<string>;
   /** Whether the operator set it up; a service that is not is never offered, registered or sent to. */
   configured(env: Env): boolean;
   /** A schema-checked `push_services[name]` entry as the service it names. */

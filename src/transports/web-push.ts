@@ -136,6 +136,8 @@ const webPushSchema = z.object({
   keys: keysSchema,
   content_encoding: z.string().max(64).optional(),
 });
+/** A push resource to forget: its endpoint alone. */
+const forgetSchema = z.object({ endpoint: z.string().min(1) });
 type WebPushEntry = { endpoint: string; keys?: { p256dh: string; auth: string }; content_encoding?: string };
 
 /**
@@ -146,6 +148,17 @@ type WebPushEntry = { endpoint: string; keys?: { p256dh: string; auth: string };
 export const webPushService = {
   transport: "web_push",
   push_services: { web_push: webPushSchema, unified_push: webPushSchema.extend({ keys: keysSchema.optional() }) },
+  forget: { web_push: forgetSchema, unified_push: forgetSchema },
+  async identifierToForget(_name, entry) {
+    const { endpoint } = entry as z.infer<typeof forgetSchema>;
+    // stored as checkPushResource left it: the URL's serialisation
+    try {
+      return new URL(endpoint).href;
+    } catch {
+      // not a URL: matches nothing stored, as it is
+      return endpoint;
+    }
+  },
   configured: () => true,
   parse(name, entry) {
     const { endpoint, keys, content_encoding } = entry as WebPushEntry;

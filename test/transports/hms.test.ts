@@ -81,6 +81,25 @@ describe("push_services.hms", () => {
     expect(JSON.stringify(row)).not.toContain("illegal_tokens");
   });
 
+  it("is forgotten by the early draft's unsubscribe, found by the token alone", async () => {
+    const tenant = await createTenant();
+    const token = await hmsService.token();
+    const id = await registerToken(tenant, "cal", token);
+    const unsubscribe = (hms: unknown) =>
+      app.fetch(
+        new Request(`${ORIGIN}/v1/unsubscribe`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${tenant.notify_token}`, "Content-Type": "application/json" },
+          body: JSON.stringify({ topic: "cal", push_services: { hms } }),
+        }),
+        hmsEnv(),
+      );
+    expect((await unsubscribe({ token: `${token}-other` })).status).toBe(404);
+    expect(await count("registrations", [id])).toBe(1);
+    expect((await unsubscribe({ token })).status).toBe(204);
+    expect(await count("registrations", [id])).toBe(0);
+  });
+
   it("is listed by discovery with its app ID only when configured", async () => {
     const discover = async (over: Env) => ((await (await app.fetch(new Request(`${ORIGIN}/.well-known/webdav-push`), over)).json()) as { transports: Record<string, unknown>; push_service_preference: string[] });
     const on = await discover(hmsEnv());
