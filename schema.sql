@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS d1_migrations(
 INSERT OR IGNORE INTO d1_migrations (name)
   SELECT value FROM json_each('["0001_initial.sql", "0002_secrets_at_rest.sql", "0003_push_services.sql", "0004_connections.sql",
     "0005_delivery_state.sql", "0006_test_pushes.sql", "0007_quotas.sql", "0008_tenants_by_created.sql", "0009_gateways.sql",
-    "0010_watched_collections.sql", "0011_gateway_polls.sql", "0012_fcm_platform.sql"]')
+    "0010_watched_collections.sql", "0011_gateway_polls.sql", "0012_fcm_platform.sql", "0013_hms.sql"]')
   WHERE NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tenants');
 
 -- Times are Unix seconds. Depths are 0, 1 or 2 (= "infinity"), so "the requested depth covers
@@ -37,9 +37,9 @@ CREATE TABLE IF NOT EXISTS tenants (
 CREATE TABLE IF NOT EXISTS subscriptions (
   id                   INTEGER PRIMARY KEY,
   tenant_id            TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
-  transport            TEXT NOT NULL CHECK (transport IN ('web_push', 'fcm', 'websocket')),  -- how it is delivered
-  service              TEXT NOT NULL CHECK (service IN ('web_push', 'unified_push', 'fcm', 'websocket')),  -- the name the client chose, shown as "transport"
-  identifier           TEXT NOT NULL,             -- web_push: the push resource URL; fcm: SHA-256 (hex) of the token; websocket: the connection id
+  transport            TEXT NOT NULL CHECK (transport IN ('web_push', 'fcm', 'hms', 'websocket')),  -- how it is delivered
+  service              TEXT NOT NULL CHECK (service IN ('web_push', 'unified_push', 'fcm', 'hms', 'websocket')),  -- the name the client chose, shown as "transport"
+  identifier           TEXT NOT NULL,             -- web_push: the push resource URL; fcm, hms: SHA-256 (hex) of the token; websocket: the connection id
   p256dh               TEXT,                      -- web_push: user agent public key (RFC 8291 §3.1); NULL: keyless UnifiedPush, sent plain
   auth                 TEXT,                      -- web_push: authentication secret (RFC 8291 §3.2), sealed; NULL with p256dh
   content_encoding     TEXT,                      -- web_push: 'aes128gcm'
@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (
   last_failure_at      INTEGER,
   last_failure_reason  TEXT,
   consecutive_failures INTEGER NOT NULL DEFAULT 0,
-  sealed_token         TEXT,                      -- fcm: the registration token, sealed
+  sealed_token         TEXT,                      -- fcm, hms: the token, sealed
   vapid_public_key     TEXT,                      -- web_push: the key that signs it, for good
   last_failure_status  INTEGER,                   -- HTTP status of the last failure; NULL: no answer
   failing_since        INTEGER,                   -- first failure since the last success; NULL: not failing

@@ -44,6 +44,13 @@ export default defineConfig({
                   FCM_API_BASE: inject("fcmServiceUrl"),
                   GOOGLE_OAUTH_TOKEN_URL: inject("fcmTokenUrl"),
                   TEST_FCM_SERVICE: inject("fcmServiceUrl"),
+                  // HMS's stand-in (test/support/hms-service.ts); HMS_APP_ID stays empty, so HMS is off
+                  // unless a test configures it with TEST_HMS_APP_ID and TEST_HMS_CLIENT_SECRET
+                  HMS_API_BASE: inject("hmsServiceUrl"),
+                  HMS_TOKEN_URL: inject("hmsTokenUrl"),
+                  TEST_HMS_SERVICE: inject("hmsServiceUrl"),
+                  TEST_HMS_APP_ID: inject("hmsAppId"),
+                  TEST_HMS_CLIENT_SECRET: inject("hmsClientSecret"),
                   // a WebDAV origin for the push gateway, under /base/ (test/support/dav-origin.ts)
                   TEST_DAV_ORIGIN: inject("davOriginUrl"),
                   // and a real one: Debian's Radicale, which .ci/run installs when it is missing

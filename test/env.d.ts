@@ -15,6 +15,10 @@ declare global {
       TEST_PUSH_SERVICE: string;
       /** Base URL of the OAuth + FCM stand-in (test/support/fcm-service.ts). */
       TEST_FCM_SERVICE: string;
+      /** Base URL of the OAuth + Push Kit stand-in (test/support/hms-service.ts), and the app it knows. */
+      TEST_HMS_SERVICE: string;
+      TEST_HMS_APP_ID: string;
+      TEST_HMS_CLIENT_SECRET: string;
       /** Base URL of the WebDAV origin stand-in (test/support/dav-origin.ts), which serves /base/. */
       TEST_DAV_ORIGIN: string;
       /** Base URL of a real Radicale (test/support/radicale.ts): users alice and bob, each owning /<user>/. */

@@ -115,6 +115,29 @@ export const fcmService = {
   revoke: () => fetch(`${env.TEST_FCM_SERVICE}/_revoke`, { method: "POST" }),
 };
 
+/** The env with HMS configured against its stand-in (test/support/hms-service.ts). */
+export const hmsEnv = (): Env => ({ ...env, HMS_APP_ID: env.TEST_HMS_APP_ID, HMS_CLIENT_SECRET: env.TEST_HMS_CLIENT_SECRET });
+
+/** The OAuth + Push Kit stand-in of this run (test/support/hms-service.ts), over its control API. */
+export const hmsService = {
+  /** A token it answers as `behaviour` says (accept, illegal, busy-once, unavailable-once). */
+  async token(behaviour = "accept"): Promise<string> {
+    return ((await (await fetch(`${env.TEST_HMS_SERVICE}/_tokens`, { method: "POST", body: JSON.stringify({ behaviour }) })).json()) as { token: string }).token;
+  },
+  async state(): Promise<{
+    received: Record<string, { data: Record<string, string>; urgency: string; ttl: string }[]>;
+    attempts: Record<string, number>;
+    requests: string[][];
+    errors: string[];
+    tokensIssued: number;
+  }> {
+    return (await fetch(`${env.TEST_HMS_SERVICE}/_state`)).json();
+  },
+  revoke: () => fetch(`${env.TEST_HMS_SERVICE}/_revoke`, { method: "POST" }),
+  /** The next send is answered so, whatever it holds. */
+  answerNext: (status: number, body: string) => fetch(`${env.TEST_HMS_SERVICE}/_answer`, { method: "POST", body: JSON.stringify({ status, body }) }),
+};
+
 export interface ReceivedMessage {
   xml: string;
   ttl: number;

@@ -391,6 +391,55 @@ describe("migrations/", () => {
     expect(targetFor(fcm, tenant, { fcm: true, plain: true })).toMatchObject({ subscriptionId: 21, platform: "android" });
   });
 
+  it("0013 rebuilds a filled 0012 database's subscriptions without cascading: every registration stays, attached, and hms fits", async () => {
+    const db = env.UPGRADE_DB;
+    const upTo = (name: string) => env.TEST_MIGRATIONS.slice(0, env.TEST_MIGRATIONS.findIndex((m) => m.name === name));
+    await db.batch(DROP_ALL.map((t) => db.prepare(`DROP TABLE IF EXISTS ${t}`)));
+    const before0013 = upTo("0013_hms.sql");
+    expect(before0013.at(-1)?.name).toBe("0012_fcm_platform.sql");
+    await applyD1Migrations(db, before0013);
+    const tenant = "eeeeeeeeeeeeeeeeeeeeeeee";
+    await db.batch([
+      db.prepare("INSERT INTO tenants (id, name, notify_token_hash, grant_secret, created_at, updated_at) VALUES (?, 'x', 'h', 'v1.k.iv.s', 1, 1)").bind(tenant),
+      db.prepare("INSERT INTO subscriptions (id, tenant_id, transport, service, identifier, sealed_token, platform, created_at, updated_at, consecutive_failures, failing_since, last_failure_status, last_failure_reason) VALUES (31, ?, 'fcm', 'fcm', 'digest-of-token', 'v1.k.iv.token', 'ios', 1, 2, 2, 5, 503, 'FCM answered 503')").bind(tenant),
+      db.prepare("INSERT INTO subscriptions (id, tenant_id, transport, service, identifier, p256dh, auth, content_encoding, vapid_public_key, next_attempt_at, created_at, updated_at) VALUES (32, ?, 'web_push', 'unified_push', 'https://push.example.net/32', 'BKey', 'v1.k.iv.auth', 'aes128gcm', 'BVapid', 77, 1, 1)").bind(tenant),
+      db.prepare("INSERT INTO subscriptions (id, tenant_id, transport, service, identifier, created_at, updated_at) VALUES (33, ?, 'websocket', 'websocket', 'conn-33', 1, 1)").bind(tenant),
+      ...[
+        ["rf", 31, "cal"],
+        ["rg", 31, "book"],
+        ["rw", 32, "cal"],
+        ["rs", 33, "cal"],
+      ].map(([id, subscription, topic]) =>
+        db
+          .prepare("INSERT INTO registrations (id, tenant_id, topic, subscription_id, owner, content_update_depth, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'alice', 1, 9999999999, 1, 1)")
+          .bind(`${id}${"a".repeat(20)}`, tenant, topic, subscription),
+      ),
+    ]);
+    const before = await census(db);
+    expect(before).toMatchObject({ subscriptions: 3, registrations: 4, attached: 4 });
+    const counts = async () => (await db.prepare("SELECT * FROM registration_counts ORDER BY tenant_id, owner").all()).results;
+    const countsBefore = await counts();
+    const rows = async () => ({
+      subscriptions: (await db.prepare("SELECT * FROM subscriptions ORDER BY id").all()).results,
+      registrations: (await db.prepare("SELECT * FROM registrations ORDER BY id").all()).results,
+    });
+    const kept = await rows();
+
+    await applyD1Migrations(db, env.TEST_MIGRATIONS);
+    await applyD1Migrations(db, env.TEST_MIGRATIONS); // twice: nothing more happens
+    // every row as it was, ids and every column included; the quota counts untouched
+    expect(await census(db)).toEqual(before);
+    expect(await rows()).toEqual(kept);
+    expect(await counts()).toEqual(countsBefore);
+    expect(await shape(db)).toEqual(await shape(env.DB));
+    expect((await db.prepare("SELECT * FROM pragma_foreign_key_check").all()).results).toEqual([]);
+
+    // hms fits now, and deleting a subscription still takes its registrations (the cascade holds)
+    await db.prepare("INSERT INTO subscriptions (id, tenant_id, transport, service, identifier, sealed_token, created_at, updated_at) VALUES (34, ?, 'hms', 'hms', 'digest-of-hms-token', 'v1.k.iv.hms', 1, 1)").bind(tenant).run();
+    await db.prepare("DELETE FROM subscriptions WHERE id = 31").run();
+    expect(await census(db)).toMatchObject({ subscriptions: 3, registrations: 2, attached: 2 });
+  });
+
   it("adopt a database built from schema.sql: applied over it, they change nothing", async () => {
     const db = env.UPGRADE_DB;
     await db.batch(DROP_ALL.map((t) => db.prepare(`DROP TABLE IF EXISTS ${t}`)));

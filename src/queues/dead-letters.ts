@@ -35,7 +35,7 @@ export async function retryDeadLetter(env: Env, id: number): Promise<number> {
     jobs.push({
       tenantId: letter.tenantId ?? row.tenant_id,
       message,
-      ...(letter.transport === "fcm" ? { transport: "fcm" as const } : {}),
+      ...(letter.transport === undefined || letter.transport === "web_push" ? {} : { transport: letter.transport }),
       targets: targets.slice(i, i + TARGETS_PER_JOB),
       attempt: 1,
       deadline: now + message.ttl,

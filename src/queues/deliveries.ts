@@ -1,5 +1,6 @@
 /**
- * `deliveries` consumer: sends each job's push messages paced per origin (src/delivery/pacing.ts),
+ * `deliveries` consumer: sends each job's push messages through its push service (src/transports),
+ * every request of the batch paced per origin (src/delivery/pacing.ts),
  * each Web Push subscription signed with its own VAPID key; records the outcomes; queues a retry
  * per target that is worth one (src/delivery/plan.ts) until the message's deadline, past which the
  * target is a dead letter; acks each message once its follow-ups are written.
@@ -8,25 +9,35 @@ import { deliveryPoint, writePoint, type DeliveryPoint } from "../analytics";
 import { keyringOf, SecretsKeyMissing, SecretUndecryptable, type Keyring } from "../crypto/sealed";
 import { readConfig } from "../config";
 import { nowSeconds } from "../expiry";
-import { DEFERRED, originOf, runPaced } from "../delivery/pacing";
+import { DEFERRED, runPaced } from "../delivery/pacing";
 import { followUp } from "../delivery/plan";
 import { queueDelay, ttlLeft } from "../delivery/schedule";
 import { fcmPlatformOf, openAuth, openToken, recordOutcomes, vapidKeysOfSubscriptions, type DeliveryOutcomes } from "../store/subscriptions";
 import { currentVapidKeys, currentVapidPublicKey, vapidKeysByPublicKey } from "../store/vapid-keys";
 import { recordDeliveryStats, type DeliveryStatsRow } from "../store/stats";
-import type { Outcome, PushMessage, Transport } from "../transports/transport";
-import { webPushTransport, type WebPushTarget } from "../transports/web-push";
-import { fcmTransport, serviceAccountOf, type FcmTarget } from "../transports/fcm";
+import { serviceOf } from "../transports";
+import type { DeliveredTransport, Outcome, PushMessage, Sender } from "../transports/transport";
+import type { WebPushTarget } from "../transports/web-push";
+import type { FcmTarget } from "../transports/fcm";
+import type { HmsTarget } from "../transports/hms";
 import type { DeadLetter, DeliveryJob, DeliveryTarget } from "./jobs";
 import { errorFields, hostOf, log } from "../log";
 
 /** The target as a transport sends to it, its secret opened; a failure is the outcome instead. */
-export async function openTarget(keyring: () => Promise<Keyring>, target: DeliveryTarget, env?: Pick<Env, "LOG_LEVEL">): Promise<WebPushTarget | FcmTarget | Outcome> {
+export async function openTarget(
+  keyring: () => Promise<Keyring>,
+  target: DeliveryTarget,
+  env?: Pick<Env, "LOG_LEVEL">,
+  transport: DeliveredTransport = "web_push",
+): Promise<WebPushTarget | FcmTarget | HmsTarget | Outcome> {
   try {
+    if ("sealedToken" in target && transport === "hms") {
+      return { subscriptionId: target.subscriptionId, token: await openToken(await keyring(), target.tenantId, target.tokenDigest, target.sealedToken, "hms") };
+    }
     if ("sealedToken" in target) {
       const token = await openToken(await keyring(), target.tenantId, target.tokenDigest, target.sealedToken);
       // a job queued before iOS was reached carries no platform: android, as every FCM token then was
-      return { subscriptionId: target.subscriptionId, token, platform: fcmPlatformOf(target.platform) };
+      return { subscriptionId: target.subscriptionId, token, platform: fcmPlatformOf("platform" in target ? target.platform : undefined) };
     }
     if ("plain" in target) return { subscriptionId: target.subscriptionId, endpoint: target.endpoint, p256dh: null, auth: null };
     const auth = await openAuth(await keyring(), target.tenantId, target.endpoint, target.sealedAuth);
@@ -43,8 +54,8 @@ export async function openTarget(keyring: () => Promise<Keyring>, target: Delive
   }
 }
 
-/** A transport for a job; `signWith`: the Web Push VAPID key (public half), null or absent for the current one. */
-export type TransportFor = (job: DeliveryJob, signWith?: string | null) => Promise<Transport<WebPushTarget | FcmTarget>>;
+/** A job's service's sender; `signWith`: the Web Push VAPID key (public half), null or absent for the current one. */
+export type TransportFor = (job: DeliveryJob, signWith?: string | null) => Promise<Sender<unknown>>;
 
 export interface DeliverOptions {
   /** Jitter source in [0, 1); seeded in tests and fault runs (src/delivery/schedule.ts seededRandom). */
@@ -91,59 +102,88 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: Trans
     } else due.push(j);
   }
 
-  const webPushIds = due.flatMap((j) => (jobs[j].transport === "fcm" ? [] : jobs[j].targets.map((t) => t.subscriptionId)));
+  const webPushIds = due.flatMap((j) => (serviceOf(jobs[j].transport).vapid ? jobs[j].targets.map((t) => t.subscriptionId) : []));
   const bound = await vapidKeysOfSubscriptions(env.DB, webPushIds);
   let current: Promise<string | null> | undefined;
   const currentKey = () => (current ??= currentVapidPublicKey(env));
 
-  const sends = due.flatMap((j) => jobs[j].targets.map((target) => ({ j, job: jobs[j], target })));
+  // One request per target, or per job for a service that takes a whole chunk in one (issue 16).
+  // Every request of the batch, whatever its job and service, goes through one runPaced, so Web
+  // Push's per-origin pacing (issue 11) spans the batch as before: the consumer paces, each
+  // service's `send` only sends.
+  type Request = { j: number; job: DeliveryJob; targets: DeliveryTarget[] };
+  const requests: Request[] = due.flatMap((j) => {
+    const job = jobs[j];
+    return serviceOf(job.transport).request === "chunk" ? [{ j, job, targets: job.targets }] : job.targets.map((target) => ({ j, job, targets: [target] }));
+  });
   const failedJobs = new Map<number, Error>();
-  const took = new Map<(typeof sends)[number], number>();
-  const sendOne = async (send: (typeof sends)[number]): Promise<Sent> => {
+  const took = new Map<Request, number>();
+  const sendOne = async (request: Request): Promise<Sent[]> => {
     const started = Date.now();
-    const sent = await attempt(send);
-    took.set(send, Date.now() - started);
+    const sent = await attempt(request);
+    took.set(request, Date.now() - started);
     return sent;
   };
-  const attempt = async ({ j, job, target }: (typeof sends)[number]): Promise<Sent> => {
+  const attempt = async ({ j, job, targets }: Request): Promise<Sent[]> => {
     try {
-      const opened = await openTarget(keys, target, env);
-      if ("kind" in opened) return { outcome: opened };
+      const service = serviceOf(job.transport);
+      const results: Sent[] = [];
+      const sending: { k: number; opened: unknown }[] = [];
+      for (const [k, target] of targets.entries()) {
+        const opened = await openTarget(keys, target, env, job.transport);
+        if ("kind" in opened) results[k] = { outcome: opened };
+        else sending.push({ k, opened });
+      }
+      if (sending.length === 0) return results;
       // a first attempt carries the TTL as notified; a retry, the time left (issue 11)
       const message = job.attempt > 1 ? { ...job.message, ttl: ttlLeft(job.message.ttl, deadlineOf(job), now) } : job.message;
-      const key = job.transport === "fcm" ? null : (bound.get(target.subscriptionId) ?? job.signWith ?? null);
+      // a VAPID-signing service sends per target: the key is the one target's
+      const key = service.vapid ? (bound.get(targets[0].subscriptionId) ?? job.signWith ?? null) : null;
       const transport = await transportFor(job, key);
-      let outcome = await transport.send(opened, message);
-      if (outcome.kind === "too_large") {
+      const outcomes = await transport.send(
+        sending.map((s) => s.opened),
+        message,
+      );
+      // 413: the smallest form, once, to those that refused the message
+      const large = outcomes.flatMap((outcome, n) => (outcome.kind === "too_large" ? [n] : []));
+      if (large.length > 0) {
         const smallest = smallestOf(message);
-        outcome = smallest === null ? stillTooLarge(outcome) : stillTooLarge(await transport.send(opened, smallest));
+        const again = smallest === null ? large.map((n) => outcomes[n]) : await transport.send(large.map((n) => sending[n].opened), smallest);
+        large.forEach((n, i) => (outcomes[n] = stillTooLarge(again[i])));
       }
-      // a subscription on a retired key that the push service refuses: once more with the current key
-      if (outcome.kind === "failed" && (outcome.status === 401 || outcome.status === 403) && key !== null) {
-        const signing = await currentKey();
-        if (signing !== null && signing !== key) {
-          const retried = await (await transportFor(job, null)).send(opened, message);
-          if (retried.kind === "delivered") return { outcome: retried, rebindTo: signing };
+      for (const [n, { k, opened }] of sending.entries()) {
+        const outcome = outcomes[n];
+        results[k] = { outcome };
+        // a subscription on a retired key that the push service refuses: once more with the current key
+        if (outcome.kind === "failed" && (outcome.status === 401 || outcome.status === 403) && key !== null) {
+          const signing = await currentKey();
+          if (signing !== null && signing !== key) {
+            const [retried] = await (await transportFor(job, null)).send([opened], message);
+            if (retried.kind === "delivered") results[k] = { outcome: retried, rebindTo: signing };
+          }
         }
       }
-      return { outcome };
+      return results;
     } catch (error) {
       failedJobs.set(j, error as Error);
-      return { outcome: { kind: "failed", status: null, reason: "internal error", director: true } };
+      return targets.map(() => ({ outcome: { kind: "failed", status: null, reason: "internal error", director: true } }));
     }
   };
-  const sent = await runPaced(
-    sends,
-    ({ job, target }) => (job.transport === "fcm" ? "fcm" : originOf("endpoint" in target ? target.endpoint : null, "web_push")),
+  const paced = await runPaced(
+    requests,
+    ({ job, targets }) => serviceOf(job.transport).paceKey(targets[0]),
     sendOne,
-    (result) => result.outcome.kind === "retry" && result.outcome.timeout === true,
+    (results) => results.some((result) => result.outcome.kind === "retry" && result.outcome.timeout === true),
+  );
+  // back to one entry per target: a deferred request defers each of its targets
+  const sends = requests.flatMap((request, r) =>
+    request.targets.map((target, k) => ({ j: request.j, job: request.job, target, request, sent: paced[r] === DEFERRED ? DEFERRED : (paced[r] as Sent[])[k] }) as { j: number; job: DeliveryJob; target: DeliveryTarget; request: Request; sent: Sent | typeof DEFERRED }),
   );
 
   // sends left for a later batch (DEFERRED) were not made: no line
-  const made = sends.flatMap((send, i) => {
-    const result = sent[i];
-    return result === DEFERRED ? [] : [{ job: send.job, target: send.target, outcome: result.outcome, ms: took.get(send) ?? 0 }];
-  });
+  const made = sends.flatMap((send) =>
+    send.sent === DEFERRED ? [] : [{ job: send.job, target: send.target, outcome: send.sent.outcome, ms: took.get(send.request) ?? 0 }],
+  );
   for (const line of attemptLines(env, made)) {
     log(env, line.outcome === "delivered" || line.outcome === "gone" ? "info" : "warn", "delivery", { ...line });
     writePoint(env, deliveryPoint(line));
@@ -158,7 +198,7 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: Trans
       results[j] = failedJobs.get(j)!;
       continue;
     }
-    plans.push(followUpsOf(env, jobs[j], sends.flatMap((s, i) => (s.j === j ? [{ target: s.target, sent: sent[i] }] : [])), now, deadlineOf(jobs[j]), random));
+    plans.push(followUpsOf(env, jobs[j], sends.flatMap((s) => (s.j === j ? [{ target: s.target, sent: s.sent }] : [])), now, deadlineOf(jobs[j]), random));
     planned.push(j);
   }
   try {
@@ -175,14 +215,15 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: Trans
  * 10,000-recipient fan-out under `npm start` 2.7× slower (issue 13's closing note); failures still
  * come apart by status. The host alone, as the endpoint's path is the subscription's secret.
  */
-export function attemptLines(env: Pick<Env, "FCM_API_BASE">, sends: { job: DeliveryJob; target: DeliveryTarget; outcome: Outcome; ms: number }[]): DeliveryPoint[] {
+export function attemptLines(env: Pick<Env, "FCM_API_BASE"> & Partial<Pick<Env, "HMS_API_BASE">>, sends: { job: DeliveryJob; target: DeliveryTarget; outcome: Outcome; ms: number }[]): DeliveryPoint[] {
   const lines = new Map<string, DeliveryPoint>();
   for (const { job, target, outcome, ms } of sends) {
-    const fcm = job.transport === "fcm";
+    const service = serviceOf(job.transport);
     const line: DeliveryPoint = {
       tenant: target.tenantId || null,
-      transport: fcm ? "fcm" : "web_push",
-      host: fcm ? hostOf(env.FCM_API_BASE) : "endpoint" in target ? hostOf(target.endpoint) : null,
+      transport: service.transport,
+      // the service's one host, else (Web Push) the target's own push service
+      host: service.host(env) ?? ("endpoint" in target ? hostOf(target.endpoint) : null),
       outcome: outcome.kind,
       status: outcome.status,
       count: 1,
@@ -224,7 +265,7 @@ function followUpsOf(
   const stats = new Map<string, DeliveryStatsRow>();
   const count = (tenantId: string, what: "delivered" | "retried" | "refused" | "gone" | "dead_lettered") => {
     let row = stats.get(tenantId);
-    if (row === undefined) stats.set(tenantId, (row = { tenantId, transport: job.transport === "fcm" ? "fcm" : "web_push" }));
+    if (row === undefined) stats.set(tenantId, (row = { tenantId, transport: serviceOf(job.transport).transport }));
     row[what] = (row[what] ?? 0) + 1;
   };
   for (const { target, sent } of sends) {
@@ -306,29 +347,25 @@ async function writeFollowUps(env: Env, plans: FollowUps[], now: number): Promis
   await recordDeliveryStats(env.DB, mergeStats(plans.flatMap((plan) => plan.stats)), now);
 }
 
-const FCM_NOT_CONFIGURED: Transport<WebPushTarget | FcmTarget> = {
-  send: async () => ({ kind: "failed", status: null, reason: "FCM is not configured (FCM_SERVICE_ACCOUNT)", director: true }),
-};
-
-/** One transport per kind and signing key: Web Push with the key a subscription is bound to (else the current one), or FCM. */
+/**
+ * One sender per service and signing key: Web Push with the key a subscription is bound to (else
+ * the current one), every other service its own.
+ */
 export function transportsFor(env: Env): TransportFor {
-  const transports = new Map<string, Promise<Transport<WebPushTarget | FcmTarget>>>();
+  const senders = new Map<string, Promise<Sender<unknown>>>();
   return (job, signWith) => {
+    const service = serviceOf(job.transport);
     const keyName = signWith === undefined ? (job.signWith ?? null) : signWith;
-    const key = job.transport === "fcm" ? "fcm" : `web_push ${keyName ?? ""}`;
-    let transport = transports.get(key);
-    if (transport === undefined) {
-      if (job.transport === "fcm") {
-        const account = serviceAccountOf(env);
-        transport = Promise.resolve(account === null ? FCM_NOT_CONFIGURED : (fcmTransport(env, account) as Transport<WebPushTarget | FcmTarget>));
-      } else {
-        const pair = keyName === null ? currentVapidKeys(env) : vapidKeysByPublicKey(env, keyName);
-        transport = pair.then((keys) => webPushTransport(env, keys) as Transport<WebPushTarget | FcmTarget>);
-      }
-      transports.set(key, transport);
-      transport.catch(() => transports.delete(key));
+    const key = service.vapid ? `${service.transport} ${keyName ?? ""}` : service.transport;
+    let sender = senders.get(key);
+    if (sender === undefined) {
+      sender = service.vapid
+        ? (keyName === null ? currentVapidKeys(env) : vapidKeysByPublicKey(env, keyName)).then((vapid) => service.sender(env, { vapid }))
+        : Promise.resolve(service.sender(env));
+      senders.set(key, sender);
+      sender.catch(() => senders.delete(key));
     }
-    return transport;
+    return sender;
   };
 }
 

@@ -8,8 +8,9 @@ import { DEFAULT_TTL_SECONDS } from "../hub/merge";
 import type { FanoutJob } from "../hub/topic-hub";
 import { readConfig } from "../config";
 import { pageTopicRecipients, topicRecipientsStatement, type RecipientRow } from "../store/registrations";
-import type { PushMessage } from "../transports/transport";
-import { serviceAccountOf } from "../transports/fcm";
+import type { DeliveredTransport, PushMessage } from "../transports/transport";
+import { fcmService } from "../transports/fcm";
+import { hmsService } from "../transports/hms";
 import { topicHeader } from "../transports/web-push";
 import { pushMessageXml } from "../xml/push-message";
 import { bindUnboundWebPush, fcmPlatformOf, pageWebPushSubscriptions } from "../store/subscriptions";
@@ -56,10 +57,12 @@ function messageFor(change: Change, variant: Variant, topic: string | null): Pus
 /** What this director can send to: FCM when configured; keyless Web Push unless REQUIRE_ENCRYPTION forbids plain messages. */
 export interface Deliverable {
   fcm: boolean;
+  /** Absent: HMS is not configured. */
+  hms?: boolean;
   plain: boolean;
 }
 
-export const deliverableFor = (env: Env): Deliverable => ({ fcm: serviceAccountOf(env) !== null, plain: !readConfig(env).requireEncryption });
+export const deliverableFor = (env: Env): Deliverable => ({ fcm: fcmService.configured(env), hms: hmsService.configured(env), plain: !readConfig(env).requireEncryption });
 
 /**
  * A subscription as the deliveries queue carries it (secrets still sealed; an FCM token with its
@@ -80,6 +83,8 @@ export function targetFor(
       return null;
     case "fcm":
       return deliverable.fcm ? { ...base, tokenDigest: row.identifier, sealedToken: row.sealed_token ?? "", platform: fcmPlatformOf(row.platform) } : null;
+    case "hms":
+      return deliverable.hms === true ? { ...base, tokenDigest: row.identifier, sealedToken: row.sealed_token ?? "" } : null;
     case "websocket":
       return null;
   }
@@ -107,12 +112,13 @@ async function fanOutJob(job: FanoutJob, env: Env, now: number, firstPage?: Reci
   const deadline = (job.flushedAt ?? now) + (change.ttl ?? DEFAULT_TTL_SECONDS);
   const deliverable = deliverableFor(env);
   // one chunk list per transport and message variant (content, property or both)
-  type Entry = { transport: "web_push" | "fcm"; message: PushMessage; targets: DeliveryTarget[] };
+  type Entry = { transport: DeliveredTransport; message: PushMessage; targets: DeliveryTarget[] };
   const byVariant = new Map<string, Entry>();
   const jobs: DeliveryJob[] = [];
   const flush = (entry: Entry) => {
     if (entry.targets.length > 0) {
-      jobs.push({ tenantId, message: entry.message, targets: entry.targets, attempt: 1, deadline, ...(entry.transport === "fcm" ? { transport: "fcm" as const } : {}) });
+      // Web Push's jobs carry no transport, as every job once did
+      jobs.push({ tenantId, message: entry.message, targets: entry.targets, attempt: 1, deadline, ...(entry.transport === "web_push" ? {} : { transport: entry.transport }) });
     }
     entry.targets = [];
   };
@@ -129,7 +135,7 @@ async function fanOutJob(job: FanoutJob, env: Env, now: number, firstPage?: Reci
       const variant = variantFor(row, change, spared);
       if (variant === null) continue;
       // keyed and keyless Web Push share chunks: the transport encrypts per target
-      const transport = "tokenDigest" in target ? "fcm" : "web_push";
+      const transport = row.transport as DeliveredTransport;
       const key = `${transport}/${variant.content}/${variant.property}`;
       let entry = byVariant.get(key);
       if (entry === undefined) byVariant.set(key, (entry = { transport, message: messageFor(change, variant, topic), targets: [] }));
@@ -141,7 +147,7 @@ async function fanOutJob(job: FanoutJob, env: Env, now: number, firstPage?: Reci
   for (const batch of sendBatches(jobs)) await env.DELIVERIES.sendBatch(batch.map((body) => ({ body })));
   log(env, "info", "fanout", { tenant: tenantId, recipients: jobs.reduce((n, j) => n + j.targets.length, 0), chunks: jobs.length, more });
   // one message per transport it goes out by, counted by the job that starts its fan-out
-  const transports = job.after === undefined ? new Set(jobs.map((j) => j.transport ?? "web_push")) : new Set<"web_push" | "fcm">();
+  const transports = job.after === undefined ? new Set(jobs.map((j) => j.transport ?? "web_push")) : new Set<DeliveredTransport>();
   return { rest: more ? { ...job, after } : null, stats: [...transports].map((transport) => ({ tenantId, transport, messages: 1 })) };
 }
 

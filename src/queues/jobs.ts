@@ -1,14 +1,14 @@
 /** Queue message bodies and the limits that size them (Cloudflare Queues, Workers). */
 import type { SealedTable } from "../store/sealed-columns";
 import type { FcmPlatform } from "../store/subscriptions";
-import type { PushMessage } from "../transports/transport";
+import type { DeliveredTransport, PushMessage } from "../transports/transport";
 
 /**
  * One recipient of a delivery job; which kind the job's `transport` says. Its secrets stay
  * sealed on the queue (and in dead letters, which D1 keeps): the deliveries consumer opens them
  * just before sending.
  */
-export type DeliveryTarget = QueuedWebPushTarget | QueuedPlainWebPushTarget | QueuedFcmTarget;
+export type DeliveryTarget = QueuedWebPushTarget | QueuedPlainWebPushTarget | QueuedFcmTarget | QueuedHmsTarget;
 
 export interface QueuedWebPushTarget {
   subscriptionId: number;
@@ -41,6 +41,15 @@ export interface QueuedFcmTarget {
   platform?: FcmPlatform;
 }
 
+/** An HMS token, sealed as an FCM token is (its job's `transport` says which). */
+export interface QueuedHmsTarget {
+  subscriptionId: number;
+  tenantId: string;
+  /** The token's SHA-256 (the subscription's identifier). */
+  tokenDigest: string;
+  sealedToken: string;
+}
+
 export const FANOUT_QUEUE = "push-fanout";
 export const DELIVERIES_QUEUE = "push-deliveries";
 export const DEAD_LETTER_QUEUE = "push-dead-letters";
@@ -54,7 +63,7 @@ export interface DeliveryJob {
   /** `ttl` is the message's own; each send carries the time left until `deadline`. */
   message: PushMessage;
   /** Absent: Web Push. */
-  transport?: "web_push" | "fcm";
+  transport?: DeliveredTransport;
   targets: DeliveryTarget[];
   /** 1 for the first try; counts the target's attempts (a deferral after a timeout is not one). */
   attempt: number;

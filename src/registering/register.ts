@@ -19,7 +19,9 @@ import {
 } from "../store/registrations";
 import { getSupportedTriggers } from "../store/tenant-triggers";
 import { currentVapidPublicKey } from "../store/vapid-keys";
-import { fcmIdentifier, storedSubscription, type SubscriptionInput, type Transport } from "../store/subscriptions";
+import { storedSubscription, type PushServiceName, type SubscriptionInput, type Transport } from "../store/subscriptions";
+import { PUSH_SERVICE_TABLE } from "../transports";
+import type { PushService } from "../transports/transport";
 import { downgradeTriggers, type Requested } from "../triggers";
 import type { Principal } from "../types";
 import { expiresAt } from "./expiry";
@@ -132,18 +134,13 @@ export async function unregister(env: Env, actor: Actor | null, id: string, now:
 /** How the store finds a named subscription: its transport and identifier (keys play no part). */
 async function identifiersOf(services: PushServicesToForget): Promise<{ transport: Transport; identifier: string }[]> {
   const out: { transport: Transport; identifier: string }[] = [];
-  for (const entry of [services.web_push, services.unified_push]) {
-    if (entry === undefined) continue;
-    // stored as checkPushResource left it: the URL's serialisation
-    let identifier = entry.endpoint;
-    try {
-      identifier = new URL(entry.endpoint).href;
-    } catch {
-      // not a URL: matches nothing stored, as it is
+  // each push service finds its own (src/transports)
+  for (const service of PUSH_SERVICE_TABLE as readonly PushService<never>[]) {
+    for (const name of Object.keys(service.forget) as PushServiceName[]) {
+      const entry = (services as Record<string, unknown>)[name];
+      if (entry !== undefined) out.push({ transport: service.transport, identifier: await service.identifierToForget(name, entry) });
     }
-    out.push({ transport: "web_push", identifier });
   }
-  if (services.fcm !== undefined) out.push({ transport: "fcm", identifier: await fcmIdentifier(services.fcm.registration_token) });
   if (services.websocket !== undefined) out.push({ transport: "websocket", identifier: services.websocket.connection_id });
   return out;
 }

@@ -3,26 +3,44 @@
  * preference, and the choice: of those a body names, the first usable one is registered, only it.
  */
 import { z } from "zod";
-import { readConfig } from "../config";
-import { FCM_PLATFORMS, type FcmPlatform, type PushServiceName } from "../store/subscriptions";
-import { serviceAccountOf } from "../transports/fcm";
+import { DEFAULT_PUSH_SERVICE_PREFERENCE, readConfig } from "../config";
+import type { PushServiceName } from "../store/subscriptions";
+import { PUSH_SERVICE_TABLE, type PushServiceEntrySchemas, type PushServiceForgetSchemas } from "../transports";
+import type { PushService, ServiceEntry } from "../transports/transport";
 
-/** Every push service, in the default order of preference (DEFAULT_PUSH_SERVICE_PREFERENCE). */
-export const PUSH_SERVICES = ["web_push", "unified_push", "fcm", "websocket"] as const satisfies readonly PushServiceName[];
+export type { ServiceEntry };
 
-const keysSchema = z.object({ p256dh: z.string().min(1), auth: z.string().min(1) });
-const webPushSchema = z.object({
-  endpoint: z.string().min(1),
-  keys: keysSchema,
-  content_encoding: z.string().max(64).optional(),
-});
+/**
+ * Every push service, in the default order of preference: DEFAULT_PUSH_SERVICE_PREFERENCE's, then
+ * the table's services it does not name (a service added since ranks last until the operator's
+ * PUSH_SERVICE_PREFERENCE says otherwise). WebSocket's frames the TopicHub sends itself.
+ */
+export const PUSH_SERVICES: readonly PushServiceName[] = [
+  ...new Set([
+    ...(DEFAULT_PUSH_SERVICE_PREFERENCE.split(",") as PushServiceName[]),
+    ...PUSH_SERVICE_TABLE.flatMap((service) => Object.keys(service.push_services) as PushServiceName[]),
+    "websocket" as const,
+  ]),
+];
+
+/** The table's service for a `push_services` name; undefined for websocket. */
+const serviceNamed = (name: PushServiceName): PushService<never> | undefined =>
+  (PUSH_SERVICE_TABLE as readonly PushService<never>[]).find((service) => name in service.push_services);
+
+/** Each `push_services` entry schema of the table, by name, optional. */
+function optionalEntries(): { [K in keyof PushServiceEntrySchemas]: z.ZodOptional<PushServiceEntrySchemas[K]> } {
+  const schemas = PUSH_SERVICE_TABLE.flatMap((service) => Object.entries(service.push_services) as [string, z.ZodType][]);
+  return Object.fromEntries(schemas.map(([name, schema]) => [name, schema.optional()])) as never;
+}
+
+/** Each unsubscribe entry schema of the table, by name, optional. */
+function optionalForgetEntries(): { [K in keyof PushServiceForgetSchemas]: z.ZodOptional<PushServiceForgetSchemas[K]> } {
+  const schemas = PUSH_SERVICE_TABLE.flatMap((service) => Object.entries(service.forget) as [string, z.ZodType][]);
+  return Object.fromEntries(schemas.map(([name, schema]) => [name, schema.optional()])) as never;
+}
+
 /** A connection id is any text: one we do not know is a 404, whatever its form, never a 400. */
 const websocketSchema = z.object({ connection_id: z.string() });
-/** An FCM token, and the platform of the app it belongs to (absent: android). */
-const fcmSchema = z.object({
-  registration_token: z.string().min(1).max(4096),
-  platform: z.enum(FCM_PLATFORMS, { error: `must be ${FCM_PLATFORMS.map((p) => JSON.stringify(p)).join(" or ")}` }).optional(),
-});
 const namesOne = (services: Record<string, unknown>) => Object.values(services).some((entry) => entry !== undefined);
 const NAME_ONE = { message: `name at least one of ${PUSH_SERVICES.join(", ")}` };
 
@@ -37,10 +55,8 @@ const apnsSchema = z.unknown().optional().describe('never registered: an iOS app
 /** `push_services` of a subscription: each entry named is schema-checked, chosen or not. */
 export const pushServicesSchema = z
   .object({
-    web_push: webPushSchema.optional(),
-    // A UnifiedPush endpoint is a Web Push resource; without keys it is sent the message plain.
-    unified_push: webPushSchema.extend({ keys: keysSchema.optional() }).optional(),
-    fcm: fcmSchema.optional(),
+    // each push service's entries, as its module in src/transports checks them
+    ...optionalEntries(),
     websocket: websocketSchema.optional(),
     apns: apnsSchema,
     apn: apnsSchema,
@@ -50,27 +66,13 @@ export const pushServicesSchema = z
 /** `push_services` of an unsubscribe: a subscription by its identifier alone (keys and an FCM platform are ignored). */
 export const pushServicesToForgetSchema = z
   .object({
-    web_push: z.object({ endpoint: z.string().min(1) }).optional(),
-    unified_push: z.object({ endpoint: z.string().min(1) }).optional(),
-    fcm: fcmSchema.optional(),
+    ...optionalForgetEntries(),
     websocket: websocketSchema.optional(),
   })
   .refine(namesOne, NAME_ONE);
 
 export type PushServices = z.infer<typeof pushServicesSchema>;
 export type PushServicesToForget = z.infer<typeof pushServicesToForgetSchema>;
-
-/** One named push service, whichever syntax named it (a JSON entry, or the draft's XML). */
-export type ServiceEntry =
-  | {
-      service: "web_push" | "unified_push";
-      endpoint: string;
-      /** RFC 8291 keys; null: a keyless UnifiedPush endpoint. */
-      keys: { p256dh: string; auth: string } | null;
-      contentEncoding: string | null;
-    }
-  | { service: "fcm"; registrationToken: string; platform: FcmPlatform }
-  | { service: "websocket"; connectionId: string };
 
 /** No push service a body named can be registered here; `code` is the API's. */
 export class NoUsableService extends Error {
@@ -92,8 +94,8 @@ export function servicePreference(env: Env): PushServiceName[] {
   return [...new Set<PushServiceName>([...listed, ...PUSH_SERVICES])];
 }
 
-/** Whether the director can deliver over the service at all: FCM needs FCM_SERVICE_ACCOUNT. */
-const enabled = (env: Env, name: PushServiceName) => name !== "fcm" || serviceAccountOf(env) !== null;
+/** Whether the director can deliver over the service at all (FCM needs FCM_SERVICE_ACCOUNT): its module says. */
+const enabled = (env: Env, name: PushServiceName) => serviceNamed(name)?.configured(env) ?? true;
 
 /** The services this director registers, most preferred first (discovery tells them). */
 export const enabledServices = (env: Env): PushServiceName[] => servicePreference(env).filter((name) => enabled(env, name));
@@ -105,17 +107,10 @@ const keylessRefused = (env: Env, entry: ServiceEntry) =>
 const usable = (env: Env, entry: ServiceEntry) => enabled(env, entry.service) && !keylessRefused(env, entry);
 
 function entryOf(services: PushServices, name: PushServiceName): ServiceEntry | null {
-  switch (name) {
-    case "web_push":
-    case "unified_push": {
-      const entry = services[name];
-      return entry === undefined ? null : { service: name, endpoint: entry.endpoint, keys: entry.keys ?? null, contentEncoding: entry.content_encoding ?? null };
-    }
-    case "fcm":
-      return services.fcm === undefined ? null : { service: "fcm", registrationToken: services.fcm.registration_token, platform: services.fcm.platform ?? "android" };
-    case "websocket":
-      return services.websocket === undefined ? null : { service: "websocket", connectionId: services.websocket.connection_id };
-  }
+  const entry = (services as Record<string, unknown>)[name];
+  if (entry === undefined) return null;
+  if (name === "websocket") return { service: "websocket", connectionId: services.websocket!.connection_id };
+  return serviceNamed(name)!.parse(name, entry);
 }
 
 /**

@@ -59,6 +59,9 @@ export async function subscriptionOf(env: Env, entry: ServiceEntry): Promise<Sub
   switch (entry.service) {
     case "fcm":
       return { transport: "fcm", service: "fcm", identifier: entry.registrationToken, keys: null, platform: entry.platform };
+    case "hms":
+      // sealed and found by its digest, as an FCM token (src/store/subscriptions.ts)
+      return { transport: "hms", service: "hms", identifier: entry.token, keys: null };
     case "websocket":
       // whose connection it is, and whether it exists, is register's to ask the hub
       return { transport: "websocket", service: "websocket", identifier: entry.connectionId, keys: null };

@@ -13,6 +13,7 @@ import { recordDeliveryStats } from "../store/stats";
 import { existingSubscriptions, recordOutcomes, type DeliveryOutcomes } from "../store/subscriptions";
 import { claimTestPush } from "../store/test-pushes";
 import type { Outcome, PushMessage } from "../transports/transport";
+import { serviceOf } from "../transports";
 import { pushMessageXml } from "../xml/push-message";
 
 /** One test push per registration per this many seconds, whoever asks. */
@@ -90,19 +91,20 @@ export async function testPush(env: Env, actor: Actor, id: string, now: number):
   const target = targetFor({ ...subscription, subscription_id: subscription.id }, row.tenant_id, deliverableFor(env));
   if (target === null) {
     throw new NotTestable(
-      row.transport === "fcm" ? "FCM is not configured here (FCM_SERVICE_ACCOUNT)" : "keyless push resources are not sent to while REQUIRE_ENCRYPTION is on",
+serviceOf(row.transport).notConfigured,
     );
   }
   const wait = await claimTestPush(env.DB, row.id, now, TEST_PUSH_INTERVAL_SECONDS);
   if (wait !== null) throw new TestPushRateLimited(wait);
 
-  const transport = row.transport === "fcm" ? "fcm" : "web_push";
+  const transport = row.transport;
   const message = testMessage(row.topic);
   const job: DeliveryJob = { tenantId: row.tenant_id, message, transport, targets: [target], attempt: 1, deadline: now + TEST_PUSH_TTL };
   const started = Date.now();
-  const opened = await openTarget(keys, target);
+  const opened = await openTarget(keys, target, undefined, transport);
   // the key the subscription is bound to, else the current one: as every delivery signs it
-  const outcome = "kind" in opened ? opened : await (await transportsFor(env)(job, transport === "fcm" ? null : row.vapid_public_key)).send(opened, message);
+  const send = async (target: unknown) => (await (await transportsFor(env)(job, transport === "web_push" ? row.vapid_public_key : null)).send([target], message))[0];
+  const outcome = "kind" in opened ? opened : await send(opened);
   const ms = Date.now() - started;
 
   const failingBefore = now - readConfig(env).failingSubscriptionDays * 86_400;

@@ -2,20 +2,12 @@
 import { depthToJson } from "../depth";
 import { imfFixdate } from "../expiry";
 import type { RegistrationRow } from "../store/registrations";
-import { fcmPlatformOf } from "../store/subscriptions";
+import { serviceOf } from "../transports";
 import { registrationUrl } from "./url";
 
-/** The subscription's identifier under the name of its kind. */
-function identifierJson(row: RegistrationRow) {
-  switch (row.transport) {
-    case "web_push":
-      return { push_resource: row.identifier };
-    case "fcm":
-      // which delivery options its messages carry: Android's, or APNs's through FCM for an iOS app
-      return { registration_token: row.identifier, platform: fcmPlatformOf(row.platform) };
-    case "websocket":
-      return { connection_id: row.identifier };
-  }
+/** The subscription's identifier under the name of its kind, as its push service shows it. */
+function identifierJson(row: RegistrationRow): Record<string, string> {
+  return row.transport === "websocket" ? { connection_id: row.identifier } : serviceOf(row.transport).view(row);
 }
 
 /**

@@ -3,9 +3,8 @@ import { Hono } from "hono";
 import { MAX_BODY_BYTES, MAX_NOTIFY_BATCH, MAX_TOPIC_LENGTH, MIN_MAX_REGISTRATION_SECONDS, readConfig } from "../config";
 import { defaultLimits } from "../limits/limits";
 import { enabledServices, REGISTRATIONS_PATH } from "../registering";
-import { FCM_PLATFORMS } from "../store/subscriptions";
 import { currentVapidPublicKey } from "../store/vapid-keys";
-import { serviceAccountOf } from "../transports/fcm";
+import { PUSH_SERVICE_TABLE } from "../transports";
 import type { AppEnv } from "../types";
 import { SUBPROTOCOL } from "../hub/frames";
 import { operations } from "../openapi/operation";
@@ -27,15 +26,9 @@ discovery.get(
   const config = readConfig(c.env);
   const base = config.publicBaseUrl ?? new URL(c.req.url).origin;
   const transports: Record<string, unknown> = {};
-  const vapid = await currentVapidPublicKey(c.env);
-  if (vapid !== null) {
-    transports.web_push = { vapid_public_key: vapid, content_encodings: ["aes128gcm"] };
-    // UnifiedPush endpoints are Web Push resources; without keys the message goes plain, unless refused
-    transports.unified_push = { vapid_public_key: vapid, content_encodings: ["aes128gcm"], unencrypted: !config.requireEncryption };
-  }
-  const fcm = serviceAccountOf(c.env);
-  // iOS apps too, through FCM's apns block (README: FCM HTTP v1)
-  if (fcm !== null) transports.fcm = { project_id: fcm.project_id, platforms: FCM_PLATFORMS };
+  const context = { vapidPublicKey: await currentVapidPublicKey(c.env), requireEncryption: config.requireEncryption };
+  // each push service says what a client needs of it (src/transports), nothing when not configured
+  for (const service of PUSH_SERVICE_TABLE) Object.assign(transports, service.discovery(c.env, context));
   const ws = new URL("/v1/ws", base);
   ws.protocol = ws.protocol === "https:" ? "wss:" : "ws:";
   transports.websocket = {

@@ -2,6 +2,7 @@
 import type { Keyring } from "../crypto/sealed";
 import {
   deleteSubscriptionIfUnused,
+  isTokenTransport,
   openToken,
   OWNED_BY_ANOTHER,
   upsertSubscription,
@@ -77,13 +78,15 @@ const SELECT_JOINED = `SELECT r.*, s.transport, s.service, s.identifier, s.seale
     s.next_attempt_at, s.failing_since
   FROM registrations r JOIN subscriptions s ON s.id = r.subscription_id`;
 
-/** Rows as their owner sees them: an FCM row's identifier is its token, opened from the envelope. */
+/** Rows as their owner sees them: an FCM or HMS row's identifier is its token, opened from the envelope. */
 async function opened(keys: () => Promise<Keyring>, rows: RegistrationRow[]): Promise<RegistrationRow[]> {
-  if (!rows.some((row) => row.transport === "fcm")) return rows;
+  if (!rows.some((row) => isTokenTransport(row.transport))) return rows;
   const keyring = await keys();
   return Promise.all(
     rows.map(async (row) =>
-      row.transport === "fcm" ? { ...row, identifier: await openToken(keyring, row.tenant_id, row.identifier, row.sealed_token ?? "") } : row,
+      isTokenTransport(row.transport)
+        ? { ...row, identifier: await openToken(keyring, row.tenant_id, row.identifier, row.sealed_token ?? "", row.transport) }
+        : row,
     ),
   );
 }

@@ -5,7 +5,7 @@
  */
 import { log } from "../log";
 import { open, seal, sealedKeyId, SecretUndecryptable, type Keyring } from "../crypto/sealed";
-import { AUTH_COLUMN, fcmIdentifier, subscriptionRowKey, TOKEN_COLUMN, type Transport } from "./subscriptions";
+import { AUTH_COLUMN, fcmIdentifier, isTokenTransport, subscriptionRowKey, TOKEN_COLUMN, type Transport } from "./subscriptions";
 import { POLL_PASSWORD_COLUMN, TOPIC_KEY_COLUMN } from "./gateways";
 import { GRANT_SECRET_COLUMN } from "./tenants";
 import { PRIVATE_KEY_COLUMN } from "./vapid-keys";
@@ -21,7 +21,7 @@ export async function countUnsealed(db: D1Database, keyId: string): Promise<numb
       `SELECT
          (SELECT COUNT(*) FROM tenants WHERE substr(grant_secret, 1, length(?1)) IS NOT ?1)
        + (SELECT COUNT(*) FROM subscriptions WHERE (auth IS NOT NULL AND substr(auth, 1, length(?1)) IS NOT ?1)
-            OR (transport = 'fcm' AND (sealed_token IS NULL OR substr(sealed_token, 1, length(?1)) IS NOT ?1)))
+            OR (transport IN ('fcm', 'hms') AND (sealed_token IS NULL OR substr(sealed_token, 1, length(?1)) IS NOT ?1)))
        + (SELECT COUNT(*) FROM vapid_keys WHERE substr(private_key, 1, length(?1)) IS NOT ?1)
        + (SELECT COUNT(*) FROM gateways WHERE substr(topic_key, 1, length(?1)) IS NOT ?1
             OR (poll_password IS NOT NULL AND substr(poll_password, 1, length(?1)) IS NOT ?1)) AS n`,
@@ -86,8 +86,8 @@ export async function resealPage(db: D1Database, keyring: Keyring, table: Sealed
           const value = await resealed(keyring, AUTH_COLUMN, subscriptionRowKey(row.tenant_id, row.transport, row.identifier), row.auth);
           if (value !== null) statements.push(db.prepare("UPDATE subscriptions SET auth = ? WHERE id = ? AND auth = ?").bind(value, row.id, row.auth));
         }
-        if (row.transport === "fcm" && row.sealed_token !== null) {
-          const value = await resealed(keyring, TOKEN_COLUMN, subscriptionRowKey(row.tenant_id, "fcm", row.identifier), row.sealed_token);
+        if (isTokenTransport(row.transport) && row.sealed_token !== null) {
+          const value = await resealed(keyring, TOKEN_COLUMN, subscriptionRowKey(row.tenant_id, row.transport, row.identifier), row.sealed_token);
           if (value !== null) {
             statements.push(db.prepare("UPDATE subscriptions SET sealed_token = ? WHERE id = ? AND sealed_token = ?").bind(value, row.id, row.sealed_token));
           }

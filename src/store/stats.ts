@@ -4,7 +4,9 @@
  */
 import { z } from "zod";
 
-export const DELIVERY_STAT_TRANSPORTS = ["web_push", "fcm"] as const;
+export const DELIVERY_STAT_TRANSPORTS = ["web_push", "fcm", "hms"] as const;
+/** Always in `by_transport`, zeros included; another transport appears once it has counts. */
+const ALWAYS_SHOWN: readonly DeliveryStatTransport[] = ["web_push", "fcm"];
 export type DeliveryStatTransport = (typeof DELIVERY_STAT_TRANSPORTS)[number];
 
 /**
@@ -52,7 +54,8 @@ export interface TenantStats {
   to: number;
   messages: number;
   deliveries: DeliveryCounts;
-  by_transport: Record<DeliveryStatTransport, { messages: number } & DeliveryCounts>;
+  /** web_push and fcm always; hms once it has counts in the window. */
+  by_transport: Record<"web_push" | "fcm", { messages: number } & DeliveryCounts> & Partial<Record<"hms", { messages: number } & DeliveryCounts>>;
   subscriptions: { total: number; failing: number };
 }
 
@@ -73,16 +76,16 @@ export async function tenantStats(db: D1Database, tenantId: string, hours: numbe
     db
       .prepare(
         `SELECT COUNT(*) AS total, COUNT(failing_since) AS failing FROM subscriptions
-         WHERE tenant_id = ? AND transport IN ('web_push', 'fcm')`,
+         WHERE tenant_id = ? AND transport IN ('web_push', 'fcm', 'hms')`,
       )
       .bind(tenantId),
   ]);
   const zero = () => Object.fromEntries(COUNTS.map((count) => [count, 0])) as Record<Count, number>;
-  const byTransport = Object.fromEntries(DELIVERY_STAT_TRANSPORTS.map((t) => [t, zero()])) as Record<DeliveryStatTransport, Record<Count, number>>;
+  const byTransport = Object.fromEntries(ALWAYS_SHOWN.map((t) => [t, zero()])) as Partial<Record<DeliveryStatTransport, Record<Count, number>>>;
   const total = zero();
   for (const row of sums.results as ({ transport: string } & Record<Count, number | null>)[]) {
-    const into = byTransport[row.transport as DeliveryStatTransport];
-    if (into === undefined) continue;
+    if (!(DELIVERY_STAT_TRANSPORTS as readonly string[]).includes(row.transport)) continue;
+    const into = (byTransport[row.transport as DeliveryStatTransport] ??= zero());
     for (const count of COUNTS) {
       into[count] += row[count] ?? 0;
       total[count] += row[count] ?? 0;
@@ -96,7 +99,7 @@ export async function tenantStats(db: D1Database, tenantId: string, hours: numbe
     to: now,
     messages,
     deliveries,
-    by_transport: byTransport,
+    by_transport: byTransport as TenantStats["by_transport"],
     subscriptions: { total: counted?.total ?? 0, failing: counted?.failing ?? 0 },
   };
 }

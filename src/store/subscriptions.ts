@@ -12,14 +12,14 @@ import { WITHIN_QUOTA } from "./limits";
  * keyless), FCM, or a WebSocket connection of the early draft's connection-ID flow, whose frames
  * the TopicHub sends itself.
  */
-export type Transport = "web_push" | "fcm" | "websocket";
+export type Transport = "web_push" | "fcm" | "hms" | "websocket";
 
 /**
  * The push service the client chose (the `service` column, shown as `"transport"`). `web_push` and
  * `unified_push` are both Web Push resources: one push resource is one subscription under either
  * name (the unique key is the transport's), so it is never delivered to twice.
  */
-export type PushServiceName = "web_push" | "unified_push" | "fcm" | "websocket";
+export type PushServiceName = "web_push" | "unified_push" | "fcm" | "hms" | "websocket";
 
 /**
  * The device an FCM registration token belongs to (the `platform` column), which decides the
@@ -49,7 +49,7 @@ export interface WebPushKeys {
 export interface SubscriptionInput {
   transport: Transport;
   service: PushServiceName;
-  /** The push resource URL, the FCM registration token (in clear), or the connection id. */
+  /** The push resource URL, the FCM or HMS token (in clear), or the connection id. */
   identifier: string;
   keys: WebPushKeys | null;
   /** fcm: the device's platform (default android); absent for every other transport. */
@@ -80,15 +80,20 @@ export const TOKEN_COLUMN = "subscriptions.sealed_token";
 /** The row key of a subscription's envelopes: its unique key, known before the row exists. */
 export const subscriptionRowKey = (tenantId: string, transport: Transport, identifier: string) => `${tenantId}\n${transport}\n${identifier}`;
 
-/** FCM tokens are looked up by digest, so D1 never needs one in clear to find it. */
+/** FCM (and HMS) tokens are looked up by digest, so D1 never needs one in clear to find it. */
 export const fcmIdentifier = (token: string) => sha256Hex(token);
+
+/** The transports whose identifier is a token's digest, the token sealed beside it. */
+export const TOKEN_TRANSPORTS = ["fcm", "hms"] as const;
+export const isTokenTransport = (transport: string): transport is (typeof TOKEN_TRANSPORTS)[number] => (TOKEN_TRANSPORTS as readonly string[]).includes(transport);
 
 /** `vapidPublicKey`: the key signing now, bound to a Web Push subscription when it is created. */
 export async function storedSubscription(keyring: Keyring, tenantId: string, sub: SubscriptionInput, vapidPublicKey: string | null = null): Promise<StoredSubscription> {
-  if (sub.transport === "fcm") {
+  if (isTokenTransport(sub.transport)) {
     const identifier = await fcmIdentifier(sub.identifier);
-    const sealedToken = await seal(keyring, TOKEN_COLUMN, subscriptionRowKey(tenantId, "fcm", identifier), sub.identifier);
-    return { transport: "fcm", service: sub.service, identifier, p256dh: null, auth: null, contentEncoding: null, sealedToken, platform: sub.platform ?? "android" };
+    const sealedToken = await seal(keyring, TOKEN_COLUMN, subscriptionRowKey(tenantId, sub.transport, identifier), sub.identifier);
+    const platform = sub.transport === "fcm" ? (sub.platform ?? "android") : null;
+    return { transport: sub.transport, service: sub.service, identifier, p256dh: null, auth: null, contentEncoding: null, sealedToken, platform };
   }
   const auth = sub.keys === null ? null : await seal(keyring, AUTH_COLUMN, subscriptionRowKey(tenantId, sub.transport, sub.identifier), sub.keys.auth);
   return {
@@ -107,8 +112,9 @@ export async function storedSubscription(keyring: Keyring, tenantId: string, sub
 export const openAuth = (keyring: Keyring, tenantId: string, endpoint: string, sealed: string) =>
   open(keyring, AUTH_COLUMN, subscriptionRowKey(tenantId, "web_push", endpoint), sealed);
 
-export const openToken = (keyring: Keyring, tenantId: string, identifier: string, sealed: string) =>
-  open(keyring, TOKEN_COLUMN, subscriptionRowKey(tenantId, "fcm", identifier), sealed);
+/** An FCM (or, with `transport`, HMS) token opened from its envelope. */
+export const openToken = (keyring: Keyring, tenantId: string, identifier: string, sealed: string, transport: "fcm" | "hms" = "fcm") =>
+  open(keyring, TOKEN_COLUMN, subscriptionRowKey(tenantId, transport, identifier), sealed);
 
 /**
  * A push resource belongs to its user: true (in SQL) while the tenant's subscription with this

@@ -4,12 +4,13 @@
  * (the batch endpoint is gone) with a data message, for Android apps and, through FCM's `apns`
  * block, iOS apps.
  */
-import { log } from "../log";
+import { z } from "zod";
+import { hostOf, log } from "../log";
 import { importPKCS8, SignJWT } from "jose";
 import { nowSeconds } from "../expiry";
 import type { Urgency } from "../hub/change";
-import type { FcmPlatform } from "../store/subscriptions";
-import { outcomeOfStatus, retryAfterSeconds, unansweredOutcome, type Outcome, type PushMessage, type Transport } from "./transport";
+import { FCM_PLATFORMS, fcmIdentifier, fcmPlatformOf, type FcmPlatform } from "../store/subscriptions";
+import { outcomeOfStatus, retryAfterSeconds, unansweredOutcome, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
 
 export interface FcmTarget {
   subscriptionId: number;
@@ -166,7 +167,7 @@ export function fcmOutcome(status: number, body: FcmErrorBody | null, retryAfter
 }
 
 /** FCM delivery: one `messages:send` per registration token; a 401 refreshes the access token once. */
-export function fcmTransport(env: Env, account: ServiceAccount, fetcher: typeof fetch = fetch): Transport<FcmTarget> {
+export function fcmTransport(env: Env, account: ServiceAccount, fetcher: typeof fetch = fetch): Sender<FcmTarget> {
   const url = `${env.FCM_API_BASE.replace(/\/+$/, "")}/v1/projects/${encodeURIComponent(account.project_id)}/messages:send`;
   const post = async (body: string, forceRefresh: boolean) =>
     fetcher(url, {
@@ -177,26 +178,73 @@ export function fcmTransport(env: Env, account: ServiceAccount, fetcher: typeof 
       redirect: "manual",
       signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
-  return {
-    async send(target, message) {
-      const body = JSON.stringify(fcmMessage(target, message, nowSeconds()));
-      try {
-        let response = await post(body, false);
-        if (response.status === 401) {
-          await response.body?.cancel();
-          response = await post(body, true);
-        }
-        const text = await response.text();
-        let parsed: FcmErrorBody | null = null;
-        try {
-          parsed = text ? (JSON.parse(text) as FcmErrorBody) : null;
-        } catch {
-          parsed = null;
-        }
-        return fcmOutcome(response.status, parsed, response.headers.get("Retry-After"), text);
-      } catch (error) {
-        return unansweredOutcome(error, "FCM");
+  const sendOne = async (target: FcmTarget, message: PushMessage): Promise<Outcome> => {
+    const body = JSON.stringify(fcmMessage(target, message, nowSeconds()));
+    try {
+      let response = await post(body, false);
+      if (response.status === 401) {
+        await response.body?.cancel();
+        response = await post(body, true);
       }
+      const text = await response.text();
+      let parsed: FcmErrorBody | null = null;
+      try {
+        parsed = text ? (JSON.parse(text) as FcmErrorBody) : null;
+      } catch {
+        parsed = null;
+      }
+      return fcmOutcome(response.status, parsed, response.headers.get("Retry-After"), text);
+    } catch (error) {
+      return unansweredOutcome(error, "FCM");
+    }
+  };
+  return {
+    async send(targets, message) {
+      const outcomes: Outcome[] = [];
+      for (const target of targets) outcomes.push(await sendOne(target, message));
+      return outcomes;
     },
   };
 }
+
+/** An FCM token, and the platform of the app it belongs to (absent: android). */
+const fcmSchema = z.object({
+  registration_token: z.string().min(1).max(4096),
+  platform: z.enum(FCM_PLATFORMS, { error: `must be ${FCM_PLATFORMS.map((p) => JSON.stringify(p)).join(" or ")}` }).optional(),
+});
+
+const NOT_CONFIGURED_REASON = "FCM is not configured (FCM_SERVICE_ACCOUNT)";
+const NOT_CONFIGURED: Sender<FcmTarget> = {
+  send: async (targets) => targets.map(() => ({ kind: "failed", status: null, reason: NOT_CONFIGURED_REASON, director: true })),
+};
+
+/** FCM HTTP v1, for Android apps and (through the `apns` block) iOS apps, when FCM_SERVICE_ACCOUNT is set. */
+export const fcmService = {
+  transport: "fcm",
+  push_services: { fcm: fcmSchema },
+  // by the token alone: a platform named is ignored
+  forget: { fcm: fcmSchema },
+  identifierToForget: async (_name, entry) => fcmIdentifier((entry as z.infer<typeof fcmSchema>).registration_token),
+  configured: (env) => serviceAccountOf(env) !== null,
+  parse(_name, entry) {
+    const { registration_token, platform } = entry as z.infer<typeof fcmSchema>;
+    return { service: "fcm", registrationToken: registration_token, platform: platform ?? "android" };
+  },
+  discovery(env) {
+    const account = serviceAccountOf(env);
+    // iOS apps too, through FCM's apns block (README: FCM HTTP v1)
+    return account === null ? {} : { fcm: { project_id: account.project_id, platforms: FCM_PLATFORMS } };
+  },
+  request: "target",
+  // one host, Google's: its share is the service's own
+  paceKey: () => "fcm",
+  vapid: false,
+  notConfigured: "FCM is not configured here (FCM_SERVICE_ACCOUNT)",
+  host: (env) => hostOf(env.FCM_API_BASE),
+  // which delivery options its messages carry: Android's, or APNs's through FCM for an iOS app
+  view: ({ identifier, platform }) => ({ registration_token: identifier, platform: fcmPlatformOf(platform) }),
+  sender(env, options) {
+    const account = serviceAccountOf(env);
+    return account === null ? NOT_CONFIGURED : fcmTransport(env, account, options?.fetcher);
+  },
+} satisfies PushService<FcmTarget>;

@@ -1,5 +1,10 @@
-/** What every transport shares: a message to send and the outcome of sending it. */
+/**
+ * What every push service shares: the one contract (`PushService`), a message to send and the
+ * outcome of sending it.
+ */
+import type { z } from "zod";
 import type { Urgency } from "../hub/change";
+import type { FcmPlatform, PushServiceName, Transport } from "../store/subscriptions";
 
 /** A push message as the transports send it: the draft's XML plus RFC 8030 delivery hints. */
 export interface PushMessage {
@@ -70,8 +75,79 @@ export function unansweredOutcome(error: unknown, label: string): Outcome {
   return { kind: "retry", status: null, afterSeconds: null, reason: `${label}: ${timeout ? "no answer in 15 s" : (error as Error).message}`, ...(timeout ? { timeout: true } : {}) };
 }
 
-export interface Transport<Target> {
-  send(target: Target, message: PushMessage): Promise<Outcome>;
+/** One named push service, whichever syntax named it (a JSON `push_services` entry, or the draft's XML). */
+export type ServiceEntry =
+  | {
+      service: "web_push" | "unified_push";
+      endpoint: string;
+      /** RFC 8291 keys; null: a keyless UnifiedPush endpoint. */
+      keys: { p256dh: string; auth: string } | null;
+      contentEncoding: string | null;
+    }
+  | { service: "fcm"; registrationToken: string; platform: FcmPlatform }
+  | { service: "hms"; token: string }
+  | { service: "websocket"; connectionId: string };
+
+/** The transports a delivery job is sent through (a WebSocket's frames leave from its TopicHub). */
+export type DeliveredTransport = Exclude<Transport, "websocket">;
+
+/** Sends one message to targets of one push service: an outcome per target, in their order. */
+export interface Sender<Target> {
+  send(targets: Target[], message: PushMessage): Promise<Outcome[]>;
+}
+
+/** What a sender may need beyond the environment: Web Push signs with a VAPID key pair (null: unsigned). */
+export interface SenderOptions {
+  vapid?: { publicKey: string; privateKey: string } | null;
+  fetcher?: typeof fetch;
+}
+
+/**
+ * One push service the director sends to, the one contract every layer above sees (issue 16):
+ * routes, fan-out, deliveries and discovery loop over the list in src/transports/index.ts and
+ * never name a service, so a new one is a module and a line there. Callers guarantee that every
+ * target handed to `sender(...).send` is one of this service's, opened (secrets in clear).
+ */
+export interface PushService<Target = unknown> {
+  /** The `subscriptions.transport` it is stored under; a delivery job's `transport` (absent: web_push). */
+  transport: DeliveredTransport;
+  /** The early draft's `push_services` keys it registers, each with its entry's schema (a 400 names the field). */
+  push_services: Partial<Record<PushServiceName, z.ZodType>>;
+  /**
+   * The early draft's unsubscribe: each `push_services` key's entry schema when it names a
+   * subscription to forget (its identifier alone; keys and the like are ignored), and the
+   * identifier the store finds it by.
+   */
+  forget: Partial<Record<PushServiceName, z.ZodType>>;
+  identifierToForget(name: PushServiceName, entry: unknown): Promise<string>;
+  /** Whether the operator set it up; a service that is not is never offered, registered or sent to. */
+  configured(env: Env): boolean;
+  /** A schema-checked `push_services[name]` entry as the service it names. */
+  parse(name: PushServiceName, entry: unknown): ServiceEntry;
+  /** Its `transports` entries in discovery (`GET /.well-known/webdav-push`); none when not configured. */
+  discovery(env: Env, context: { vapidPublicKey: string | null; requireEncryption: boolean }): Partial<Record<PushServiceName, unknown>>;
+  /**
+   * What one request to the push service carries, and so the unit the deliveries consumer paces:
+   * `target` (Web Push, and FCM whose batch endpoint is gone) or a whole delivery `chunk`.
+   */
+  request: "target" | "chunk";
+  /**
+   * The pacing key of a request (src/delivery/pacing.ts), from its first target as queued (secrets
+   * still sealed, so only what both forms share): its push resource's origin, or the service's name.
+   */
+  paceKey(target: Target): string;
+  /** Whether it signs with VAPID keys (RFC 8292), each subscription with the key bound to it. */
+  vapid: boolean;
+  /**
+   * Why a subscription of it is not sent to from here, for the test push: not `configured` (naming
+   * the settings it needs), or for Web Push a keyless one while REQUIRE_ENCRYPTION is on.
+   */
+  notConfigured: string;
+  /** The host its requests go to, for the delivery log lines; null: each target's own (Web Push). */
+  host(env: Partial<Env>): string | null;
+  /** A registration's subscription as the JSON API shows it: the identifier (opened) under this service's name. */
+  view(subscription: { identifier: string; platform: string | null }): Record<string, string>;
+  sender(env: Env, options?: SenderOptions): Sender<Target>;
 }
 
 /** RFC 9110 §10.2.3 Retry-After: delay-seconds or an HTTP-date; null when absent or unreadable. */

@@ -2,11 +2,13 @@
  * The Web Push transport (RFC 8030), which UnifiedPush distributors speak too: encrypted (RFC 8291)
  * for subscriptions with keys, plain for keyless UnifiedPush endpoints (the early draft allows them).
  */
+import { z } from "zod";
 import { encryptWebPush } from "../crypto/ece";
 import { encodeBase64url } from "../crypto/base64url";
 import { vapidSigner, type VapidSigner } from "../crypto/vapid";
 import type { VapidKeyPair } from "../store/vapid-keys";
-import { outcomeOfStatus, unansweredOutcome, type Outcome, type PushMessage, type Transport } from "./transport";
+import { originOf } from "../delivery/pacing";
+import { outcomeOfStatus, unansweredOutcome, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
 
 export interface WebPushTarget {
   subscriptionId: number;
@@ -90,32 +92,93 @@ async function bodyText(response: Response): Promise<string | null> {
   }
 }
 
-/** Web Push signed with `keys` (RFC 8292), or unsigned when the director has no VAPID key. */
-export function webPushTransport(env: Env, keys: VapidKeyPair | null, fetcher: typeof fetch = fetch): Transport<WebPushTarget> {
+/**
+ * Web Push signed with `keys` (RFC 8292), or unsigned when the director has no VAPID key. Targets
+ * are sent one after another: the deliveries consumer hands one at a time, paced per origin.
+ */
+export function webPushTransport(env: Env, keys: VapidKeyPair | null, fetcher: typeof fetch = fetch): Sender<WebPushTarget> {
   const signer = keys === null ? null : vapidSigner({ ...keys, subject: env.VAPID_SUBJECT });
+  const sendOne = async (target: WebPushTarget, message: PushMessage): Promise<Outcome> => {
+    let prepared: PreparedPush;
+    try {
+      prepared = await prepareWebPush(target, message, signer);
+    } catch (error) {
+      // undecryptable keys or an oversize message: no retry can fix it
+      return { kind: "failed", status: null, reason: `cannot prepare message: ${(error as Error).message}` };
+    }
+    try {
+      const response = await fetcher(prepared.url, {
+        method: "POST",
+        headers: prepared.headers,
+        body: prepared.body,
+        // a 3xx comes back as it is, and webPushOutcome refuses it
+        redirect: "manual",
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      });
+      const body = await bodyText(response);
+      return webPushOutcome(response.status, response.headers.get("Retry-After"), body);
+    } catch (error) {
+      return unansweredOutcome(error, "network");
+    }
+  };
   return {
-    async send(target, message) {
-      let prepared: PreparedPush;
-      try {
-        prepared = await prepareWebPush(target, message, signer);
-      } catch (error) {
-        // undecryptable keys or an oversize message: no retry can fix it
-        return { kind: "failed", status: null, reason: `cannot prepare message: ${(error as Error).message}` };
-      }
-      try {
-        const response = await fetcher(prepared.url, {
-          method: "POST",
-          headers: prepared.headers,
-          body: prepared.body,
-          // a 3xx comes back as it is, and webPushOutcome refuses it
-          redirect: "manual",
-          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-        });
-        const body = await bodyText(response);
-        return webPushOutcome(response.status, response.headers.get("Retry-After"), body);
-      } catch (error) {
-        return unansweredOutcome(error, "network");
-      }
+    async send(targets, message) {
+      const outcomes: Outcome[] = [];
+      for (const target of targets) outcomes.push(await sendOne(target, message));
+      return outcomes;
     },
   };
 }
+
+const keysSchema = z.object({ p256dh: z.string().min(1), auth: z.string().min(1) });
+const webPushSchema = z.object({
+  endpoint: z.string().min(1),
+  keys: keysSchema,
+  content_encoding: z.string().max(64).optional(),
+});
+/** A push resource to forget: its endpoint alone. */
+const forgetSchema = z.object({ endpoint: z.string().min(1) });
+type WebPushEntry = { endpoint: string; keys?: { p256dh: string; auth: string }; content_encoding?: string };
+
+/**
+ * Web Push, under both of the early draft's names: `web_push`, and `unified_push`, whose endpoint
+ * is a Web Push resource too and may come without keys (then it is sent the message plain). Always
+ * configured: with no VAPID key the director sends unsigned.
+ */
+export const webPushService = {
+  transport: "web_push",
+  push_services: { web_push: webPushSchema, unified_push: webPushSchema.extend({ keys: keysSchema.optional() }) },
+  forget: { web_push: forgetSchema, unified_push: forgetSchema },
+  async identifierToForget(_name, entry) {
+    const { endpoint } = entry as z.infer<typeof forgetSchema>;
+    // stored as checkPushResource left it: the URL's serialisation
+    try {
+      return new URL(endpoint).href;
+    } catch {
+      // not a URL: matches nothing stored, as it is
+      return endpoint;
+    }
+  },
+  configured: () => true,
+  parse(name, entry) {
+    const { endpoint, keys, content_encoding } = entry as WebPushEntry;
+    return { service: name === "unified_push" ? "unified_push" : "web_push", endpoint, keys: keys ?? null, contentEncoding: content_encoding ?? null };
+  },
+  discovery(_env, { vapidPublicKey, requireEncryption }) {
+    if (vapidPublicKey === null) return {};
+    return {
+      web_push: { vapid_public_key: vapidPublicKey, content_encodings: ["aes128gcm"] },
+      // UnifiedPush endpoints are Web Push resources; without keys the message goes plain, unless refused
+      unified_push: { vapid_public_key: vapidPublicKey, content_encodings: ["aes128gcm"], unencrypted: !requireEncryption },
+    };
+  },
+  request: "target",
+  // RFC 8030 push services are many: one slow origin must hold only its own share (issue 11)
+  paceKey: (target) => originOf(target.endpoint, "web_push"),
+  vapid: true,
+  notConfigured: "keyless push resources are not sent to while REQUIRE_ENCRYPTION is on",
+  // many push services: the line names the target's own
+  host: () => null,
+  view: ({ identifier }) => ({ push_resource: identifier }),
+  sender: (env, options) => webPushTransport(env, options?.vapid ?? null, options?.fetcher),
+} satisfies PushService<WebPushTarget>;

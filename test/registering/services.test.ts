@@ -16,8 +16,10 @@ const chosen = (vars: Partial<Env>, services: PushServices) => chooseService(ove
 
 describe("servicePreference", () => {
   it("puts PUSH_SERVICE_PREFERENCE's names first, the rest after in the default order, unknown names nowhere", () => {
-    expect(servicePreference(over({}))).toEqual(["web_push", "unified_push", "fcm", "websocket"]);
-    expect(servicePreference(over({ PUSH_SERVICE_PREFERENCE: " websocket , fcm,apns,fcm" }))).toEqual(["websocket", "fcm", "web_push", "unified_push"]);
+    // hms, added after the default PUSH_SERVICE_PREFERENCE was set, ranks last unless named
+    expect(servicePreference(over({}))).toEqual(["web_push", "unified_push", "fcm", "websocket", "hms"]);
+    expect(servicePreference(over({ PUSH_SERVICE_PREFERENCE: " websocket , fcm,apns,fcm" }))).toEqual(["websocket", "fcm", "web_push", "unified_push", "hms"]);
+    expect(servicePreference(over({ PUSH_SERVICE_PREFERENCE: "hms,fcm" }))).toEqual(["hms", "fcm", "web_push", "unified_push", "websocket"]);
     expect(enabledServices(over({ PUSH_SERVICE_PREFERENCE: "fcm,websocket", FCM_SERVICE_ACCOUNT: "" }))).toEqual(["websocket", "web_push", "unified_push"]);
   });
 });

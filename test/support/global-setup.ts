@@ -5,6 +5,7 @@ import { webcrypto } from "node:crypto";
 import type { TestProject } from "vitest/node";
 import { DavOrigin } from "./dav-origin";
 import { FcmService } from "./fcm-service";
+import { HmsService } from "./hms-service";
 import { PushService } from "./push-service";
 import { startRadicale } from "./radicale";
 import { interopServers, readFiles, seed002, specXml, stopIfMissing } from "./shared";
@@ -17,6 +18,10 @@ declare module "vitest" {
     fcmServiceUrl: string;
     fcmTokenUrl: string;
     fcmServiceAccount: string;
+    hmsServiceUrl: string;
+    hmsTokenUrl: string;
+    hmsAppId: string;
+    hmsClientSecret: string;
     specSamples: Record<string, string>;
     interopBodies: Record<string, string>;
     seed002: string;
@@ -37,6 +42,11 @@ export default async function setup(project: TestProject) {
   const { d } = await webcrypto.subtle.exportKey("jwk", pair.privateKey);
   const service = await new PushService({ vapidPublicKey: publicKey }).start();
   const fcm = await new FcmService().start();
+  const hms = await new HmsService().start();
+  project.provide("hmsServiceUrl", hms.url);
+  project.provide("hmsTokenUrl", hms.tokenUrl);
+  project.provide("hmsAppId", hms.appId);
+  project.provide("hmsClientSecret", hms.clientSecret);
   const davOrigin = await new DavOrigin().start();
   project.provide("davOriginUrl", davOrigin.url);
   const radicale = await startRadicale();
@@ -48,6 +58,6 @@ export default async function setup(project: TestProject) {
   project.provide("vapidPublicKey", publicKey);
   project.provide("vapidPrivateKey", d!);
   return async () => {
-    await Promise.all([service.stop(), fcm.stop(), davOrigin.stop(), radicale.stop()]);
+    await Promise.all([service.stop(), fcm.stop(), hms.stop(), davOrigin.stop(), radicale.stop()]);
   };
 }

@@ -108,7 +108,7 @@ describe("FCM HTTP v1", () => {
       return fetch(input, init);
     };
     const transport = fcmTransport({ ...env, GOOGLE_OAUTH_TOKEN_URL: `${env.TEST_FCM_SERVICE}/token-redirect/${key}` }, account, recording);
-    const outcome = await transport.send({ subscriptionId: 1, token: await fcmService.token("accept"), platform: "android" }, { xml: "<push-message/>", ttl: 60, urgency: "normal", topic: null });
+    const [outcome] = await transport.send([{ subscriptionId: 1, token: await fcmService.token("accept"), platform: "android" }], { xml: "<push-message/>", ttl: 60, urgency: "normal", topic: null });
     expect(outcome).toEqual({ kind: "retry", status: null, afterSeconds: null, reason: "FCM: OAuth token endpoint answered 307 (redirects are not followed)" });
     expect(requested).toEqual([{ url: `${env.TEST_FCM_SERVICE}/token-redirect/${key}`, redirect: "manual" }]);
     expect((await fcmService.state()).redirected[key]).toBeUndefined();
@@ -124,7 +124,7 @@ describe("FCM HTTP v1", () => {
     // with the access tokens revoked, a token request comes whether one was cached or not
     await fcmService.revoke();
     const transport = fcmTransport(env, serviceAccountOf(env)!, recording);
-    expect(await transport.send({ subscriptionId: 1, token, platform: "android" }, { xml: "<push-message/>", ttl: 60, urgency: "normal", topic: null })).toEqual({ kind: "delivered", status: 200 });
+    expect((await transport.send([{ subscriptionId: 1, token, platform: "android" }], { xml: "<push-message/>", ttl: 60, urgency: "normal", topic: null }))[0]).toEqual({ kind: "delivered", status: 200 });
     expect(requested.map((r) => r.url)).toContain(env.GOOGLE_OAUTH_TOKEN_URL);
     expect(requested.map((r) => r.url)).toContain(`${env.FCM_API_BASE}/v1/projects/${serviceAccountOf(env)!.project_id}/messages:send`);
     expect(requested.every((r) => r.redirect === "manual")).toBe(true);
