@@ -6,11 +6,12 @@
  */
 import { z } from "zod";
 import { hostOf, log } from "../log";
+import { cachedAccessToken } from "./oauth";
 import { importPKCS8, SignJWT } from "jose";
 import { nowSeconds } from "../expiry";
 import type { Urgency } from "../hub/change";
 import { FCM_PLATFORMS, fcmIdentifier, fcmPlatformOf, type FcmPlatform } from "../store/subscriptions";
-import { outcomeOfStatus, retryAfterSeconds, unansweredOutcome, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
+import { REQUEST_TIMEOUT_MS, outcomeOfStatus, retryAfterSeconds, unansweredOutcome, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
 
 export interface FcmTarget {
   subscriptionId: number;
@@ -28,9 +29,6 @@ export interface ServiceAccount {
 const SCOPE = "https://www.googleapis.com/auth/firebase.messaging";
 /** FCM refuses data payloads above 4096 bytes. */
 export const MAX_DATA_BYTES = 4096;
-const REQUEST_TIMEOUT_MS = 15_000;
-/** Renew the access token this long before Google says it expires. */
-const RENEW_BEFORE_SECONDS = 300;
 
 /** The configured service account, or null when FCM is not set up (or the JSON is unusable). */
 export function serviceAccountOf(env: Env): ServiceAccount | null {
@@ -48,50 +46,19 @@ export function serviceAccountOf(env: Env): ServiceAccount | null {
   return null;
 }
 
-interface CachedToken {
-  token: string;
-  expiresAt: number;
-}
-
-const tokens = new Map<string, Promise<CachedToken>>();
-
 /** An OAuth2 access token for the service account (RFC 7523 JWT bearer grant), cached per isolate. */
-export async function accessToken(account: ServiceAccount, tokenUrl: string, fetcher: typeof fetch, forceRefresh = false): Promise<string> {
-  const key = `${account.client_email}\n${tokenUrl}`;
-  const now = Math.floor(Date.now() / 1000);
-  const cached = tokens.get(key);
-  if (!forceRefresh && cached !== undefined) {
-    const value = await cached.catch(() => null);
-    if (value !== null && value.expiresAt - RENEW_BEFORE_SECONDS > now) return value.token;
-  }
-  const fresh = (async (): Promise<CachedToken> => {
-    const assertion = await new SignJWT({ scope: SCOPE })
+export function accessToken(account: ServiceAccount, tokenUrl: string, fetcher: typeof fetch, forceRefresh = false): Promise<string> {
+  const assertion = async (now: number) => ({
+    grant_type: "urn:ietf:params:oauth:grant-type:jwt-bearer",
+    assertion: await new SignJWT({ scope: SCOPE })
       .setProtectedHeader({ alg: "RS256", typ: "JWT" })
       .setIssuer(account.client_email)
       .setAudience(tokenUrl)
       .setIssuedAt(now)
       .setExpirationTime(now + 3600)
-      .sign(await importPKCS8(account.private_key, "RS256"));
-    const response = await fetcher(tokenUrl, {
-      method: "POST",
-      headers: { "Content-Type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({ grant_type: "urn:ietf:params:oauth:grant-type:jwt-bearer", assertion }),
-      // the signed assertion goes to the configured endpoint only, never to a Location it names
-      redirect: "manual",
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
-    if (response.status >= 300 && response.status < 400) {
-      await response.body?.cancel();
-      throw new Error(`OAuth token endpoint answered ${response.status} (redirects are not followed)`);
-    }
-    if (!response.ok) throw new Error(`OAuth token endpoint answered ${response.status}`);
-    const body = (await response.json()) as { access_token?: string; expires_in?: number };
-    if (typeof body.access_token !== "string") throw new Error("OAuth token endpoint sent no access_token");
-    return { token: body.access_token, expiresAt: now + (body.expires_in ?? 3600) };
-  })();
-  tokens.set(key, fresh);
-  fresh.catch(() => tokens.delete(key));
-  return (await fresh).token;
+      .sign(await importPKCS8(account.private_key, "RS256")),
+  });
+  return cachedAccessToken(`fcm\n${account.client_email}\n${tokenUrl}`, tokenUrl, assertion, "OAuth token endpoint", fetcher, forceRefresh);
 }
 
 const PRIORITY: Record<Urgency, "NORMAL" | "HIGH"> = { "very-low": "NORMAL", low: "NORMAL", normal: "NORMAL", high: "HIGH" };

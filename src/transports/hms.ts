@@ -7,8 +7,9 @@
 import { z } from "zod";
 import type { Urgency } from "../hub/change";
 import { hostOf } from "../log";
+import { cachedAccessToken } from "./oauth";
 import { fcmIdentifier } from "../store/subscriptions";
-import { retryAfterSeconds, unansweredOutcome, withBody, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
+import { REQUEST_TIMEOUT_MS, retryAfterSeconds, unansweredOutcome, withBody, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
 
 export interface HmsTarget {
   subscriptionId: number;
@@ -17,9 +18,6 @@ export interface HmsTarget {
 
 /** Push Kit takes a data message of at most 4096 bytes: the XML goes along when it fits, as for FCM. */
 export const MAX_HMS_DATA_BYTES = 4096;
-const REQUEST_TIMEOUT_MS = 15_000;
-/** Renew the access token this long before Huawei says it expires. */
-const RENEW_BEFORE_SECONDS = 300;
 
 /** Push Kit's result codes (the `code` of its answer) that the outcome table tells apart. */
 export const HMS_CODES = {
@@ -42,52 +40,10 @@ export function hmsCredentialsOf(env: Pick<Env, "HMS_APP_ID" | "HMS_CLIENT_SECRE
   return appId === "" || secret === "" ? null : { appId, secret };
 }
 
-interface CachedToken {
-  token: string;
-  expiresAt: number;
-}
-
-const tokens = new Map<string, Promise<CachedToken>>();
-
 /** An access token by the client credentials grant (RFC 6749 §4.4), cached per isolate. */
-export async function hmsAccessToken(
-  credentials: { appId: string; secret: string },
-  tokenUrl: string,
-  fetcher: typeof fetch,
-  forceRefresh = false,
-): Promise<string> {
-  const key = `${credentials.appId}\n${tokenUrl}`;
-  const now = Math.floor(Date.now() / 1000);
-  const cached = tokens.get(key);
-  if (!forceRefresh && cached !== undefined) {
-    const value = await cached.catch(() => null);
-    if (value !== null && value.expiresAt - RENEW_BEFORE_SECONDS > now) return value.token;
-  }
-  const fresh = (async (): Promise<CachedToken> => {
-    const response = await fetcher(tokenUrl, {
-      method: "POST",
-      headers: { "Content-Type": "application/x-www-form-urlencoded" },
-      body: new URLSearchParams({ grant_type: "client_credentials", client_id: credentials.appId, client_secret: credentials.secret }),
-      // the client secret goes to the configured endpoint only, never to a Location it names
-      redirect: "manual",
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
-    if (response.status >= 300 && response.status < 400) {
-      await response.body?.cancel();
-      throw new Error(`HMS token endpoint answered ${response.status} (redirects are not followed)`);
-    }
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw new Error(`HMS token endpoint answered ${response.status}`);
-    }
-    const body = (await response.json()) as { access_token?: unknown; expires_in?: unknown };
-    if (typeof body.access_token !== "string" || body.access_token === "") throw new Error("HMS token endpoint sent no access_token");
-    const lifetime = typeof body.expires_in === "number" && body.expires_in > 0 ? body.expires_in : 3600;
-    return { token: body.access_token, expiresAt: now + lifetime };
-  })();
-  tokens.set(key, fresh);
-  fresh.catch(() => tokens.delete(key));
-  return (await fresh).token;
+export function hmsAccessToken(credentials: { appId: string; secret: string }, tokenUrl: string, fetcher: typeof fetch, forceRefresh = false): Promise<string> {
+  const form = async () => ({ grant_type: "client_credentials", client_id: credentials.appId, client_secret: credentials.secret });
+  return cachedAccessToken(`hms\n${credentials.appId}\n${tokenUrl}`, tokenUrl, form, "HMS token endpoint", fetcher, forceRefresh);
 }
 
 const URGENCY: Record<Urgency, "HIGH" | "NORMAL"> = { "very-low": "NORMAL", low: "NORMAL", normal: "NORMAL", high: "HIGH" };

@@ -69,10 +69,13 @@ export function outcomeOfStatus(status: number, retryAfter: string | null, reaso
   return { kind: "failed", status, reason: withBody(reason, body) };
 }
 
+/** How long a push service's answer may take (its token endpoint's too). */
+export const REQUEST_TIMEOUT_MS = 15_000;
+
 /** A request that never got an answer: temporary; `timeout` when it ran out of time. */
 export function unansweredOutcome(error: unknown, label: string): Outcome {
   const timeout = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
-  return { kind: "retry", status: null, afterSeconds: null, reason: `${label}: ${timeout ? "no answer in 15 s" : (error as Error).message}`, ...(timeout ? { timeout: true } : {}) };
+  return { kind: "retry", status: null, afterSeconds: null, reason: `${label}: ${timeout ? `no answer in ${REQUEST_TIMEOUT_MS / 1000} s` : (error as Error).message}`, ...(timeout ? { timeout: true } : {}) };
 }
 
 /** One named push service, whichever syntax named it (a JSON `push_services` entry, or the draft's XML). */

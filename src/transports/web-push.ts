@@ -8,7 +8,7 @@ import { encodeBase64url } from "../crypto/base64url";
 import { vapidSigner, type VapidSigner } from "../crypto/vapid";
 import type { VapidKeyPair } from "../store/vapid-keys";
 import { originOf } from "../delivery/pacing";
-import { outcomeOfStatus, unansweredOutcome, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
+import { REQUEST_TIMEOUT_MS, outcomeOfStatus, unansweredOutcome, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
 
 export interface WebPushTarget {
   subscriptionId: number;
@@ -19,7 +19,6 @@ export interface WebPushTarget {
 }
 
 /** How long one push service may take to answer before the message is tried again later. */
-const REQUEST_TIMEOUT_MS = 15_000;
 
 /**
  * RFC 8030 §5.4 Topic from the director's topic: 24 bytes of SHA-256 are 32 base64url characters
