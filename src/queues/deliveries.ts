@@ -129,8 +129,9 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: Trans
       const service = serviceOf(job.transport);
       const results: Sent[] = [];
       const sending: { k: number; opened: unknown }[] = [];
-      for (const [k, target] of targets.entries()) {
-        const opened = await openTarget(keys, target, env, job.transport);
+      // a chunk's secrets opened together, not one after another
+      const openedAll = await Promise.all(targets.map((target) => openTarget(keys, target, env, job.transport)));
+      for (const [k, opened] of openedAll.entries()) {
         if ("kind" in opened) results[k] = { outcome: opened };
         else sending.push({ k, opened });
       }

@@ -9,9 +9,8 @@ import { hostOf, log } from "../log";
 import { cachedAccessToken } from "./oauth";
 import { importPKCS8, SignJWT } from "jose";
 import { nowSeconds } from "../expiry";
-import type { Urgency } from "../hub/change";
 import { FCM_PLATFORMS, fcmIdentifier, fcmPlatformOf, type FcmPlatform } from "../store/subscriptions";
-import { REQUEST_TIMEOUT_MS, outcomeOfStatus, retryAfterSeconds, unansweredOutcome, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
+import { androidPriority, REQUEST_TIMEOUT_MS, outcomeOfStatus, retryAfterSeconds, unansweredOutcome, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
 
 export interface FcmTarget {
   subscriptionId: number;
@@ -61,7 +60,6 @@ export function accessToken(account: ServiceAccount, tokenUrl: string, fetcher: 
   return cachedAccessToken(`fcm\n${account.client_email}\n${tokenUrl}`, tokenUrl, assertion, "OAuth token endpoint", fetcher, forceRefresh);
 }
 
-const PRIORITY: Record<Urgency, "NORMAL" | "HIGH"> = { "very-low": "NORMAL", low: "NORMAL", normal: "NORMAL", high: "HIGH" };
 
 /**
  * An iOS app is reached through FCM's `apns` block, since APNs itself speaks HTTP/2 only and a
@@ -98,7 +96,7 @@ export function fcmMessage(target: Pick<FcmTarget, "token" | "platform">, messag
       token: target.token,
       data,
       android: {
-        priority: PRIORITY[message.urgency],
+        priority: androidPriority(message.urgency),
         ttl: `${message.ttl}s`,
         ...(message.topic === null ? {} : { collapse_key: message.topic }),
       },

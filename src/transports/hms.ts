@@ -5,11 +5,10 @@
  * list, with a data message.
  */
 import { z } from "zod";
-import type { Urgency } from "../hub/change";
 import { hostOf } from "../log";
 import { cachedAccessToken } from "./oauth";
 import { fcmIdentifier } from "../store/subscriptions";
-import { REQUEST_TIMEOUT_MS, retryAfterSeconds, unansweredOutcome, withBody, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
+import { androidPriority, REQUEST_TIMEOUT_MS, retryAfterSeconds, unansweredOutcome, withBody, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
 
 export interface HmsTarget {
   subscriptionId: number;
@@ -46,7 +45,6 @@ export function hmsAccessToken(credentials: { appId: string; secret: string }, t
   return cachedAccessToken(`hms\n${credentials.appId}\n${tokenUrl}`, tokenUrl, form, "HMS token endpoint", fetcher, forceRefresh);
 }
 
-const URGENCY: Record<Urgency, "HIGH" | "NORMAL"> = { "very-low": "NORMAL", low: "NORMAL", normal: "NORMAL", high: "HIGH" };
 
 /**
  * The `messages:send` body for a chunk's tokens: a data message whose `data` is the JSON text of
@@ -58,7 +56,7 @@ export function hmsMessage(tokens: string[], message: PushMessage) {
   const data = new TextEncoder().encode(withXml).byteLength <= MAX_HMS_DATA_BYTES ? withXml : JSON.stringify(fields);
   return {
     validate_only: false,
-    message: { token: tokens, data, android: { urgency: URGENCY[message.urgency], ttl: `${message.ttl}s` } },
+    message: { token: tokens, data, android: { urgency: androidPriority(message.urgency), ttl: `${message.ttl}s` } },
   };
 }
 

@@ -69,6 +69,12 @@ export function outcomeOfStatus(status: number, retryAfter: string | null, reaso
   return { kind: "failed", status, reason: withBody(reason, body) };
 }
 
+/**
+ * An Android delivery priority (FCM's `android.priority`, Push Kit's `android.urgency`): HIGH for
+ * RFC 8030 urgency `high`, NORMAL for the rest.
+ */
+export const androidPriority = (urgency: PushMessage["urgency"]): "HIGH" | "NORMAL" => (urgency === "high" ? "HIGH" : "NORMAL");
+
 /** How long a push service's answer may take (its token endpoint's too). */
 export const REQUEST_TIMEOUT_MS = 15_000;
 
