@@ -12,7 +12,8 @@ CREATE TABLE IF NOT EXISTS d1_migrations(
 INSERT OR IGNORE INTO d1_migrations (name)
   SELECT value FROM json_each('["0001_initial.sql", "0002_secrets_at_rest.sql", "0003_push_services.sql", "0004_connections.sql",
     "0005_delivery_state.sql", "0006_test_pushes.sql", "0007_quotas.sql", "0008_tenants_by_created.sql", "0009_gateways.sql",
-    "0010_watched_collections.sql", "0011_gateway_polls.sql", "0012_fcm_platform.sql", "0013_hms.sql"]')
+    "0010_watched_collections.sql", "0011_gateway_polls.sql", "0012_fcm_platform.sql", "0013_hms.sql",
+    "0014_fcm_topics.sql"]')
   WHERE NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tenants');
 
 -- Times are Unix seconds. Depths are 0, 1 or 2 (= "infinity"), so "the requested depth covers
@@ -74,6 +75,7 @@ CREATE TABLE IF NOT EXISTS registrations (
   expires_at            INTEGER NOT NULL,
   created_at            INTEGER NOT NULL,
   updated_at            INTEGER NOT NULL,
+  fcm_topic             TEXT,                     -- the FCM topic its token was added to (fcm_topics.name); NULL: none
   UNIQUE (subscription_id, topic)                 -- also serves deletes by subscription
 );
 
@@ -248,3 +250,58 @@ CREATE TABLE IF NOT EXISTS watched_collections (
 );
 CREATE INDEX IF NOT EXISTS watched_collections_by_topic ON watched_collections (tenant_id, topic);
 CREATE INDEX IF NOT EXISTS watched_collections_by_poll ON watched_collections (tenant_id, polled_at);
+
+-- FCM topic messaging (issue 16 item 4): a topic's live FCM registrations with identical triggers
+-- form a group; one larger than FCM_TOPIC_THRESHOLD gets one FCM topic message.
+-- A group's members past their expiry, removed before its next topic message.
+CREATE INDEX IF NOT EXISTS registrations_by_fcm_topic ON registrations (fcm_topic, expires_at) WHERE fcm_topic IS NOT NULL;
+
+-- A group's FCM topic: `pd-` + 22 random base64url characters, never derived from tenant or topic
+-- (any instance of the app may subscribe itself to a topic it can name).
+CREATE TABLE IF NOT EXISTS fcm_topics (
+  name       TEXT PRIMARY KEY,
+  tenant_id  TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+  topic      TEXT NOT NULL,
+  triggers   TEXT NOT NULL,  -- the group's triggers as one key (src/store/fcm-topics.ts triggersKey)
+  created_at INTEGER NOT NULL,
+  UNIQUE (tenant_id, topic, triggers)
+);
+
+-- Members that left (registration deleted or its triggers changed, subscription deleted), still
+-- to be removed from the FCM topic (batchRemove): written by the triggers below in the statement
+-- that made them leave, whichever code path it was, so none is missed. The token is copied
+-- sealed, as the subscription held it, since the subscription may be gone when it is removed. No
+-- foreign keys: a row must outlive its tenant's deletion until the removal is sent.
+CREATE TABLE IF NOT EXISTS fcm_topic_leaving (
+  name            TEXT NOT NULL,
+  subscription_id INTEGER NOT NULL,
+  tenant_id       TEXT NOT NULL,
+  token_digest    TEXT NOT NULL,
+  sealed_token    TEXT NOT NULL,
+  at              INTEGER NOT NULL,
+  PRIMARY KEY (name, subscription_id)
+);
+
+CREATE TRIGGER IF NOT EXISTS fcm_topic_leave_on_registration_delete AFTER DELETE ON registrations WHEN OLD.fcm_topic IS NOT NULL BEGIN
+  INSERT OR IGNORE INTO fcm_topic_leaving (name, subscription_id, tenant_id, token_digest, sealed_token, at)
+    SELECT OLD.fcm_topic, s.id, s.tenant_id, s.identifier, s.sealed_token, unixepoch() FROM subscriptions s
+    WHERE s.id = OLD.subscription_id AND s.sealed_token IS NOT NULL;
+END;
+
+-- A subscription deleted first (its registrations then cascade): its memberships, read while it is still there.
+CREATE TRIGGER IF NOT EXISTS fcm_topic_leave_on_subscription_delete BEFORE DELETE ON subscriptions WHEN OLD.transport = 'fcm' AND OLD.sealed_token IS NOT NULL BEGIN
+  INSERT OR IGNORE INTO fcm_topic_leaving (name, subscription_id, tenant_id, token_digest, sealed_token, at)
+    SELECT r.fcm_topic, OLD.id, OLD.tenant_id, OLD.identifier, OLD.sealed_token, unixepoch() FROM registrations r
+    WHERE r.subscription_id = OLD.id AND r.fcm_topic IS NOT NULL;
+END;
+
+-- Triggers changed: the registration belongs to another group now, and leaves this one's topic.
+CREATE TRIGGER IF NOT EXISTS fcm_topic_leave_on_trigger_change AFTER UPDATE ON registrations
+  WHEN OLD.fcm_topic IS NOT NULL AND NEW.fcm_topic IS OLD.fcm_topic
+   AND (NEW.content_update_depth IS NOT OLD.content_update_depth OR NEW.property_update_depth IS NOT OLD.property_update_depth
+        OR NEW.property_update_props IS NOT OLD.property_update_props) BEGIN
+  INSERT OR IGNORE INTO fcm_topic_leaving (name, subscription_id, tenant_id, token_digest, sealed_token, at)
+    SELECT OLD.fcm_topic, s.id, s.tenant_id, s.identifier, s.sealed_token, unixepoch() FROM subscriptions s
+    WHERE s.id = OLD.subscription_id AND s.sealed_token IS NOT NULL;
+  UPDATE registrations SET fcm_topic = NULL WHERE id = NEW.id;
+END;

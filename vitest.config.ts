@@ -43,6 +43,9 @@ export default defineConfig({
                   FCM_SERVICE_ACCOUNT: inject("fcmServiceAccount"),
                   FCM_API_BASE: inject("fcmServiceUrl"),
                   GOOGLE_OAUTH_TOKEN_URL: inject("fcmTokenUrl"),
+                  // FCM topics' batchAdd/batchRemove go to the same stand-in (FCM_TOPIC_THRESHOLD stays
+                  // at its default, 1000; tests of topic messaging lower it)
+                  FCM_IID_API_BASE: inject("fcmServiceUrl"),
                   TEST_FCM_SERVICE: inject("fcmServiceUrl"),
                   // HMS's stand-in (test/support/hms-service.ts); HMS_APP_ID stays empty, so HMS is off
                   // unless a test configures it with TEST_HMS_APP_ID and TEST_HMS_CLIENT_SECRET

@@ -17,6 +17,9 @@ export const MIN_MAX_GRANT_SECONDS = 60;
 export const DEFAULT_FAILING_SUBSCRIPTION_DAYS = 3;
 export const MIN_FAILING_SUBSCRIPTION_DAYS = 1;
 
+/** FCM's topic fan-out has its own latency and quotas: worth it only for large groups (issue 16). */
+export const DEFAULT_FCM_TOPIC_THRESHOLD = 1000;
+
 export const DEFAULT_PUSH_SERVICE_PREFERENCE = "web_push,unified_push,fcm,websocket";
 
 export interface Config {
@@ -54,6 +57,11 @@ export interface Config {
   requireEncryption: boolean;
   /** Days a subscription may fail without a success before it is deleted (`FAILING_SUBSCRIPTION_DAYS`). */
   failingSubscriptionDays: number;
+  /**
+   * FCM groups (a topic's FCM registrations with identical triggers) larger than this get one FCM
+   * topic message instead of one per token (`FCM_TOPIC_THRESHOLD`, issue 16); 0 = never.
+   */
+  fcmTopicThreshold: number;
 }
 
 function intOr(value: string | undefined, fallback: number): number {
@@ -91,5 +99,6 @@ export function readConfig(env: Env): Config {
     tenantCacheSeconds: intOr(env.TENANT_CACHE_SECONDS, 10),
     gatewayMinPollSeconds: Math.max(1, intOr(env.GATEWAY_MIN_POLL_SECONDS, 5)),
     gatewayOriginTimeoutMs: Math.max(1, intOr(env.GATEWAY_ORIGIN_TIMEOUT_MS, 30_000)),
+    fcmTopicThreshold: intOr(env.FCM_TOPIC_THRESHOLD, DEFAULT_FCM_TOPIC_THRESHOLD),
   };
 }

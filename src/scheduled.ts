@@ -7,6 +7,7 @@ import { purgeDeliveryStats, STATS_KEEP_SECONDS } from "./store/stats";
 import { purgeExpiredRegistrations } from "./store/registrations";
 import { purgeFailingSubscriptions, purgeOrphanSubscriptions } from "./store/subscriptions";
 import { dropUnusedRetiredKeys } from "./store/vapid-keys";
+import { removePendingLeaving } from "./queues/fcm-topics";
 
 const PAGE = 500;
 /** Dead letters are kept this long for the operator to look at. */
@@ -16,11 +17,13 @@ const DEAD_LETTER_SECONDS = 30 * 86_400;
  * Cron: the draft says never to notify an expired registration; drop them, then subscriptions
  * failing for FAILING_SUBSCRIPTION_DAYS (with their registrations), then subscriptions nothing uses
  * any more, dead letters older than 30 days, hourly delivery counts older than 31 days, and
- * retired VAPID keys no subscription is bound to.
+ * retired VAPID keys no subscription is bound to; and removes from their FCM topics the tokens
+ * whose registration left one (issue 16), those purged here included, up to 1000 an hour (a
+ * group's next topic message removes its own first in any case).
  */
 export async function purge(
   env: Env,
-): Promise<{ registrations: number; failing: number; subscriptions: number; deadLetters: number; deliveryStats: number; vapidKeys: number }> {
+): Promise<{ registrations: number; failing: number; subscriptions: number; deadLetters: number; deliveryStats: number; vapidKeys: number; fcmTopicLeaves: number }> {
   const now = nowSeconds();
   const failingBefore = now - readConfig(env).failingSubscriptionDays * 86_400;
   return {
@@ -30,6 +33,7 @@ export async function purge(
     deadLetters: await drain(() => purgeDeadLetters(env.DB, now - DEAD_LETTER_SECONDS, PAGE)),
     deliveryStats: await drain(() => purgeDeliveryStats(env.DB, now - STATS_KEEP_SECONDS, PAGE)),
     vapidKeys: await dropUnusedRetiredKeys(env.DB),
+    fcmTopicLeaves: await removePendingLeaving(env, 1000),
   };
 }
 

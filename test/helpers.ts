@@ -95,7 +95,8 @@ export const pushService = {
 /** A message the FCM stand-in accepted (test/support/fcm-service.ts): its data, and the platform block it carried. */
 export type FcmReceivedMessage =
   | { platform: "android"; data: Record<string, string>; android: Record<string, string> }
-  | { platform: "ios"; data: Record<string, string>; apns: { headers: Record<string, string>; payload: unknown } };
+  | { platform: "ios"; data: Record<string, string>; apns: { headers: Record<string, string>; payload: unknown } }
+  | { platform: "topic"; topic: string; data: Record<string, string>; android: Record<string, string>; apns: { headers: Record<string, string>; payload: unknown } };
 
 /** The OAuth + FCM stand-in of this run (test/support/fcm-service.ts), over its control API. */
 export const fcmService = {
@@ -109,6 +110,12 @@ export const fcmService = {
     redirected: Record<string, number>;
     errors: string[];
     tokensIssued: number;
+    /** Each FCM topic's members. */
+    topics: Record<string, string[]>;
+    membershipRequests: { action: "batchAdd" | "batchRemove"; topic: string; tokens: string[] }[];
+    /** messages:send requests answered so far, per token and per topic. */
+    sendRequests: number;
+    topicMessages: Record<string, number>;
   }> {
     return (await fetch(`${env.TEST_FCM_SERVICE}/_state`)).json();
   },

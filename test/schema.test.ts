@@ -8,6 +8,7 @@ import { countUnsealed } from "../src/store/sealed-columns";
 import { COLLECTIONS_TO_POLL } from "../src/store/gateways";
 import { pageTopicRecipients, TOPIC_HAS_REGISTRATIONS } from "../src/store/registrations";
 import { targetFor } from "../src/queues/fanout";
+import { EXPIRED_MEMBERS, JOINING_MEMBERS, LARGE_FCM_GROUPS, LEFT_MEMBERS } from "../src/store/fcm-topics";
 import { openAuth, openToken, OWNED_BY_ANOTHER } from "../src/store/subscriptions";
 import { openGrantSecret, type TenantRow } from "../src/store/tenants";
 import { vapidKeysByPublicKey } from "../src/store/vapid-keys";
@@ -136,6 +137,13 @@ describe("schema.sql", () => {
     expect(round).toMatch(/SEARCH w USING INDEX watched_collections_by_poll/);
     expect(round).toMatch(/SEARCH r EXISTS USING INDEX registrations_by_topic/);
     expect(round).not.toMatch(/TEMP B-TREE/);
+    // FCM topics, per notification of a topic with a large group (issue 16): its groups counted,
+    // its members that left or expired, those not yet added
+    const groups = await plan(LARGE_FCM_GROUPS, "t", "x", 0, 1000);
+    expect(groups).toMatch(/SEARCH r USING INDEX registrations_by_topic \(tenant_id=\? AND topic=\?\)/);
+    expect(await plan(LEFT_MEMBERS, "pd-x", 1000)).toMatch(/SEARCH fcm_topic_leaving USING INDEX sqlite_autoindex_fcm_topic_leaving_1 \(name=\?\)/);
+    expect(await plan(EXPIRED_MEMBERS, "pd-x", 0, 1000)).toMatch(/SEARCH r USING INDEX registrations_by_fcm_topic \(fcm_topic=\? AND expires_at<\?\)/);
+    expect(await plan(JOINING_MEMBERS, "t", "x", 1, null, null, 0, 1000)).toMatch(/SEARCH r USING INDEX registrations_by_topic \(tenant_id=\? AND topic=\?\)/);
     const owned = await plan(`SELECT ${OWNED_BY_ANOTHER}`, "t", "web_push", "https://p/1", 0, "alice");
     expect(owned).toMatch(/SEARCH os USING (COVERING )?INDEX sqlite_autoindex_subscriptions/);
     expect(owned).toMatch(/SEARCH orr USING INDEX sqlite_autoindex_registrations/);
@@ -155,7 +163,7 @@ async function census(db: D1Database) {
 
 /** Every table, children before their parents (D1 enforces foreign keys). */
 const DROP_ALL = [
-  "watched_collections", "gateways", "registration_counts", "tenant_limits", "test_pushes", "delivery_stats", "registrations", "subscriptions", "tenant_triggers",
+  "fcm_topic_leaving", "fcm_topics", "watched_collections", "gateways", "registration_counts", "tenant_limits", "test_pushes", "delivery_stats", "registrations", "subscriptions", "tenant_triggers",
   "vapid_keys", "dead_letters", "websocket_topics", "websocket_connections", "tenants", "d1_migrations",
 ];
 
@@ -243,7 +251,8 @@ describe("migrations/", () => {
     expect(await census(db)).toEqual(before);
     const upgraded = await rows();
     // every column as it was, ids included; the service each had is its transport
-    expect(upgraded.registrations).toEqual(kept.registrations);
+    // every column as it was; 0014's fcm_topic is added, NULL (no member of any FCM topic yet)
+    expect(upgraded.registrations).toEqual(kept.registrations.map((row) => ({ ...row, fcm_topic: null })));
     // later migrations add columns, empty on old rows (0005: delivery state), but an FCM token's platform (0012: android)
     const added = { vapid_public_key: null, last_failure_status: null, failing_since: null, next_attempt_at: null };
     expect(upgraded.subscriptions).toEqual(
@@ -380,7 +389,8 @@ describe("migrations/", () => {
     expect(await shape(db)).toEqual(await shape(env.DB));
     const upgraded = await rows();
     // every column as it was, ids included; the new one android for the FCM token, NULL for Web Push
-    expect(upgraded.registrations).toEqual(kept.registrations);
+    // every column as it was; 0014's fcm_topic is added, NULL (no member of any FCM topic yet)
+    expect(upgraded.registrations).toEqual(kept.registrations.map((row) => ({ ...row, fcm_topic: null })));
     expect(upgraded.subscriptions).toEqual([
       { ...kept.subscriptions[0], platform: "android" },
       { ...kept.subscriptions[1], platform: null },
@@ -425,12 +435,14 @@ describe("migrations/", () => {
     });
     const kept = await rows();
 
-    await applyD1Migrations(db, env.TEST_MIGRATIONS);
-    await applyD1Migrations(db, env.TEST_MIGRATIONS); // twice: nothing more happens
+    const through0013 = upTo("0014_fcm_topics.sql");
+    await applyD1Migrations(db, through0013);
+    await applyD1Migrations(db, through0013); // twice: nothing more happens
     // every row as it was, ids and every column included; the quota counts untouched
     expect(await census(db)).toEqual(before);
     expect(await rows()).toEqual(kept);
     expect(await counts()).toEqual(countsBefore);
+    await applyD1Migrations(db, env.TEST_MIGRATIONS);
     expect(await shape(db)).toEqual(await shape(env.DB));
     expect((await db.prepare("SELECT * FROM pragma_foreign_key_check").all()).results).toEqual([]);
 
@@ -438,6 +450,49 @@ describe("migrations/", () => {
     await db.prepare("INSERT INTO subscriptions (id, tenant_id, transport, service, identifier, sealed_token, created_at, updated_at) VALUES (34, ?, 'hms', 'hms', 'digest-of-hms-token', 'v1.k.iv.hms', 1, 1)").bind(tenant).run();
     await db.prepare("DELETE FROM subscriptions WHERE id = 31").run();
     expect(await census(db)).toMatchObject({ subscriptions: 3, registrations: 2, attached: 2 });
+  });
+
+  it("0014 keeps a filled 0013 database's registrations, none of them a member of an FCM topic; its triggers then record who leaves one", async () => {
+    const db = env.UPGRADE_DB;
+    const upTo = (name: string) => env.TEST_MIGRATIONS.slice(0, env.TEST_MIGRATIONS.findIndex((m) => m.name === name));
+    await db.batch(DROP_ALL.map((t) => db.prepare(`DROP TABLE IF EXISTS ${t}`)));
+    await applyD1Migrations(db, upTo("0014_fcm_topics.sql"));
+    const tenant = "ffffffffffffffffffffffff";
+    await db.batch([
+      db.prepare("INSERT INTO tenants (id, name, notify_token_hash, grant_secret, created_at, updated_at) VALUES (?, 'x', 'h', 'v1.k.iv.s', 1, 1)").bind(tenant),
+      db.prepare("INSERT INTO subscriptions (id, tenant_id, transport, service, identifier, sealed_token, platform, created_at, updated_at) VALUES (41, ?, 'fcm', 'fcm', 'digest-41', 'v1.k.iv.41', 'android', 1, 1)").bind(tenant),
+      db.prepare("INSERT INTO subscriptions (id, tenant_id, transport, service, identifier, sealed_token, created_at, updated_at) VALUES (42, ?, 'hms', 'hms', 'digest-42', 'v1.k.iv.42', 1, 1)").bind(tenant),
+      ...[
+        ["ra", 41, "cal"],
+        ["rb", 41, "book"],
+        ["rc", 42, "cal"],
+      ].map(([id, subscription, topic]) =>
+        db
+          .prepare("INSERT INTO registrations (id, tenant_id, topic, subscription_id, owner, content_update_depth, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'alice', 1, 9999999999, 1, 1)")
+          .bind(`${id}${"a".repeat(20)}`, tenant, topic, subscription),
+      ),
+    ]);
+    const before = await census(db);
+    const registrations = async () => (await db.prepare("SELECT * FROM registrations ORDER BY id").all<Record<string, unknown>>()).results;
+    const kept = await registrations();
+    const counts = (await db.prepare("SELECT * FROM registration_counts ORDER BY tenant_id, owner").all()).results;
+
+    await applyD1Migrations(db, env.TEST_MIGRATIONS);
+    await applyD1Migrations(db, env.TEST_MIGRATIONS);
+    expect(await census(db)).toEqual(before);
+    expect(await registrations()).toEqual(kept.map((row) => ({ ...row, fcm_topic: null })));
+    expect((await db.prepare("SELECT * FROM registration_counts ORDER BY tenant_id, owner").all()).results).toEqual(counts);
+    expect(await shape(db)).toEqual(await shape(env.DB));
+    expect((await db.prepare("SELECT * FROM pragma_foreign_key_check").all()).results).toEqual([]);
+
+    // a member of a topic deleted with its subscription: its token kept sealed for the removal; the cascade holds
+    await db.prepare("INSERT INTO fcm_topics (name, tenant_id, topic, triggers, created_at) VALUES ('pd-x', ?, 'cal', '[1,null,null]', 1)").bind(tenant).run();
+    await db.prepare("UPDATE registrations SET fcm_topic = 'pd-x' WHERE subscription_id = 41 AND topic = 'cal'").run();
+    await db.prepare("DELETE FROM subscriptions WHERE id = 41").run();
+    expect((await db.prepare("SELECT name, subscription_id, token_digest, sealed_token FROM fcm_topic_leaving").all()).results).toEqual([
+      { name: "pd-x", subscription_id: 41, token_digest: "digest-41", sealed_token: "v1.k.iv.41" },
+    ]);
+    expect(await census(db)).toMatchObject({ subscriptions: 1, registrations: 1, attached: 1 });
   });
 
   it("adopt a database built from schema.sql: applied over it, they change nothing", async () => {

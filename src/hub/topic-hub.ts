@@ -26,6 +26,11 @@ export interface FanoutJob {
   after?: string;
   /** Unix seconds of the flush: the message lives until this plus its TTL (absent on older jobs: when fanned out). */
   flushedAt?: number;
+  /**
+   * A continuation's FCM groups sent one topic message by the job that started the fan-out
+   * (src/queues/fcm-topics.ts): triggers key → FCM topic name; their members are skipped.
+   */
+  fcmTopics?: Record<string, string>;
 }
 
 interface Pending {

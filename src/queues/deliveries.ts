@@ -31,6 +31,7 @@ export async function openTarget(
   transport: DeliveredTransport = "web_push",
 ): Promise<WebPushTarget | FcmTarget | HmsTarget | Outcome> {
   try {
+    if ("fcmTopic" in target) return { subscriptionId: target.subscriptionId, topic: target.fcmTopic };
     if ("sealedToken" in target && transport === "hms") {
       return { subscriptionId: target.subscriptionId, token: await openToken(await keyring(), target.tenantId, target.tokenDigest, target.sealedToken, "hms") };
     }

@@ -29,6 +29,7 @@ import {
   type VapidRotationJob,
 } from "./jobs";
 import { variantFor, type Variant } from "./recipients";
+import { planFcmTopics, reachedByTopic, resumedPlan } from "./fcm-topics";
 import { errorFields, log } from "../log";
 
 function messageFor(change: Change, variant: Variant, topic: string | null): PushMessage {
@@ -125,11 +126,20 @@ async function fanOutJob(job: FanoutJob, env: Env, now: number, firstPage?: Reci
 
   let after = job.after ?? "";
   let more = true;
+  const first = firstPage ?? (await pageTopicRecipients(env.DB, tenantId, change.topic, after, now, FANOUT_PAGE_SIZE));
+  // FCM groups above FCM_TOPIC_THRESHOLD: one topic message each, decided by the job that starts
+  // the fan-out before anything is queued; its continuations skip the same members
+  const topics =
+    job.after === undefined
+      ? await planFcmTopics(env, job, first, first.length < FANOUT_PAGE_SIZE, now, deadline, (variant) => messageFor(change, variant, topic))
+      : resumedPlan(job);
+  jobs.push(...topics.jobs);
   for (let page = 0; page < FANOUT_PAGES_PER_JOB && more; page++) {
-    const rows = page === 0 && firstPage !== undefined ? firstPage : await pageTopicRecipients(env.DB, tenantId, change.topic, after, now, FANOUT_PAGE_SIZE);
+    const rows = page === 0 ? first : await pageTopicRecipients(env.DB, tenantId, change.topic, after, now, FANOUT_PAGE_SIZE);
     more = rows.length === FANOUT_PAGE_SIZE;
     if (rows.length > 0) after = rows[rows.length - 1].id;
     for (const row of rows) {
+      if (reachedByTopic(topics, row)) continue;
       const target = targetFor(row, tenantId, deliverable);
       if (target === null) continue;
       const variant = variantFor(row, change, spared);
@@ -148,7 +158,8 @@ async function fanOutJob(job: FanoutJob, env: Env, now: number, firstPage?: Reci
   log(env, "info", "fanout", { tenant: tenantId, recipients: jobs.reduce((n, j) => n + j.targets.length, 0), chunks: jobs.length, more });
   // one message per transport it goes out by, counted by the job that starts its fan-out
   const transports = job.after === undefined ? new Set(jobs.map((j) => j.transport ?? "web_push")) : new Set<DeliveredTransport>();
-  return { rest: more ? { ...job, after } : null, stats: [...transports].map((transport) => ({ tenantId, transport, messages: 1 })) };
+  const rest: FanoutJob = { ...job, after, ...(topics.viaTopic.size > 0 ? { fcmTopics: Object.fromEntries(topics.viaTopic) } : {}) };
+  return { rest: more ? rest : null, stats: [...transports].map((transport) => ({ tenantId, transport, messages: 1 })) };
 }
 
 /**

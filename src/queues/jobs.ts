@@ -8,7 +8,7 @@ import type { DeliveredTransport, PushMessage } from "../transports/transport";
  * sealed on the queue (and in dead letters, which D1 keeps): the deliveries consumer opens them
  * just before sending.
  */
-export type DeliveryTarget = QueuedWebPushTarget | QueuedPlainWebPushTarget | QueuedFcmTarget | QueuedHmsTarget;
+export type DeliveryTarget = QueuedWebPushTarget | QueuedPlainWebPushTarget | QueuedFcmTarget | QueuedFcmTopicTarget | QueuedHmsTarget;
 
 export interface QueuedWebPushTarget {
   subscriptionId: number;
@@ -39,6 +39,17 @@ export interface QueuedFcmTarget {
    * every FCM subscription then was.
    */
   platform?: FcmPlatform;
+}
+
+/**
+ * An FCM topic (issue 16 item 4): one message reaches every member of a group. No subscription
+ * is its own, so `subscriptionId` is 0, which no row has: recording its outcome touches nothing.
+ */
+export interface QueuedFcmTopicTarget {
+  subscriptionId: 0;
+  tenantId: string;
+  /** The FCM topic's name (`pd-…`, src/store/fcm-topics.ts). */
+  fcmTopic: string;
 }
 
 /** An HMS token, sealed as an FCM token is (its job's `transport` says which). */

@@ -304,6 +304,8 @@ export interface RecipientRow {
   sealed_token: string | null;
   /** fcm: 'android' or 'ios' (NULL: android, see fcmPlatformOf). */
   platform: string | null;
+  /** fcm: the FCM topic its token was added to (src/queues/fcm-topics.ts); absent or NULL: none. */
+  fcm_topic?: string | null;
 }
 
 /**
@@ -338,7 +340,7 @@ export function topicRecipientsStatement(db: D1Database, tenantId: string, topic
   return db
     .prepare(
       `SELECT r.id, r.subscription_id, r.content_update_depth, r.property_update_depth, r.property_update_props,
-              s.transport, s.identifier, s.p256dh, s.auth, s.sealed_token, s.platform
+              s.transport, s.identifier, s.p256dh, s.auth, s.sealed_token, s.platform, r.fcm_topic
        FROM registrations r JOIN subscriptions s ON s.id = r.subscription_id
        WHERE r.tenant_id = ? AND r.topic = ? AND r.id > ? AND r.expires_at > ?
        ORDER BY r.id LIMIT ?`,

@@ -12,12 +12,22 @@ import { nowSeconds } from "../expiry";
 import { FCM_PLATFORMS, fcmIdentifier, fcmPlatformOf, type FcmPlatform } from "../store/subscriptions";
 import { androidPriority, REQUEST_TIMEOUT_MS, outcomeOfStatus, retryAfterSeconds, unansweredOutcome, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
 
-export interface FcmTarget {
+/** One app instance's registration token. */
+export interface FcmTokenTarget {
   subscriptionId: number;
   token: string;
   /** Which delivery options the message carries: `android`, or `apns` for an iOS app's token. */
   platform: FcmPlatform;
 }
+
+/** An FCM topic (issue 16 item 4): one message to every token added to it, Android's and iOS's alike. */
+export interface FcmTopicTarget {
+  subscriptionId: number;
+  /** The bare topic name (`pd-…`), as `messages:send` takes it. */
+  topic: string;
+}
+
+export type FcmTarget = FcmTokenTarget | FcmTopicTarget;
 
 export interface ServiceAccount {
   project_id: string;
@@ -81,27 +91,26 @@ function apnsOptions(message: PushMessage, now: number) {
   };
 }
 
+/** Android's delivery options: priority by urgency, the TTL, and the RFC 8030 Topic as collapse key. */
+const androidOptions = (message: PushMessage) => ({
+  priority: androidPriority(message.urgency),
+  ttl: `${message.ttl}s`,
+  ...(message.topic === null ? {} : { collapse_key: message.topic }),
+});
+
 /**
  * The v1 request body: a data message (string values) with the delivery options of the token's
- * platform, Android's or (for iOS) APNs's; `now` (Unix seconds) dates an iOS message's expiry.
+ * platform, Android's or (for iOS) APNs's; a topic's members may be either, so a topic message
+ * carries both. `now` (Unix seconds) dates the APNs expiry.
  */
-export function fcmMessage(target: Pick<FcmTarget, "token" | "platform">, message: PushMessage, now: number) {
+export function fcmMessage(target: Pick<FcmTokenTarget, "token" | "platform"> | Pick<FcmTopicTarget, "topic">, message: PushMessage, now: number) {
   const data: Record<string, string> = { ...message.data };
   const size = (d: Record<string, string>) => new TextEncoder().encode(Object.entries(d).flat().join("")).byteLength;
   // the push-message XML goes along when it fits in FCM's data limit
   if (size({ ...data, push_message: message.xml }) <= MAX_DATA_BYTES) data.push_message = message.xml;
+  if ("topic" in target) return { message: { topic: target.topic, data, android: androidOptions(message), apns: apnsOptions(message, now) } };
   if (target.platform === "ios") return { message: { token: target.token, data, apns: apnsOptions(message, now) } };
-  return {
-    message: {
-      token: target.token,
-      data,
-      android: {
-        priority: androidPriority(message.urgency),
-        ttl: `${message.ttl}s`,
-        ...(message.topic === null ? {} : { collapse_key: message.topic }),
-      },
-    },
-  };
+  return { message: { token: target.token, data, android: androidOptions(message) } };
 }
 
 interface FcmErrorBody {
@@ -158,7 +167,9 @@ export function fcmTransport(env: Env, account: ServiceAccount, fetcher: typeof 
       } catch {
         parsed = null;
       }
-      return fcmOutcome(response.status, parsed, response.headers.get("Retry-After"), text);
+      const outcome = fcmOutcome(response.status, parsed, response.headers.get("Retry-After"), text);
+      // a topic is not a subscription that can be gone: nothing to delete, the message refused
+      return "topic" in target && outcome.kind === "gone" ? { kind: "failed", status: outcome.status, reason: `${outcome.reason} (FCM topic ${target.topic})` } : outcome;
     } catch (error) {
       return unansweredOutcome(error, "FCM");
     }

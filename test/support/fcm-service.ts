@@ -8,12 +8,18 @@
 // (403), or redirect (307 to /redirected/<token>). /token-redirect/<key>
 // redirects a token request to /redirected/<key>; every request to /redirected/… is counted, so a
 // test sees whether the director followed.
+// FCM topics (issue 16): /iid/v1:batchAdd and :batchRemove check the Bearer access token, the
+// `access_token_auth: true` header and the body ({to: "/topics/<name>", registration_tokens: 1 to
+// 1000}), keep each topic's members and answer a result per token ({} done, NOT_FOUND for a token
+// it does not know or that is unregistered, INVALID_ARGUMENT for an invalid one, INTERNAL for one
+// told "add-fails"). A messages:send to a bare `topic` must carry both the android and the apns
+// block; it is received by every member at that moment, recorded as platform "topic".
 import { generateKeyPairSync, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { importSPKI, jwtVerify } from "jose";
 import { StandIn } from "./stand-in.ts";
 
-export type FcmBehaviour = "accept" | "unregistered" | "invalid" | "unavailable-once" | "sender-mismatch" | "redirect";
+export type FcmBehaviour = "accept" | "unregistered" | "invalid" | "unavailable-once" | "sender-mismatch" | "redirect" | "add-fails";
 
 export interface FcmApns {
   headers: Record<string, string>;
@@ -23,7 +29,15 @@ export interface FcmApns {
 /** One message accepted: its data and the one platform block it carried. */
 export type FcmReceived =
   | { platform: "android"; data: Record<string, string>; android: { priority: string; ttl: string; collapse_key?: string } }
-  | { platform: "ios"; data: Record<string, string>; apns: FcmApns };
+  | { platform: "ios"; data: Record<string, string>; apns: FcmApns }
+  | { platform: "topic"; topic: string; data: Record<string, string>; android: { priority: string; ttl: string; collapse_key?: string }; apns: FcmApns };
+
+/** One batchAdd or batchRemove that passed the checks. */
+export interface FcmMembershipRequest {
+  action: "batchAdd" | "batchRemove";
+  topic: string;
+  tokens: string[];
+}
 
 /**
  * What is wrong with an iOS app's `apns` block, as Apple takes a background push through FCM:
@@ -59,6 +73,13 @@ export class FcmService extends StandIn {
   /** Requests that followed a redirect, by the token or key in the Location. */
   private readonly redirected = new Map<string, number>();
   tokensIssued = 0;
+  /** Each FCM topic's members (bare name → tokens). */
+  readonly topics = new Map<string, Set<string>>();
+  readonly membershipRequests: FcmMembershipRequest[] = [];
+  /** messages:send requests answered, whatever the answer (per token and per topic). */
+  sendRequests = 0;
+  /** Topic messages accepted, by bare topic name. */
+  readonly topicMessages = new Map<string, number>();
 
   get tokenUrl() {
     return `${this.url}/token`;
@@ -98,6 +119,9 @@ export class FcmService extends StandIn {
     const url = new URL(req.url ?? "/", this.url);
     if (url.pathname === "/token" && req.method === "POST") return this.token(body, json);
     if (url.pathname === `/v1/projects/${this.projectId}/messages:send` && req.method === "POST") return this.send(req, body, json);
+    if ((url.pathname === "/iid/v1:batchAdd" || url.pathname === "/iid/v1:batchRemove") && req.method === "POST") {
+      return this.membership(url.pathname === "/iid/v1:batchAdd" ? "batchAdd" : "batchRemove", req, body, json);
+    }
     if (url.pathname.startsWith("/token-redirect/") && req.method === "POST") {
       return json(307, {}, { Location: `${this.url}/redirected/${url.pathname.slice("/token-redirect/".length)}` });
     }
@@ -113,6 +137,10 @@ export class FcmService extends StandIn {
         redirected: Object.fromEntries(this.redirected),
         errors: this.errors,
         tokensIssued: this.tokensIssued,
+        topics: Object.fromEntries([...this.topics].map(([name, members]) => [name, [...members]])),
+        membershipRequests: this.membershipRequests,
+        sendRequests: this.sendRequests,
+        topicMessages: Object.fromEntries(this.topicMessages),
       });
     }
     if (url.pathname === "/_tokens" && req.method === "POST") return json(201, { token: this.addToken(JSON.parse(body || "{}").behaviour) });
@@ -141,12 +169,55 @@ export class FcmService extends StandIn {
     json(200, { access_token: accessToken, expires_in: 3599, token_type: "Bearer" });
   }
 
+  /** The tokens now in `topic`. */
+  membersOf(topic: string): string[] {
+    return [...(this.topics.get(topic) ?? [])];
+  }
+
+  private membership(action: "batchAdd" | "batchRemove", req: IncomingMessage, body: string, json: (status: number, value: unknown) => void) {
+    const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? "")?.[1];
+    if (bearer === undefined || !this.accessTokens.has(bearer)) return json(401, { error: "Unauthorized" });
+    const problems: string[] = [];
+    if (req.headers.access_token_auth !== "true") problems.push(`access_token_auth ${JSON.stringify(req.headers.access_token_auth)}`);
+    let parsed: { to?: unknown; registration_tokens?: unknown } = {};
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      problems.push("body is not JSON");
+    }
+    const topic = typeof parsed.to === "string" ? /^\/topics\/([a-zA-Z0-9\-_.~%]+)$/.exec(parsed.to)?.[1] : undefined;
+    if (topic === undefined) problems.push(`to ${JSON.stringify(parsed.to)}`);
+    const tokens = parsed.registration_tokens;
+    if (!Array.isArray(tokens) || tokens.length < 1 || tokens.length > 1000 || tokens.some((t) => typeof t !== "string")) {
+      problems.push(`registration_tokens: ${Array.isArray(tokens) ? `${tokens.length} entries` : typeof tokens}`);
+    }
+    if (problems.length > 0) {
+      this.errors.push(`${action}: ${problems.join(", ")}`);
+      return json(400, { error: "InvalidParameters" });
+    }
+    this.membershipRequests.push({ action, topic: topic!, tokens: tokens as string[] });
+    const members = this.topics.get(topic!) ?? new Set<string>();
+    this.topics.set(topic!, members);
+    const results = (tokens as string[]).map((token) => {
+      const behaviour = this.behaviours.get(token);
+      if (behaviour === undefined || behaviour === "unregistered") return { error: "NOT_FOUND" };
+      if (behaviour === "invalid") return { error: "INVALID_ARGUMENT" };
+      if (behaviour === "add-fails" && action === "batchAdd") return { error: "INTERNAL" };
+      if (action === "batchAdd") members.add(token);
+      else members.delete(token);
+      return {};
+    });
+    json(200, { results });
+  }
+
   private async send(req: IncomingMessage, body: string, json: (status: number, value: unknown, headers?: Record<string, string>) => void) {
+    this.sendRequests++;
     const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? "")?.[1];
     if (bearer === undefined || !this.accessTokens.has(bearer)) return json(401, { error: { code: 401, status: "UNAUTHENTICATED" } });
     const { message } = JSON.parse(body) as {
-      message: { token: string; data: Record<string, unknown>; android?: { priority: string; ttl: string; collapse_key?: string }; apns?: FcmApns };
+      message: { token?: string; topic?: string; data: Record<string, unknown>; android?: { priority: string; ttl: string; collapse_key?: string }; apns?: FcmApns };
     };
+    if (message !== undefined && "topic" in message) return this.sendToTopic(message as Parameters<FcmService["sendToTopic"]>[0], json);
     const problems: string[] = [];
     if (typeof message?.token !== "string") problems.push("no token");
     if (Object.values(message?.data ?? {}).some((v) => typeof v !== "string")) problems.push("data values must be strings");
@@ -164,7 +235,7 @@ export class FcmService extends StandIn {
       this.errors.push(`send: ${problems.join(", ")}`);
       return json(400, { error: { code: 400, status: "INVALID_ARGUMENT", details: [{ "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", errorCode: "INVALID_ARGUMENT" }] } });
     }
-    const token = message.token;
+    const token = message.token!;
     const attempt = (this.attempts.get(token) ?? 0) + 1;
     this.attempts.set(token, attempt);
     const fcmError = (code: number, status: string, errorCode: string, extra: object[] = []) => ({
@@ -189,6 +260,33 @@ export class FcmService extends StandIn {
     const data = message.data as Record<string, string>;
     list.push(platform === "ios" ? { platform, data, apns: message.apns! } : { platform, data, android: message.android! });
     this.received.set(token, list);
+    json(200, { name: `projects/${this.projectId}/messages/${randomUUID()}` });
+  }
+
+  /** A topic message: both platform blocks, a bare name, no token; received by each member. */
+  private sendToTopic(
+    message: { token?: string; topic: string; data: Record<string, unknown>; android?: { priority: string; ttl: string; collapse_key?: string }; apns?: FcmApns },
+    json: (status: number, value: unknown) => void,
+  ) {
+    const problems: string[] = [];
+    if ("token" in message) problems.push("both token and topic");
+    if (typeof message.topic !== "string" || !/^[a-zA-Z0-9\-_.~%]+$/.test(message.topic)) problems.push(`topic ${JSON.stringify(message.topic)} (bare name expected)`);
+    if (Object.values(message.data ?? {}).some((v) => typeof v !== "string")) problems.push("data values must be strings");
+    if (Buffer.byteLength(Object.entries(message.data ?? {}).flat().join("")) > 4096) problems.push("data over 4096 bytes");
+    if (!["NORMAL", "HIGH"].includes(message.android?.priority ?? "")) problems.push(`android.priority ${message.android?.priority}`);
+    if (!/^\d+(\.\d+)?s$/.test(message.android?.ttl ?? "")) problems.push(`android.ttl ${message.android?.ttl}`);
+    problems.push(...apnsProblems(message.apns, Math.floor(Date.now() / 1000)));
+    if (problems.length > 0) {
+      this.errors.push(`send to topic: ${problems.join(", ")}`);
+      return json(400, { error: { code: 400, status: "INVALID_ARGUMENT" } });
+    }
+    this.topicMessages.set(message.topic, (this.topicMessages.get(message.topic) ?? 0) + 1);
+    const data = message.data as Record<string, string>;
+    for (const token of this.topics.get(message.topic) ?? []) {
+      const list = this.received.get(token) ?? [];
+      list.push({ platform: "topic", topic: message.topic, data, android: message.android!, apns: message.apns! });
+      this.received.set(token, list);
+    }
     json(200, { name: `projects/${this.projectId}/messages/${randomUUID()}` });
   }
 }

@@ -1,0 +1,222 @@
+/**
+ * FCM topic messaging in the fan-out (issue 16 item 4). A *group* is a topic's live FCM
+ * registrations with identical triggers. For a change that concerns a group larger than
+ * FCM_TOPIC_THRESHOLD, the job that starts the fan-out: removes from the group's FCM topic the
+ * members that left or expired; adds the members not yet in it (batchAdd); and queues **one**
+ * FCM message to the topic instead of one per member. Tokens whose add failed get their own
+ * message this time; tokens FCM does not know are deleted. A group at or below the threshold
+ * stays per token and is never added.
+ *
+ * Never a topic message when:
+ * - the change's Push-Dont-Notify names a member (the draft: the server MUST NOT notify those; a
+ *   topic message would reach them), so that change goes per token;
+ * - a removal could not be made (an ex-member would hear it), so the group goes per token until
+ *   it can.
+ */
+import { readConfig } from "../config";
+import { keyringOf, SecretUndecryptable, type Keyring } from "../crypto/sealed";
+import type { FanoutJob } from "../hub/topic-hub";
+import { errorFields, log } from "../log";
+import {
+  fcmTopicOf,
+  joiningMembers,
+  largeFcmGroups,
+  leavingMembers,
+  markJoined,
+  pendingLeaving,
+  settleLeaving,
+  triggersKey,
+  triggersOfFcmRegistrations,
+  type GroupCount,
+  type Member,
+} from "../store/fcm-topics";
+import type { RecipientRow } from "../store/registrations";
+import { openToken, recordOutcomes } from "../store/subscriptions";
+import { serviceAccountOf, type ServiceAccount } from "../transports/fcm";
+import { changeMembership, MEMBERSHIP_BATCH, type MembershipResult } from "../transports/fcm-topics";
+import type { PushMessage } from "../transports/transport";
+import type { DeliveryJob } from "./jobs";
+import { variantFor, type Variant } from "./recipients";
+
+/** Members added per fan-out job at most (each batchAdd is one subrequest of the invocation's 1000). */
+export const JOINS_PER_JOB = 10 * MEMBERSHIP_BATCH;
+/** Leaving members removed per group and fan-out job at most; more than that and the group goes per token this time. */
+export const LEAVES_PER_JOB = 5 * MEMBERSHIP_BATCH;
+
+/** What the fan-out does with FCM topics for one change. */
+export interface TopicPlan {
+  /** Groups sent one topic message: triggers key → FCM topic name (their members get no message of their own). */
+  viaTopic: Map<string, string>;
+  /** Registrations added in this job (the page rows read before say they are not members yet). */
+  joined: Set<string>;
+  /** Registrations whose token FCM does not know: deleted, sent nothing. */
+  gone: Set<string>;
+  /** The topic messages to queue. */
+  jobs: DeliveryJob[];
+}
+
+const NONE = (): TopicPlan => ({ viaTopic: new Map(), joined: new Set(), gone: new Set(), jobs: [] });
+
+/** A continuation job's plan: the groups its first job sent by topic, nothing more to do. */
+export const resumedPlan = (job: FanoutJob): TopicPlan => ({ ...NONE(), viaTopic: new Map(Object.entries(job.fcmTopics ?? {})) });
+
+/** Whether a recipient row is reached by a topic message (or was gone), and gets no message of its own. */
+export function reachedByTopic(plan: TopicPlan, row: Pick<RecipientRow, "id" | "transport" | "fcm_topic"> & Parameters<typeof triggersKey>[0]): boolean {
+  if (plan.gone.has(row.id)) return true;
+  if (row.transport !== "fcm" || plan.viaTopic.size === 0) return false;
+  const name = plan.viaTopic.get(triggersKey(row));
+  return name !== undefined && (row.fcm_topic === name || plan.joined.has(row.id));
+}
+
+/**
+ * The groups of a topic larger than `threshold`: counted from the rows when they are all of the
+ * topic's (a first page that was not full), else by one D1 query.
+ */
+async function largeGroups(env: Env, job: FanoutJob, rows: RecipientRow[], complete: boolean, now: number, threshold: number): Promise<GroupCount[]> {
+  if (!complete) return largeFcmGroups(env.DB, job.tenantId, job.change.topic, now, threshold);
+  const counts = new Map<string, GroupCount>();
+  for (const row of rows) {
+    if (row.transport !== "fcm") continue;
+    const key = triggersKey(row);
+    const known = counts.get(key);
+    if (known === undefined) counts.set(key, { content_update_depth: row.content_update_depth, property_update_depth: row.property_update_depth, property_update_props: row.property_update_props, members: 1 });
+    else known.members++;
+  }
+  return [...counts.values()].filter((group) => group.members > threshold);
+}
+
+/** Opens members' tokens; one whose secret no longer opens is left out (logged), as a delivery would fail it. */
+async function openMembers(env: Env, keyring: Keyring, members: Member[]): Promise<{ member: Member; token: string }[]> {
+  const opened = await Promise.all(
+    members.map(async (member) => {
+      try {
+        return { member, token: await openToken(keyring, member.tenantId, member.tokenDigest, member.sealedToken) };
+      } catch (error) {
+        if (!(error instanceof SecretUndecryptable)) throw error;
+        log(env, "error", "secret_undecryptable", { tenant: member.tenantId, subscription: member.subscriptionId });
+        return null;
+      }
+    }),
+  );
+  return opened.filter((entry) => entry !== null);
+}
+
+/** batchAdd or batchRemove in requests of ≤ MEMBERSHIP_BATCH: each token's result (`error` for a request that failed). */
+async function membership(env: Env, account: ServiceAccount, action: "batchAdd" | "batchRemove", name: string, tokens: string[]): Promise<MembershipResult[]> {
+  const results: MembershipResult[] = [];
+  for (let i = 0; i < tokens.length; i += MEMBERSHIP_BATCH) {
+    const chunk = tokens.slice(i, i + MEMBERSHIP_BATCH);
+    const answer = await changeMembership(env, account, action, name, chunk);
+    if (typeof answer === "string") log(env, "warn", "fcm_topic_membership_failed", { action, tokens: chunk.length, reason: answer });
+    results.push(...(typeof answer === "string" ? chunk.map(() => "error" as const) : answer));
+  }
+  return results;
+}
+
+/**
+ * Removes from `name` the members that left it and those whose registration expired; true when
+ * every one is out (or FCM no longer knows its token), false when one is still in.
+ */
+async function removeLeaving(env: Env, account: ServiceAccount, keyring: Keyring, name: string, now: number): Promise<boolean> {
+  const { left, expired } = await leavingMembers(env.DB, name, now, LEAVES_PER_JOB);
+  if (left.length === 0 && expired.length === 0) return true;
+  const all = [...left, ...expired];
+  const opened = await openMembers(env, keyring, all);
+  const results = await membership(env, account, "batchRemove", name, opened.map((o) => o.token));
+  const out = new Set(opened.filter((_, i) => results[i] !== "error").map((o) => o.member));
+  // an unopenable token cannot be removed and never will be: settled, as its subscription is unusable
+  const unopenable = all.filter((m) => !opened.some((o) => o.member === m));
+  for (const m of unopenable) out.add(m);
+  await settleLeaving(
+    env.DB,
+    name,
+    left.filter((m) => out.has(m)).map((m) => m.subscriptionId),
+    expired.filter((m) => out.has(m)).map((m) => m.registrationId!),
+  );
+  return out.size === all.length && left.length < LEAVES_PER_JOB && expired.length < LEAVES_PER_JOB;
+}
+
+/**
+ * Decides and prepares a change's FCM topic messages, before anything else of its fan-out is
+ * queued: `rows` is the first page of the topic's recipients, `complete` whether it holds them all.
+ */
+export async function planFcmTopics(
+  env: Env,
+  job: FanoutJob,
+  rows: RecipientRow[],
+  complete: boolean,
+  now: number,
+  deadline: number,
+  messageOf: (variant: Variant) => PushMessage,
+): Promise<TopicPlan> {
+  const plan = NONE();
+  const { change, tenantId } = job;
+  const threshold = readConfig(env).fcmTopicThreshold;
+  if (threshold <= 0 || change.dontNotify === "*") return plan;
+  const dontNotify = change.dontNotify;
+  const account = serviceAccountOf(env);
+  if (account === null) return plan;
+  const groups = (await largeGroups(env, job, rows, complete, now, threshold)).flatMap((group) => {
+    const variant = variantFor({ id: "", ...group }, change, new Set());
+    return variant === null ? [] : [{ group, variant }];
+  });
+  if (groups.length === 0) return plan;
+  // a Push-Dont-Notify list naming a member keeps that group's change per token
+  const spared = new Set((await triggersOfFcmRegistrations(env.DB, tenantId, change.topic, dontNotify)).map(triggersKey));
+  let keyring: Keyring | undefined;
+  for (const { group, variant } of groups) {
+    const key = triggersKey(group);
+    if (spared.has(key)) continue;
+    keyring ??= await keyringOf(env);
+    const name = await fcmTopicOf(env.DB, tenantId, change.topic, group, now);
+    if (!(await removeLeaving(env, account, keyring, name, now))) {
+      log(env, "warn", "fcm_topic_per_token", { tenant: tenantId, reason: "a member that left is still in the FCM topic" });
+      continue;
+    }
+    const joining = await openMembers(env, keyring, await joiningMembers(env.DB, tenantId, change.topic, group, now, JOINS_PER_JOB));
+    const results = await membership(env, account, "batchAdd", name, joining.map((j) => j.token));
+    const added = joining.filter((_, i) => results[i] === "ok").map((j) => j.member);
+    const gone = joining.filter((_, i) => results[i] === "gone").map((j) => j.member);
+    await markJoined(env.DB, name, added.map((m) => m.registrationId!));
+    if (gone.length > 0) await recordOutcomes(env.DB, { delivered: [], gone: gone.map((m) => m.subscriptionId), failed: [] }, now);
+    for (const m of added) plan.joined.add(m.registrationId!);
+    for (const m of gone) plan.gone.add(m.registrationId!);
+    // members before this job: the group less those that were not yet (a capped read leaves some out)
+    const before = joining.length < JOINS_PER_JOB ? group.members - joining.length : 0;
+    if (before + added.length === 0) continue;
+    plan.viaTopic.set(key, name);
+    plan.jobs.push({
+      tenantId,
+      message: messageOf(variant),
+      transport: "fcm",
+      targets: [{ subscriptionId: 0, tenantId, fcmTopic: name }],
+      attempt: 1,
+      deadline,
+    });
+  }
+  return plan;
+}
+
+/** The hourly cron's share: members that left any topic, removed (at most `limit`); how many were settled. */
+export async function removePendingLeaving(env: Env, limit: number): Promise<number> {
+  const account = serviceAccountOf(env);
+  if (account === null) return 0;
+  const pending = await pendingLeaving(env.DB, limit);
+  if (pending.length === 0) return 0;
+  const keyring = await keyringOf(env);
+  let settled = 0;
+  const byName = new Map<string, typeof pending>();
+  for (const m of pending) byName.set(m.name, [...(byName.get(m.name) ?? []), m]);
+  for (const [name, members] of byName) {
+    try {
+      const opened = await openMembers(env, keyring, members);
+      const results = await membership(env, account, "batchRemove", name, opened.map((o) => o.token));
+      const out = members.filter((m) => !opened.some((o, i) => o.member === m && results[i] === "error"));
+      await settleLeaving(env.DB, name, out.map((m) => m.subscriptionId), []);
+      settled += out.length;
+    } catch (error) {
+      log(env, "error", "fcm_topic_leaving_failed", errorFields(error));
+    }
+  }
+  return settled;
+}
