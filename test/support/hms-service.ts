@@ -35,6 +35,13 @@ export class HmsService extends StandIn {
     return `${this.url}/oauth2/v3/token`;
   }
 
+  /** A new device token that answers as told (in-process; `/_tokens` over HTTP). */
+  addToken(behaviour: HmsBehaviour = "accept"): string {
+    const token = `hms-${randomUUID()}`;
+    this.behaviours.set(token, behaviour);
+    return token;
+  }
+
   protected async handle(req: IncomingMessage, raw: Buffer, res: ServerResponse) {
     const body = raw.toString();
     const json = (status: number, value: unknown): void => {
@@ -46,11 +53,7 @@ export class HmsService extends StandIn {
     if (url.pathname === "/_state") {
       return json(200, { received: Object.fromEntries(this.received), attempts: Object.fromEntries(this.attempts), requests: this.requests, errors: this.errors, tokensIssued: this.tokensIssued });
     }
-    if (url.pathname === "/_tokens" && req.method === "POST") {
-      const token = `hms-${randomUUID()}`;
-      this.behaviours.set(token, (JSON.parse(body || "{}").behaviour ?? "accept") as HmsBehaviour);
-      return json(201, { token });
-    }
+    if (url.pathname === "/_tokens" && req.method === "POST") return json(201, { token: this.addToken(JSON.parse(body || "{}").behaviour ?? "accept") });
     if (url.pathname === "/_revoke" && req.method === "POST") return (this.accessTokens.clear(), json(200, {}));
     if (url.pathname === "/_answer" && req.method === "POST") return (this.next.push(JSON.parse(body) as { status: number; body: string }), json(200, {}));
     json(404, {});
