@@ -1,7 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { app } from "../src/app";
 import type { Change } from "../src/hub/change";
-import type { QueuedWebPushTarget } from "../src/queues/jobs";
+import type { QueuedWebPushTarget } from "../src/transports/web-push";
 import type { Keyring } from "../src/crypto/sealed";
 import { resealPage, SEALED_TABLES } from "../src/store/sealed-columns";
 import { PUSH_NS } from "../src/xml/escape";

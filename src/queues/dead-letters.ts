@@ -5,7 +5,8 @@
 import { nowSeconds } from "../expiry";
 import { deleteDeadLetter, getDeadLetter } from "../store/dead-letters";
 import { existingSubscriptions } from "../store/subscriptions";
-import { deliverableFor, targetFor } from "./fanout";
+import { deliverableFor } from "../transports";
+import { targetFor } from "./fanout";
 import { sendBatches, TARGETS_PER_JOB, type DeadLetter, type DeliveryJob, type DeliveryTarget } from "./jobs";
 
 /** No dead letter has this id. */

@@ -12,44 +12,33 @@ import { nowSeconds } from "../expiry";
 import { DEFERRED, runPaced } from "../delivery/pacing";
 import { followUp } from "../delivery/plan";
 import { queueDelay, ttlLeft } from "../delivery/schedule";
-import { fcmPlatformOf, openAuth, openToken, recordOutcomes, vapidKeysOfSubscriptions, type DeliveryOutcomes } from "../store/subscriptions";
+import { recordOutcomes, vapidKeysOfSubscriptions, type DeliveryOutcomes } from "../store/subscriptions";
 import { currentVapidKeys, currentVapidPublicKey, vapidKeysByPublicKey } from "../store/vapid-keys";
 import { recordDeliveryStats, type DeliveryStatsRow } from "../store/stats";
 import { serviceOf } from "../transports";
 import type { DeliveredTransport, Outcome, PushMessage, Sender } from "../transports/transport";
-import type { WebPushTarget } from "../transports/web-push";
-import type { FcmTarget } from "../transports/fcm";
-import type { HmsTarget } from "../transports/hms";
 import type { DeadLetter, DeliveryJob, DeliveryTarget } from "./jobs";
 import { errorFields, hostOf, log } from "../log";
 
-/** The target as a transport sends to it, its secret opened; a failure is the outcome instead. */
+/**
+ * The target as its service's sender takes it, its secret opened by the service (`transport`: the
+ * job's, absent for Web Push); or, when it does not open, the outcome instead.
+ */
 export async function openTarget(
   keyring: () => Promise<Keyring>,
   target: DeliveryTarget,
-  env?: Pick<Env, "LOG_LEVEL">,
-  transport: DeliveredTransport = "web_push",
-): Promise<WebPushTarget | FcmTarget | HmsTarget | Outcome> {
+  env: Pick<Env, "LOG_LEVEL"> | undefined,
+  transport: DeliveredTransport | undefined,
+): Promise<{ opened: unknown } | { outcome: Outcome }> {
   try {
-    if ("fcmTopic" in target) return { subscriptionId: target.subscriptionId, topic: target.fcmTopic };
-    if ("sealedToken" in target && transport === "hms") {
-      return { subscriptionId: target.subscriptionId, token: await openToken(await keyring(), target.tenantId, target.tokenDigest, target.sealedToken, "hms") };
-    }
-    if ("sealedToken" in target) {
-      const token = await openToken(await keyring(), target.tenantId, target.tokenDigest, target.sealedToken);
-      // a job queued before iOS was reached carries no platform: android, as every FCM token then was
-      return { subscriptionId: target.subscriptionId, token, platform: fcmPlatformOf("platform" in target ? target.platform : undefined) };
-    }
-    if ("plain" in target) return { subscriptionId: target.subscriptionId, endpoint: target.endpoint, p256dh: null, auth: null };
-    const auth = await openAuth(await keyring(), target.tenantId, target.endpoint, target.sealedAuth);
-    return { subscriptionId: target.subscriptionId, endpoint: target.endpoint, p256dh: target.p256dh, auth };
+    return { opened: await serviceOf(transport).open(keyring, target) };
   } catch (error) {
     // a missing key is the operator's to fix: keep the message until it is set (the director's fault)
-    if (error instanceof SecretsKeyMissing) return { kind: "retry", status: null, afterSeconds: null, reason: "SECRETS_KEY is not set", director: true };
+    if (error instanceof SecretsKeyMissing) return { outcome: { kind: "retry", status: null, afterSeconds: null, reason: "SECRETS_KEY is not set", director: true } };
     if (error instanceof SecretUndecryptable) {
       // not the message: it names the row, whose key holds the push URL
       log(env ?? {}, "error", "secret_undecryptable", { tenant: target.tenantId, subscription: target.subscriptionId });
-      return { kind: "failed", status: null, reason: "secret_undecryptable: the subscription's secret does not open with SECRETS_KEY or SECRETS_KEY_PREVIOUS" };
+      return { outcome: { kind: "failed", status: null, reason: "secret_undecryptable: the subscription's secret does not open with SECRETS_KEY or SECRETS_KEY_PREVIOUS" } };
     }
     throw error;
   }
@@ -132,9 +121,9 @@ export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: Trans
       const sending: { k: number; opened: unknown }[] = [];
       // a chunk's secrets opened together, not one after another
       const openedAll = await Promise.all(targets.map((target) => openTarget(keys, target, env, job.transport)));
-      for (const [k, opened] of openedAll.entries()) {
-        if ("kind" in opened) results[k] = { outcome: opened };
-        else sending.push({ k, opened });
+      for (const [k, result] of openedAll.entries()) {
+        if ("outcome" in result) results[k] = { outcome: result.outcome };
+        else sending.push({ k, opened: result.opened });
       }
       if (sending.length === 0) return results;
       // a first attempt carries the TTL as notified; a retry, the time left (issue 11)

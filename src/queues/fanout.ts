@@ -6,14 +6,12 @@ import { nowSeconds } from "../expiry";
 import type { Change } from "../hub/change";
 import { DEFAULT_TTL_SECONDS } from "../hub/merge";
 import type { FanoutJob } from "../hub/topic-hub";
-import { readConfig } from "../config";
 import { pageTopicRecipients, topicRecipientsStatement, type RecipientRow } from "../store/registrations";
-import type { DeliveredTransport, PushMessage } from "../transports/transport";
-import { fcmService } from "../transports/fcm";
-import { hmsService } from "../transports/hms";
+import type { DeliveredTransport, Deliverable, PushMessage, QueueableRow } from "../transports/transport";
+import { deliverableFor, serviceStoredAs } from "../transports";
 import { topicHeader } from "../transports/web-push";
 import { pushMessageXml } from "../xml/push-message";
-import { bindUnboundWebPush, fcmPlatformOf, pageWebPushSubscriptions } from "../store/subscriptions";
+import { bindUnboundWebPush, pageWebPushSubscriptions } from "../store/subscriptions";
 import { activateVapidKey, keepVapidKey, vapidKeysByPublicKey } from "../store/vapid-keys";
 import { keyringOf } from "../crypto/sealed";
 import { resealPage, SEALED_TABLES } from "../store/sealed-columns";
@@ -55,40 +53,14 @@ function messageFor(change: Change, variant: Variant, topic: string | null): Pus
   };
 }
 
-/** What this director can send to: FCM when configured; keyless Web Push unless REQUIRE_ENCRYPTION forbids plain messages. */
-export interface Deliverable {
-  fcm: boolean;
-  /** Absent: HMS is not configured. */
-  hms?: boolean;
-  plain: boolean;
-}
-
-export const deliverableFor = (env: Env): Deliverable => ({ fcm: fcmService.configured(env), hms: hmsService.configured(env), plain: !readConfig(env).requireEncryption });
-
 /**
- * A subscription as the deliveries queue carries it (secrets still sealed; an FCM token with its
- * platform, which the message's delivery options follow), or null when it is not sent to from
- * here: a WebSocket connection (its TopicHub sends those frames itself, in the flush that queued
- * this job), FCM unconfigured, or a keyless endpoint while plain messages are refused.
+ * A subscription as the deliveries queue carries it (its service's queued form, secrets still
+ * sealed), or null when it is not sent to from here: a WebSocket connection (its TopicHub sends
+ * those frames itself, in the flush that queued this job), or what its service says it does not
+ * send to (not configured; for Web Push, a keyless endpoint while plain messages are refused).
  */
-export function targetFor(
-  row: Pick<RecipientRow, "subscription_id" | "transport" | "identifier" | "p256dh" | "auth" | "sealed_token" | "platform">,
-  tenantId: string,
-  deliverable: Deliverable,
-): DeliveryTarget | null {
-  const base = { subscriptionId: row.subscription_id, tenantId };
-  switch (row.transport) {
-    case "web_push":
-      if (row.p256dh !== null && row.auth !== null) return { ...base, endpoint: row.identifier, p256dh: row.p256dh, sealedAuth: row.auth };
-      if (row.p256dh === null && row.auth === null && deliverable.plain) return { ...base, endpoint: row.identifier, plain: true };
-      return null;
-    case "fcm":
-      return deliverable.fcm ? { ...base, tokenDigest: row.identifier, sealedToken: row.sealed_token ?? "", platform: fcmPlatformOf(row.platform) } : null;
-    case "hms":
-      return deliverable.hms === true ? { ...base, tokenDigest: row.identifier, sealedToken: row.sealed_token ?? "" } : null;
-    case "websocket":
-      return null;
-  }
+export function targetFor(row: QueueableRow, tenantId: string, deliverable: Deliverable): DeliveryTarget | null {
+  return (serviceStoredAs(row.transport)?.queued(row, tenantId, deliverable) as DeliveryTarget | null | undefined) ?? null;
 }
 
 /** Fans out one job; returns the continuation job when the topic has more pages than one job reads. */

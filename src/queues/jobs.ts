@@ -1,65 +1,14 @@
 /** Queue message bodies and the limits that size them (Cloudflare Queues, Workers). */
 import type { SealedTable } from "../store/sealed-columns";
-import type { FcmPlatform } from "../store/subscriptions";
+import type { QueuedTarget } from "../transports";
 import type { DeliveredTransport, PushMessage } from "../transports/transport";
 
 /**
- * One recipient of a delivery job; which kind the job's `transport` says. Its secrets stay
- * sealed on the queue (and in dead letters, which D1 keeps): the deliveries consumer opens them
- * just before sending.
+ * One recipient of a delivery job, in the form of the service its job's `transport` names (each
+ * service's module declares it: src/transports/). Its secrets stay sealed on the queue (and in
+ * dead letters, which D1 keeps): the deliveries consumer opens them just before sending.
  */
-export type DeliveryTarget = QueuedWebPushTarget | QueuedPlainWebPushTarget | QueuedFcmTarget | QueuedFcmTopicTarget | QueuedHmsTarget;
-
-export interface QueuedWebPushTarget {
-  subscriptionId: number;
-  /** Whose subscription: part of the row key its `auth` is sealed under. */
-  tenantId: string;
-  endpoint: string;
-  p256dh: string;
-  sealedAuth: string;
-}
-
-/** A keyless UnifiedPush endpoint: sent the push message plain, so there is nothing to open. */
-export interface QueuedPlainWebPushTarget {
-  subscriptionId: number;
-  tenantId: string;
-  endpoint: string;
-  plain: true;
-}
-
-export interface QueuedFcmTarget {
-  subscriptionId: number;
-  tenantId: string;
-  /** The token's SHA-256 (the subscription's identifier). */
-  tokenDigest: string;
-  sealedToken: string;
-  /**
-   * Which delivery options the FCM message carries (android, or apns for iOS). Absent on jobs
-   * queued by a release before iOS was reached, still in flight or in dead letters: android, as
-   * every FCM subscription then was.
-   */
-  platform?: FcmPlatform;
-}
-
-/**
- * An FCM topic (issue 16 item 4): one message reaches every member of a group. No subscription
- * is its own, so `subscriptionId` is 0, which no row has: recording its outcome touches nothing.
- */
-export interface QueuedFcmTopicTarget {
-  subscriptionId: 0;
-  tenantId: string;
-  /** The FCM topic's name (`pd-…`, src/store/fcm-topics.ts). */
-  fcmTopic: string;
-}
-
-/** An HMS token, sealed as an FCM token is (its job's `transport` says which). */
-export interface QueuedHmsTarget {
-  subscriptionId: number;
-  tenantId: string;
-  /** The token's SHA-256 (the subscription's identifier). */
-  tokenDigest: string;
-  sealedToken: string;
-}
+export type DeliveryTarget = QueuedTarget;
 
 export const FANOUT_QUEUE = "push-fanout";
 export const DELIVERIES_QUEUE = "push-deliveries";

@@ -20,8 +20,8 @@ import {
 import { getSupportedTriggers } from "../store/tenant-triggers";
 import { currentVapidPublicKey } from "../store/vapid-keys";
 import { storedSubscription, type PushServiceName, type SubscriptionInput, type Transport } from "../store/subscriptions";
-import { PUSH_SERVICE_TABLE } from "../transports";
-import type { PushService } from "../transports/transport";
+import { PUSH_SERVICE_TABLE, serviceStoredAs } from "../transports";
+import type { AnyPushService } from "../transports/transport";
 import { downgradeTriggers, type Requested } from "../triggers";
 import type { Principal } from "../types";
 import { expiresAt } from "./expiry";
@@ -79,7 +79,7 @@ export async function register(env: Env, actor: Actor, limits: Limits, input: Re
     keys,
     registrant,
     // a new Web Push subscription is bound for good to the VAPID key signing now (issue 11)
-    await storedSubscription(await keys(), actor.tenantId, input.subscription, input.subscription.transport === "web_push" ? await currentVapidPublicKey(env) : null),
+    await storedSubscription(await keys(), actor.tenantId, input.subscription, serviceStoredAs(input.subscription.transport)?.vapid === true ? await currentVapidPublicKey(env) : null),
     { id: newRegistrationId(), topic: input.topic, clientId: input.clientId, trigger, expiresAt: expires },
     limits,
     now,
@@ -135,7 +135,7 @@ export async function unregister(env: Env, actor: Actor | null, id: string, now:
 async function identifiersOf(services: PushServicesToForget): Promise<{ transport: Transport; identifier: string }[]> {
   const out: { transport: Transport; identifier: string }[] = [];
   // each push service finds its own (src/transports)
-  for (const service of PUSH_SERVICE_TABLE as readonly PushService<never>[]) {
+  for (const service of PUSH_SERVICE_TABLE as readonly AnyPushService[]) {
     for (const name of Object.keys(service.forget) as PushServiceName[]) {
       const entry = (services as Record<string, unknown>)[name];
       if (entry !== undefined) out.push({ transport: service.transport, identifier: await service.identifierToForget(name, entry) });

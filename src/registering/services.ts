@@ -5,8 +5,8 @@
 import { z } from "zod";
 import { DEFAULT_PUSH_SERVICE_PREFERENCE, readConfig } from "../config";
 import type { PushServiceName } from "../store/subscriptions";
-import { PUSH_SERVICE_TABLE, type PushServiceEntrySchemas, type PushServiceForgetSchemas } from "../transports";
-import type { PushService, ServiceEntry } from "../transports/transport";
+import { PUSH_SERVICE_TABLE, serviceNamed, type PushServiceEntrySchemas, type PushServiceForgetSchemas } from "../transports";
+import type { ServiceEntry } from "../transports/transport";
 
 export type { ServiceEntry };
 
@@ -22,10 +22,6 @@ export const PUSH_SERVICES: readonly PushServiceName[] = [
     "websocket" as const,
   ]),
 ];
-
-/** The table's service for a `push_services` name; undefined for websocket. */
-const serviceNamed = (name: PushServiceName): PushService<never> | undefined =>
-  (PUSH_SERVICE_TABLE as readonly PushService<never>[]).find((service) => name in service.push_services);
 
 /** Each `push_services` entry schema of the table, by name, optional. */
 function optionalEntries(): { [K in keyof PushServiceEntrySchemas]: z.ZodOptional<PushServiceEntrySchemas[K]> } {

@@ -2,10 +2,9 @@
  * The one `subscriptionOf`: a named push service (a JSON `push_services` entry, or the draft's XML
  * `web-push-subscription`) checked and turned into the subscription the store keeps.
  */
-import { readConfig } from "../config";
 import { ApiError } from "../errors";
 import type { SubscriptionInput } from "../store/subscriptions";
-import { checkPushResource, checkWebPushKeys } from "../transports/push-resource";
+import { serviceNamed } from "../transports";
 import type { WebPushSubscriptionXml } from "../xml/push-register";
 import type { ServiceEntry } from "./services";
 
@@ -56,29 +55,9 @@ async function checked<T>(check: () => T | Promise<T>): Promise<T> {
 
 /** The subscription to store for a chosen entry; throws InvalidSubscription when it cannot be used. */
 export async function subscriptionOf(env: Env, entry: ServiceEntry): Promise<SubscriptionInput> {
-  switch (entry.service) {
-    case "fcm":
-      return { transport: "fcm", service: "fcm", identifier: entry.registrationToken, keys: null, platform: entry.platform };
-    case "hms":
-      // sealed and found by its digest, as an FCM token (src/store/subscriptions.ts)
-      return { transport: "hms", service: "hms", identifier: entry.token, keys: null };
-    case "websocket":
-      // whose connection it is, and whether it exists, is register's to ask the hub
-      return { transport: "websocket", service: "websocket", identifier: entry.connectionId, keys: null };
-    case "web_push":
-    case "unified_push": {
-      const config = readConfig(env);
-      // a missing content-encoding means aes128gcm (older DAVx⁵ sends none); RFC 8291 is the only one the draft allows
-      if (entry.keys !== null && entry.contentEncoding !== null && entry.contentEncoding !== "aes128gcm") {
-        throw new InvalidSubscription("invalid_request", `content encoding ${JSON.stringify(entry.contentEncoding)} is not supported: use aes128gcm (RFC 8291)`);
-      }
-      if (entry.keys === null && entry.service === "web_push") throw new InvalidSubscription("invalid_request", "web_push needs keys {p256dh, auth} (RFC 8291)");
-      if (entry.keys === null && config.requireEncryption) {
-        throw new InvalidSubscription("encryption_required", "this director requires message encryption (REQUIRE_ENCRYPTION): give keys {p256dh, auth} (RFC 8291)");
-      }
-      const identifier = await checked(() => checkPushResource(entry.endpoint, config.allowInsecurePushResources));
-      const keys = entry.keys === null ? null : await checked(() => checkWebPushKeys(entry.keys!.p256dh, entry.keys!.auth));
-      return { transport: "web_push", service: entry.service, identifier, keys };
-    }
-  }
+  // whose connection it is, and whether it exists, is register's to ask the hub
+  if (entry.service === "websocket") return { transport: "websocket", service: "websocket", identifier: entry.connectionId, keys: null };
+  const service = serviceNamed(entry.service);
+  if (service === undefined) throw new Error(`no push service registers ${entry.service}`);
+  return checked(() => service.subscription(env, entry));
 }

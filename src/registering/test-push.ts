@@ -5,7 +5,7 @@
  */
 import { readConfig } from "../config";
 import { keyringOf, type Keyring } from "../crypto/sealed";
-import { deliverableFor, targetFor } from "../queues/fanout";
+import { targetFor } from "../queues/fanout";
 import type { DeliveryJob } from "../queues/jobs";
 import { openTarget, transportsFor } from "../queues/deliveries";
 import { getRegistration, type Actor } from "../store/registrations";
@@ -13,7 +13,7 @@ import { recordDeliveryStats } from "../store/stats";
 import { existingSubscriptions, recordOutcomes, type DeliveryOutcomes } from "../store/subscriptions";
 import { claimTestPush } from "../store/test-pushes";
 import type { Outcome, PushMessage } from "../transports/transport";
-import { serviceOf } from "../transports";
+import { deliverableFor, serviceOf } from "../transports";
 import { pushMessageXml } from "../xml/push-message";
 
 /** One test push per registration per this many seconds, whoever asks. */
@@ -103,8 +103,8 @@ serviceOf(row.transport).notConfigured,
   const started = Date.now();
   const opened = await openTarget(keys, target, undefined, transport);
   // the key the subscription is bound to, else the current one: as every delivery signs it
-  const send = async (target: unknown) => (await (await transportsFor(env)(job, transport === "web_push" ? row.vapid_public_key : null)).send([target], message))[0];
-  const outcome = "kind" in opened ? opened : await send(opened);
+  const send = async (target: unknown) => (await (await transportsFor(env)(job, serviceOf(transport).vapid ? row.vapid_public_key : null)).send([target], message))[0];
+  const outcome = "outcome" in opened ? opened.outcome : await send(opened.opened);
   const ms = Date.now() - started;
 
   const failingBefore = now - readConfig(env).failingSubscriptionDays * 86_400;

@@ -2,7 +2,7 @@
 import { depthToJson } from "../depth";
 import { imfFixdate } from "../expiry";
 import type { RegistrationRow } from "../store/registrations";
-import { serviceOf } from "../transports";
+import { serviceOf, serviceStoredAs } from "../transports";
 import { registrationUrl } from "./url";
 
 /** The subscription's identifier under the name of its kind, as its push service shows it. */
@@ -38,7 +38,7 @@ export function registrationJson(env: Env, requestUrl: string, row: Registration
     // true only with RFC 8291 keys: keyless UnifiedPush, FCM and WebSocket messages are not encrypted by us
     encrypted: row.encrypted === 1,
     // Web Push (unified_push too): the VAPID key that signs it for good; null on rows from before keys were bound
-    ...(row.transport === "web_push" ? { vapid_public_key: row.vapid_public_key } : {}),
+    ...(serviceStoredAs(row.transport)?.vapid === true ? { vapid_public_key: row.vapid_public_key } : {}),
     client_id: row.client_id,
     owner: row.owner,
     trigger: {

@@ -5,7 +5,7 @@
  */
 import { log } from "../log";
 import { open, seal, sealedKeyId, SecretUndecryptable, type Keyring } from "../crypto/sealed";
-import { AUTH_COLUMN, fcmIdentifier, isTokenTransport, subscriptionRowKey, TOKEN_COLUMN, type Transport } from "./subscriptions";
+import { AUTH_COLUMN, tokenIdentifier, isTokenTransport, subscriptionRowKey, TOKEN_COLUMN, type Transport } from "./subscriptions";
 import { POLL_PASSWORD_COLUMN, TOPIC_KEY_COLUMN } from "./gateways";
 import { GRANT_SECRET_COLUMN } from "./tenants";
 import { PRIVATE_KEY_COLUMN } from "./vapid-keys";
@@ -144,7 +144,7 @@ async function digestPlainToken(
   keyring: Keyring,
   row: { id: number; tenant_id: string; identifier: string },
 ): Promise<D1PreparedStatement[]> {
-  const digest = await fcmIdentifier(row.identifier);
+  const digest = await tokenIdentifier(row.identifier);
   const sealed = await seal(keyring, TOKEN_COLUMN, subscriptionRowKey(row.tenant_id, "fcm", digest), row.identifier);
   const twin = "(SELECT id FROM subscriptions WHERE tenant_id = ?1 AND transport = 'fcm' AND identifier = ?2)";
   return [

@@ -80,8 +80,8 @@ export const TOKEN_COLUMN = "subscriptions.sealed_token";
 /** The row key of a subscription's envelopes: its unique key, known before the row exists. */
 export const subscriptionRowKey = (tenantId: string, transport: Transport, identifier: string) => `${tenantId}\n${transport}\n${identifier}`;
 
-/** FCM (and HMS) tokens are looked up by digest, so D1 never needs one in clear to find it. */
-export const fcmIdentifier = (token: string) => sha256Hex(token);
+/** FCM and HMS tokens are looked up by digest, so D1 never needs one in clear to find it. */
+export const tokenIdentifier = (token: string) => sha256Hex(token);
 
 /** The transports whose identifier is a token's digest, the token sealed beside it. */
 export const TOKEN_TRANSPORTS = ["fcm", "hms"] as const;
@@ -90,7 +90,7 @@ export const isTokenTransport = (transport: string): transport is (typeof TOKEN_
 /** `vapidPublicKey`: the key signing now, bound to a Web Push subscription when it is created. */
 export async function storedSubscription(keyring: Keyring, tenantId: string, sub: SubscriptionInput, vapidPublicKey: string | null = null): Promise<StoredSubscription> {
   if (isTokenTransport(sub.transport)) {
-    const identifier = await fcmIdentifier(sub.identifier);
+    const identifier = await tokenIdentifier(sub.identifier);
     const sealedToken = await seal(keyring, TOKEN_COLUMN, subscriptionRowKey(tenantId, sub.transport, identifier), sub.identifier);
     const platform = sub.transport === "fcm" ? (sub.platform ?? "android") : null;
     return { transport: sub.transport, service: sub.service, identifier, p256dh: null, auth: null, contentEncoding: null, sealedToken, platform };

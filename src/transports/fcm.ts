@@ -9,8 +9,34 @@ import { hostOf, log } from "../log";
 import { cachedAccessToken } from "./oauth";
 import { importPKCS8, SignJWT } from "jose";
 import { nowSeconds } from "../expiry";
-import { FCM_PLATFORMS, fcmIdentifier, fcmPlatformOf, type FcmPlatform } from "../store/subscriptions";
+import { FCM_PLATFORMS, tokenIdentifier, fcmPlatformOf, openToken, type FcmPlatform } from "../store/subscriptions";
 import { androidPriority, REQUEST_TIMEOUT_MS, outcomeOfStatus, retryAfterSeconds, unansweredOutcome, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
+
+/** An FCM token on the deliveries queue, sealed (an HMS token's job says `hms`, and it is opened as one). */
+export interface QueuedFcmTarget {
+  subscriptionId: number;
+  tenantId: string;
+  /** The token's SHA-256 (the subscription's identifier). */
+  tokenDigest: string;
+  sealedToken: string;
+  /**
+   * Which delivery options the FCM message carries (android, or apns for iOS). Absent on jobs
+   * queued by a release before iOS was reached, still in flight or in dead letters: android, as
+   * every FCM subscription then was.
+   */
+  platform?: FcmPlatform;
+}
+
+/**
+ * An FCM topic (issue 16 item 4): one message reaches every member of a group. No subscription
+ * is its own, so `subscriptionId` is 0, which no row has: recording its outcome touches nothing.
+ */
+export interface QueuedFcmTopicTarget {
+  subscriptionId: 0;
+  tenantId: string;
+  /** The FCM topic's name (`pd-…`, src/store/fcm-topics.ts). */
+  fcmTopic: string;
+}
 
 /** One app instance's registration token. */
 export interface FcmTokenTarget {
@@ -200,11 +226,25 @@ export const fcmService = {
   push_services: { fcm: fcmSchema },
   // by the token alone: a platform named is ignored
   forget: { fcm: fcmSchema },
-  identifierToForget: async (_name, entry) => fcmIdentifier((entry as z.infer<typeof fcmSchema>).registration_token),
+  identifierToForget: async (_name, entry) => tokenIdentifier((entry as z.infer<typeof fcmSchema>).registration_token),
   configured: (env) => serviceAccountOf(env) !== null,
   parse(_name, entry) {
     const { registration_token, platform } = entry as z.infer<typeof fcmSchema>;
     return { service: "fcm", registrationToken: registration_token, platform: platform ?? "android" };
+  },
+  subscription(_env, entry) {
+    if (entry.service !== "fcm") throw new Error(`not an FCM entry: ${entry.service}`);
+    return { transport: "fcm", service: "fcm", identifier: entry.registrationToken, keys: null, platform: entry.platform };
+  },
+  queued: (row, tenantId, deliverable): QueuedFcmTarget | null =>
+    deliverable.fcm === true
+      ? { subscriptionId: row.subscription_id, tenantId, tokenDigest: row.identifier, sealedToken: row.sealed_token ?? "", platform: fcmPlatformOf(row.platform) }
+      : null,
+  async open(keyring, target: QueuedFcmTarget | QueuedFcmTopicTarget): Promise<FcmTarget> {
+    if ("fcmTopic" in target) return { subscriptionId: target.subscriptionId, topic: target.fcmTopic };
+    const token = await openToken(await keyring(), target.tenantId, target.tokenDigest, target.sealedToken, "fcm");
+    // a job queued before iOS was reached carries no platform: android, as every FCM token then was
+    return { subscriptionId: target.subscriptionId, token, platform: fcmPlatformOf(target.platform) };
   },
   discovery(env) {
     const account = serviceAccountOf(env);
@@ -223,4 +263,4 @@ export const fcmService = {
     const account = serviceAccountOf(env);
     return account === null ? NOT_CONFIGURED : fcmTransport(env, account, options?.fetcher);
   },
-} satisfies PushService<FcmTarget>;
+} satisfies PushService<FcmTarget, QueuedFcmTarget | QueuedFcmTopicTarget>;

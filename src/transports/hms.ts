@@ -7,8 +7,17 @@
 import { z } from "zod";
 import { hostOf } from "../log";
 import { cachedAccessToken } from "./oauth";
-import { fcmIdentifier } from "../store/subscriptions";
+import { tokenIdentifier, openToken } from "../store/subscriptions";
 import { androidPriority, REQUEST_TIMEOUT_MS, retryAfterSeconds, unansweredOutcome, withBody, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
+
+/** An HMS token on the deliveries queue, sealed as an FCM token is. */
+export interface QueuedHmsTarget {
+  subscriptionId: number;
+  tenantId: string;
+  /** The token's SHA-256 (the subscription's identifier). */
+  tokenDigest: string;
+  sealedToken: string;
+}
 
 export interface HmsTarget {
   subscriptionId: number;
@@ -163,10 +172,20 @@ export const hmsService = {
   push_services: { hms: hmsSchema },
   forget: { hms: hmsSchema },
   // found by its digest, as stored (src/store/subscriptions.ts)
-  identifierToForget: async (_name, entry) => fcmIdentifier((entry as z.infer<typeof hmsSchema>).token),
+  identifierToForget: async (_name, entry) => tokenIdentifier((entry as z.infer<typeof hmsSchema>).token),
   configured: (env) => hmsCredentialsOf(env) !== null,
   parse(_name, entry) {
     return { service: "hms", token: (entry as z.infer<typeof hmsSchema>).token };
+  },
+  subscription(_env, entry) {
+    if (entry.service !== "hms") throw new Error(`not an HMS entry: ${entry.service}`);
+    // sealed and found by its digest, as an FCM token (src/store/subscriptions.ts)
+    return { transport: "hms", service: "hms", identifier: entry.token, keys: null };
+  },
+  queued: (row, tenantId, deliverable): QueuedHmsTarget | null =>
+    deliverable.hms === true ? { subscriptionId: row.subscription_id, tenantId, tokenDigest: row.identifier, sealedToken: row.sealed_token ?? "" } : null,
+  async open(keyring, target: QueuedHmsTarget): Promise<HmsTarget> {
+    return { subscriptionId: target.subscriptionId, token: await openToken(await keyring(), target.tenantId, target.tokenDigest, target.sealedToken, "hms") };
   },
   discovery(env) {
     const credentials = hmsCredentialsOf(env);
@@ -183,4 +202,4 @@ export const hmsService = {
     const credentials = hmsCredentialsOf(env);
     return credentials === null ? NOT_CONFIGURED : hmsTransport(env, credentials, options?.fetcher);
   },
-} satisfies PushService<HmsTarget>;
+} satisfies PushService<HmsTarget, QueuedHmsTarget>;

@@ -3,8 +3,10 @@
  * outcome of sending it.
  */
 import type { z } from "zod";
+import type { Keyring } from "../crypto/sealed";
 import type { Urgency } from "../hub/change";
-import type { FcmPlatform, PushServiceName, Transport } from "../store/subscriptions";
+import type { RecipientRow } from "../store/registrations";
+import type { FcmPlatform, PushServiceName, SubscriptionInput, Transport } from "../store/subscriptions";
 
 /** A push message as the transports send it: the draft's XML plus RFC 8030 delivery hints. */
 export interface PushMessage {
@@ -100,6 +102,15 @@ export type ServiceEntry =
 /** The transports a delivery job is sent through (a WebSocket's frames leave from its TopicHub). */
 export type DeliveredTransport = Exclude<Transport, "websocket">;
 
+/**
+ * What this director sends to: each service by `transport`, true when it is configured (absent:
+ * not); `plain`: keyless Web Push too, unless REQUIRE_ENCRYPTION refuses plain messages.
+ */
+export type Deliverable = Partial<Record<DeliveredTransport, boolean>> & { plain: boolean };
+
+/** A stored subscription as the fan-out reads it (with one of its registrations). */
+export type QueueableRow = Pick<RecipientRow, "subscription_id" | "transport" | "identifier" | "p256dh" | "auth" | "sealed_token" | "platform">;
+
 /** Sends one message to targets of one push service: an outcome per target, in their order. */
 export interface Sender<Target> {
   send(targets: Target[], message: PushMessage): Promise<Outcome[]>;
@@ -117,7 +128,7 @@ export interface SenderOptions {
  * never name a service, so a new one is a module and a line there. Callers guarantee that every
  * target handed to `sender(...).send` is one of this service's, opened (secrets in clear).
  */
-export interface PushService<Target = unknown> {
+export interface PushService<Target = unknown, Queued = unknown> {
   /** The `subscriptions.transport` it is stored under; a delivery job's `transport` (absent: web_push). */
   transport: DeliveredTransport;
   /** The early draft's `push_services` keys it registers, each with its entry's schema (a 400 names the field). */
@@ -133,6 +144,19 @@ export interface PushService<Target = unknown> {
   configured(env: Env): boolean;
   /** A schema-checked `push_services[name]` entry as the service it names. */
   parse(name: PushServiceName, entry: unknown): ServiceEntry;
+  /**
+   * The subscription to store for one of its entries (the chosen one), checked: an entry that
+   * cannot be used throws ApiError (400, with a code saying why).
+   */
+  subscription(env: Env, entry: ServiceEntry): SubscriptionInput | Promise<SubscriptionInput>;
+  /**
+   * A stored subscription of it as the deliveries queue carries it, its secret still sealed (the
+   * consumer opens it just before sending, so neither the queue nor a dead letter holds it in
+   * clear); null when it is not sent to from here, as `deliverable` says.
+   */
+  queued(row: QueueableRow, tenantId: string, deliverable: Deliverable): Queued | null;
+  /** A queued target as its sender takes it, its secret opened (the keyring is asked only when one is sealed). */
+  open(keyring: () => Promise<Keyring>, target: Queued): Promise<Target>;
   /** Its `transports` entries in discovery (`GET /.well-known/webdav-push`); none when not configured. */
   discovery(env: Env, context: { vapidPublicKey: string | null; requireEncryption: boolean }): Partial<Record<PushServiceName, unknown>>;
   /**
@@ -144,7 +168,7 @@ export interface PushService<Target = unknown> {
    * The pacing key of a request (src/delivery/pacing.ts), from its first target as queued (secrets
    * still sealed, so only what both forms share): its push resource's origin, or the service's name.
    */
-  paceKey(target: Target): string;
+  paceKey(target: Queued): string;
   /** Whether it signs with VAPID keys (RFC 8292), each subscription with the key bound to it. */
   vapid: boolean;
   /**
@@ -158,6 +182,13 @@ export interface PushService<Target = unknown> {
   view(subscription: { identifier: string; platform: string | null }): Record<string, string>;
   sender(env: Env, options?: SenderOptions): Sender<Target>;
 }
+
+/**
+ * Any service of the table, whatever its own target forms: each service's module types its own
+ * (`PushService<Target, Queued>`), and callers hand a service only targets of its own jobs.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyPushService = PushService<any, any>;
 
 /** RFC 9110 §10.2.3 Retry-After: delay-seconds or an HTTP-date; null when absent or unreadable. */
 export function retryAfterSeconds(value: string | null, nowMs = Date.now()): number | null {

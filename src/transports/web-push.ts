@@ -8,7 +8,29 @@ import { encodeBase64url } from "../crypto/base64url";
 import { vapidSigner, type VapidSigner } from "../crypto/vapid";
 import type { VapidKeyPair } from "../store/vapid-keys";
 import { originOf } from "../delivery/pacing";
+import { readConfig } from "../config";
+import { badRequest } from "../errors";
+import { openAuth } from "../store/subscriptions";
+import { checkPushResource, checkWebPushKeys } from "./push-resource";
 import { REQUEST_TIMEOUT_MS, outcomeOfStatus, unansweredOutcome, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
+
+/** A Web Push subscription on the deliveries queue: its `auth` secret still sealed. */
+export interface QueuedWebPushTarget {
+  subscriptionId: number;
+  /** Whose subscription: part of the row key its `auth` is sealed under. */
+  tenantId: string;
+  endpoint: string;
+  p256dh: string;
+  sealedAuth: string;
+}
+
+/** A keyless UnifiedPush endpoint: sent the push message plain, so there is nothing to open. */
+export interface QueuedPlainWebPushTarget {
+  subscriptionId: number;
+  tenantId: string;
+  endpoint: string;
+  plain: true;
+}
 
 export interface WebPushTarget {
   subscriptionId: number;
@@ -163,6 +185,33 @@ export const webPushService = {
     const { endpoint, keys, content_encoding } = entry as WebPushEntry;
     return { service: name === "unified_push" ? "unified_push" : "web_push", endpoint, keys: keys ?? null, contentEncoding: content_encoding ?? null };
   },
+  async subscription(env, entry) {
+    if (entry.service !== "web_push" && entry.service !== "unified_push") throw new Error(`not a Web Push entry: ${entry.service}`);
+    const config = readConfig(env);
+    // a missing content-encoding means aes128gcm (older DAVx⁵ sends none); RFC 8291 is the only one the draft allows
+    if (entry.keys !== null && entry.contentEncoding !== null && entry.contentEncoding !== "aes128gcm") {
+      throw badRequest("invalid_request", `content encoding ${JSON.stringify(entry.contentEncoding)} is not supported: use aes128gcm (RFC 8291)`);
+    }
+    if (entry.keys === null && entry.service === "web_push") throw badRequest("invalid_request", "web_push needs keys {p256dh, auth} (RFC 8291)");
+    if (entry.keys === null && config.requireEncryption) {
+      throw badRequest("encryption_required", "this director requires message encryption (REQUIRE_ENCRYPTION): give keys {p256dh, auth} (RFC 8291)");
+    }
+    const identifier = await checkPushResource(entry.endpoint, config.allowInsecurePushResources);
+    const keys = entry.keys === null ? null : await checkWebPushKeys(entry.keys.p256dh, entry.keys.auth);
+    return { transport: "web_push", service: entry.service, identifier, keys };
+  },
+  queued(row, tenantId, deliverable): QueuedWebPushTarget | QueuedPlainWebPushTarget | null {
+    const base = { subscriptionId: row.subscription_id, tenantId, endpoint: row.identifier };
+    if (row.p256dh !== null && row.auth !== null) return { ...base, p256dh: row.p256dh, sealedAuth: row.auth };
+    // keyless (both keys absent, never half a pair): plain, unless plain messages are refused
+    if (row.p256dh === null && row.auth === null && deliverable.plain) return { ...base, plain: true };
+    return null;
+  },
+  async open(keyring, target: QueuedWebPushTarget | QueuedPlainWebPushTarget): Promise<WebPushTarget> {
+    if ("plain" in target) return { subscriptionId: target.subscriptionId, endpoint: target.endpoint, p256dh: null, auth: null };
+    const auth = await openAuth(await keyring(), target.tenantId, target.endpoint, target.sealedAuth);
+    return { subscriptionId: target.subscriptionId, endpoint: target.endpoint, p256dh: target.p256dh, auth };
+  },
   discovery(_env, { vapidPublicKey, requireEncryption }) {
     if (vapidPublicKey === null) return {};
     return {
@@ -180,4 +229,4 @@ export const webPushService = {
   host: () => null,
   view: ({ identifier }) => ({ push_resource: identifier }),
   sender: (env, options) => webPushTransport(env, options?.vapid ?? null, options?.fetcher),
-} satisfies PushService<WebPushTarget>;
+} satisfies PushService<WebPushTarget, QueuedWebPushTarget | QueuedPlainWebPushTarget>;

@@ -6,7 +6,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
 import { deliver, transportsFor } from "../../src/queues/deliveries";
-import type { DeliveryJob, QueuedFcmTarget } from "../../src/queues/jobs";
+import type { DeliveryJob } from "../../src/queues/jobs";
+import type { QueuedFcmTarget } from "../../src/transports/fcm";
 import { Meter, meteredEnv } from "../../src/meter";
 import { ADMIN, bearer, call, createTenant, fcmService, pushService, queuedTarget, registerSubscriber, type TestTenant } from "../helpers";
 

@@ -5,7 +5,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { topicHub } from "../../src/hub/topic-hub";
 import { deliver, transportsFor } from "../../src/queues/deliveries";
-import type { DeliveryJob, QueuedWebPushTarget } from "../../src/queues/jobs";
+import type { DeliveryJob } from "../../src/queues/jobs";
+import type { QueuedWebPushTarget } from "../../src/transports/web-push";
 import { topicHeader } from "../../src/transports/web-push";
 import { ADMIN, bearer, call, createTenant, keylessSubscriber, pushService, queuedTarget, registerSubscriber, subscribeWith, type TestTenant } from "../helpers";
 

@@ -3,7 +3,8 @@
 // the real deliveries queue to the stand-in push service.
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { consumeFanout, fanOut, rotateVapidKey, targetFor, type Deliverable } from "../../src/queues/fanout";
+import { consumeFanout, fanOut, rotateVapidKey, targetFor } from "../../src/queues/fanout";
+import type { Deliverable } from "../../src/transports/transport";
 import { change, createTenant, keylessSubscriber, pushService, registerSubscriber, subscribeWith, type PlainReceivedMessage } from "../helpers";
 
 const row = (over: Partial<Parameters<typeof targetFor>[0]>): Parameters<typeof targetFor>[0] => ({
