@@ -7,6 +7,7 @@ import { deleteDeadLetter, getDeadLetter } from "../store/dead-letters";
 import { existingSubscriptions } from "../store/subscriptions";
 import { deliverableFor } from "../transports";
 import { targetFor } from "./fanout";
+import { liveTopicTargets } from "./fcm-topics";
 import { sendBatches, TARGETS_PER_JOB, type DeadLetter, type DeliveryJob, type DeliveryTarget } from "./jobs";
 
 /** No dead letter has this id. */
@@ -19,16 +20,18 @@ export async function retryDeadLetter(env: Env, id: number): Promise<number> {
   const row = await getDeadLetter(env.DB, id);
   if (row === null) throw new DeadLetterNotFound(`no dead letter ${id}`);
   const letter = JSON.parse(row.body) as Partial<DeadLetter>;
-  const ids = Array.isArray(letter.targets) ? letter.targets.map((t) => t.subscriptionId).filter((n) => Number.isInteger(n)) : [];
-  if (letter.message === undefined || ids.length === 0) throw new NothingToRetry("the dead letter names no delivery");
+  const listed = Array.isArray(letter.targets) ? letter.targets : [];
+  // an FCM topic's message (issue 16) is no subscription's: it goes again to the topic while it exists
+  const topics = await liveTopicTargets(env, listed);
+  const ids = listed.map((t) => t.subscriptionId).filter((n) => Number.isInteger(n) && n > 0);
+  if (letter.message === undefined || (ids.length === 0 && topics.listed === 0)) throw new NothingToRetry("the dead letter names no delivery");
   const deliverable = deliverableFor(env);
   // the subscriptions as they are now (keys and sealed secrets may have changed since)
-  const targets = (await existingSubscriptions(env.DB, ids))
-    .map((row) =>
-      targetFor({ ...row, subscription_id: row.id }, row.tenant_id, deliverable),
-    )
-    .filter((t): t is DeliveryTarget => t !== null);
-  if (targets.length === 0) throw new NothingToRetry("none of the dead letter's subscriptions exists any more");
+  const targets = [
+    ...(await existingSubscriptions(env.DB, ids)).map((row) => targetFor({ ...row, subscription_id: row.id }, row.tenant_id, deliverable)).filter((t): t is DeliveryTarget => t !== null),
+    ...topics.live,
+  ];
+  if (targets.length === 0) throw new NothingToRetry("none of the dead letter's subscriptions (or FCM topics) exists any more");
   const now = nowSeconds();
   const message = letter.message;
   const jobs: DeliveryJob[] = [];

@@ -14,34 +14,31 @@
  *   it can.
  */
 import { readConfig } from "../config";
-import { keyringOf, SecretUndecryptable, type Keyring } from "../crypto/sealed";
+import { keyringOf, type Keyring } from "../crypto/sealed";
 import type { FanoutJob } from "../hub/topic-hub";
 import { errorFields, log } from "../log";
 import {
+  existingFcmTopics,
   fcmTopicOf,
   joiningMembers,
   largeFcmGroups,
-  leavingMembers,
   markJoined,
   pendingLeaving,
   settleLeaving,
   triggersKey,
   triggersOfFcmRegistrations,
   type GroupCount,
-  type Member,
 } from "../store/fcm-topics";
 import type { RecipientRow } from "../store/registrations";
-import { openToken, recordOutcomes } from "../store/subscriptions";
-import { serviceAccountOf, type ServiceAccount } from "../transports/fcm";
-import { changeMembership, MEMBERSHIP_BATCH, type MembershipResult } from "../transports/fcm-topics";
+import { recordOutcomes } from "../store/subscriptions";
+import { serviceAccountOf, type QueuedFcmTopicTarget } from "../transports/fcm";
+import { MEMBERSHIP_BATCH, membership, openMembers, removeLeaving } from "../transports/fcm-topics";
 import type { PushMessage } from "../transports/transport";
 import type { DeliveryJob } from "./jobs";
 import { variantFor, type Variant } from "./recipients";
 
 /** Members added per fan-out job at most (each batchAdd is one subrequest of the invocation's 1000). */
 export const JOINS_PER_JOB = 10 * MEMBERSHIP_BATCH;
-/** Leaving members removed per group and fan-out job at most; more than that and the group goes per token this time. */
-export const LEAVES_PER_JOB = 5 * MEMBERSHIP_BATCH;
 
 /** What the fan-out does with FCM topics for one change. */
 export interface TopicPlan {
@@ -85,57 +82,6 @@ async function largeGroups(env: Env, job: FanoutJob, rows: RecipientRow[], compl
   return [...counts.values()].filter((group) => group.members > threshold);
 }
 
-/** Opens members' tokens; one whose secret no longer opens is left out (logged), as a delivery would fail it. */
-async function openMembers(env: Env, keyring: Keyring, members: Member[]): Promise<{ member: Member; token: string }[]> {
-  const opened = await Promise.all(
-    members.map(async (member) => {
-      try {
-        return { member, token: await openToken(keyring, member.tenantId, member.tokenDigest, member.sealedToken) };
-      } catch (error) {
-        if (!(error instanceof SecretUndecryptable)) throw error;
-        log(env, "error", "secret_undecryptable", { tenant: member.tenantId, subscription: member.subscriptionId });
-        return null;
-      }
-    }),
-  );
-  return opened.filter((entry) => entry !== null);
-}
-
-/** batchAdd or batchRemove in requests of ≤ MEMBERSHIP_BATCH: each token's result (`error` for a request that failed). */
-async function membership(env: Env, account: ServiceAccount, action: "batchAdd" | "batchRemove", name: string, tokens: string[]): Promise<MembershipResult[]> {
-  const results: MembershipResult[] = [];
-  for (let i = 0; i < tokens.length; i += MEMBERSHIP_BATCH) {
-    const chunk = tokens.slice(i, i + MEMBERSHIP_BATCH);
-    const answer = await changeMembership(env, account, action, name, chunk);
-    if (typeof answer === "string") log(env, "warn", "fcm_topic_membership_failed", { action, tokens: chunk.length, reason: answer });
-    results.push(...(typeof answer === "string" ? chunk.map(() => "error" as const) : answer));
-  }
-  return results;
-}
-
-/**
- * Removes from `name` the members that left it and those whose registration expired; true when
- * every one is out (or FCM no longer knows its token), false when one is still in.
- */
-async function removeLeaving(env: Env, account: ServiceAccount, keyring: Keyring, name: string, now: number): Promise<boolean> {
-  const { left, expired } = await leavingMembers(env.DB, name, now, LEAVES_PER_JOB);
-  if (left.length === 0 && expired.length === 0) return true;
-  const all = [...left, ...expired];
-  const opened = await openMembers(env, keyring, all);
-  const results = await membership(env, account, "batchRemove", name, opened.map((o) => o.token));
-  const out = new Set(opened.filter((_, i) => results[i] !== "error").map((o) => o.member));
-  // an unopenable token cannot be removed and never will be: settled, as its subscription is unusable
-  const unopenable = all.filter((m) => !opened.some((o) => o.member === m));
-  for (const m of unopenable) out.add(m);
-  await settleLeaving(
-    env.DB,
-    name,
-    left.filter((m) => out.has(m)).map((m) => m.subscriptionId),
-    expired.filter((m) => out.has(m)).map((m) => m.registrationId!),
-  );
-  return out.size === all.length && left.length < LEAVES_PER_JOB && expired.length < LEAVES_PER_JOB;
-}
-
 /**
  * Decides and prepares a change's FCM topic messages, before anything else of its fan-out is
  * queued: `rows` is the first page of the topic's recipients, `complete` whether it holds them all.
@@ -173,7 +119,8 @@ export async function planFcmTopics(
       log(env, "warn", "fcm_topic_per_token", { tenant: tenantId, reason: "a member that left is still in the FCM topic" });
       continue;
     }
-    const joining = await openMembers(env, keyring, await joiningMembers(env.DB, tenantId, change.topic, group, now, JOINS_PER_JOB));
+    const candidates = await joiningMembers(env.DB, tenantId, change.topic, group, now, JOINS_PER_JOB);
+    const joining = await openMembers(env, keyring, candidates);
     const results = await membership(env, account, "batchAdd", name, joining.map((j) => j.token));
     const added = joining.filter((_, i) => results[i] === "ok").map((j) => j.member);
     const gone = joining.filter((_, i) => results[i] === "gone").map((j) => j.member);
@@ -182,7 +129,7 @@ export async function planFcmTopics(
     for (const m of added) plan.joined.add(m.registrationId!);
     for (const m of gone) plan.gone.add(m.registrationId!);
     // members before this job: the group less those that were not yet (a capped read leaves some out)
-    const before = joining.length < JOINS_PER_JOB ? group.members - joining.length : 0;
+    const before = candidates.length < JOINS_PER_JOB ? group.members - candidates.length : 0;
     if (before + added.length === 0) continue;
     plan.viaTopic.set(key, name);
     plan.jobs.push({
@@ -219,4 +166,14 @@ export async function removePendingLeaving(env: Env, limit: number): Promise<num
     }
   }
   return settled;
+}
+
+/**
+ * The FCM topic targets among a dead letter's (`listed`: how many there were), those whose topic
+ * still exists (`live`): retried as they are, the sender removing the members that left first.
+ */
+export async function liveTopicTargets(env: Env, targets: unknown[]): Promise<{ listed: number; live: QueuedFcmTopicTarget[] }> {
+  const topics = targets.filter((t): t is QueuedFcmTopicTarget => typeof t === "object" && t !== null && typeof (t as { fcmTopic?: unknown }).fcmTopic === "string");
+  const existing = await existingFcmTopics(env.DB, topics.map((t) => t.fcmTopic));
+  return { listed: topics.length, live: topics.filter((t) => existing.has(t.fcmTopic)) };
 }

@@ -138,3 +138,10 @@ export async function pendingLeaving(db: D1Database, limit: number): Promise<(Me
     .all<MemberRow & { name: string }>();
   return results.map((row) => ({ ...member(row), name: row.name }));
 }
+
+/** Which of these FCM topic names still exist (a topic goes with its tenant). */
+export async function existingFcmTopics(db: D1Database, names: string[]): Promise<Set<string>> {
+  if (names.length === 0) return new Set();
+  const { results } = await db.prepare("SELECT name FROM fcm_topics WHERE name IN (SELECT value FROM json_each(?))").bind(JSON.stringify(names)).all<{ name: string }>();
+  return new Set(results.map((r) => r.name));
+}

@@ -3,8 +3,15 @@
  * put up to 1000 registration tokens in or out of one topic, authorised with FCM's own OAuth
  * access token (the `access_token_auth: true` header says it is one, not a server key).
  */
+import { SecretUndecryptable, type Keyring } from "../crypto/sealed";
+import { log } from "../log";
+import { leavingMembers, settleLeaving, type Member } from "../store/fcm-topics";
+import { openToken } from "../store/subscriptions";
 import { accessToken, type ServiceAccount } from "./fcm";
 import { REQUEST_TIMEOUT_MS } from "./transport";
+
+/** Leaving members removed per topic and call at most; more than that, and the topic is not messaged this time. */
+export const LEAVES_PER_CALL = 5 * 1000;
 
 /** The Instance ID API takes at most this many tokens per request. */
 export const MEMBERSHIP_BATCH = 1000;
@@ -79,4 +86,55 @@ export async function changeMembership(
   } catch (error) {
     return `${action}: ${(error as Error).message}`;
   }
+}
+
+/** Opens members' tokens; one whose secret no longer opens is left out (logged), as a delivery would fail it. */
+export async function openMembers(env: Env, keyring: Keyring, members: Member[]): Promise<{ member: Member; token: string }[]> {
+  const opened = await Promise.all(
+    members.map(async (member) => {
+      try {
+        return { member, token: await openToken(keyring, member.tenantId, member.tokenDigest, member.sealedToken) };
+      } catch (error) {
+        if (!(error instanceof SecretUndecryptable)) throw error;
+        log(env, "error", "secret_undecryptable", { tenant: member.tenantId, subscription: member.subscriptionId });
+        return null;
+      }
+    }),
+  );
+  return opened.filter((entry) => entry !== null);
+}
+
+/** batchAdd or batchRemove in requests of ≤ MEMBERSHIP_BATCH: each token's result (`error` for a request that failed). */
+export async function membership(env: Env, account: ServiceAccount, action: "batchAdd" | "batchRemove", name: string, tokens: string[], fetcher: typeof fetch = fetch): Promise<MembershipResult[]> {
+  const results: MembershipResult[] = [];
+  for (let i = 0; i < tokens.length; i += MEMBERSHIP_BATCH) {
+    const chunk = tokens.slice(i, i + MEMBERSHIP_BATCH);
+    const answer = await changeMembership(env, account, action, name, chunk, fetcher);
+    if (typeof answer === "string") log(env, "warn", "fcm_topic_membership_failed", { action, tokens: chunk.length, reason: answer });
+    results.push(...(typeof answer === "string" ? chunk.map(() => "error" as const) : answer));
+  }
+  return results;
+}
+
+/**
+ * Removes from `name` the members that left it and those whose registration expired; true when
+ * every one is out (or FCM no longer knows its token), false when one is still in.
+ */
+export async function removeLeaving(env: Env, account: ServiceAccount, keyring: Keyring, name: string, now: number, fetcher: typeof fetch = fetch): Promise<boolean> {
+  const { left, expired } = await leavingMembers(env.DB, name, now, LEAVES_PER_CALL);
+  if (left.length === 0 && expired.length === 0) return true;
+  const all = [...left, ...expired];
+  const opened = await openMembers(env, keyring, all);
+  const results = await membership(env, account, "batchRemove", name, opened.map((o) => o.token), fetcher);
+  const out = new Set(opened.filter((_, i) => results[i] !== "error").map((o) => o.member));
+  // an unopenable token cannot be removed and never will be: settled, as its subscription is unusable
+  const unopenable = all.filter((m) => !opened.some((o) => o.member === m));
+  for (const m of unopenable) out.add(m);
+  await settleLeaving(
+    env.DB,
+    name,
+    left.filter((m) => out.has(m)).map((m) => m.subscriptionId),
+    expired.filter((m) => out.has(m)).map((m) => m.registrationId!),
+  );
+  return out.size === all.length && left.length < LEAVES_PER_CALL && expired.length < LEAVES_PER_CALL;
 }

@@ -7,6 +7,8 @@
 import { z } from "zod";
 import { hostOf, log } from "../log";
 import { cachedAccessToken } from "./oauth";
+import { removeLeaving } from "./fcm-topics";
+import { keyringOf } from "../crypto/sealed";
 import { importPKCS8, SignJWT } from "jose";
 import { nowSeconds } from "../expiry";
 import { FCM_PLATFORMS, tokenIdentifier, fcmPlatformOf, openToken, type FcmPlatform } from "../store/subscriptions";
@@ -166,8 +168,19 @@ export function fcmOutcome(status: number, body: FcmErrorBody | null, retryAfter
   return outcomeOfStatus(status, retryAfter, reason, message);
 }
 
-/** FCM delivery: one `messages:send` per registration token; a 401 refreshes the access token once. */
+/**
+ * FCM delivery: one `messages:send` per registration token, or per FCM topic once the members
+ * that left it are removed; a 401 refreshes the access token once.
+ */
 export function fcmTransport(env: Env, account: ServiceAccount, fetcher: typeof fetch = fetch): Sender<FcmTarget> {
+  /** Null when the topic may be messaged; else why not yet. */
+  const ready = async (topic: string): Promise<string | null> => {
+    try {
+      return (await removeLeaving(env, account, await keyringOf(env), topic, nowSeconds(), fetcher)) ? null : `FCM topic ${topic}: a member that left is still in it`;
+    } catch (error) {
+      return `FCM topic ${topic}: its members that left could not be read or removed (${(error as Error).message})`;
+    }
+  };
   const url = `${env.FCM_API_BASE.replace(/\/+$/, "")}/v1/projects/${encodeURIComponent(account.project_id)}/messages:send`;
   const post = async (body: string, forceRefresh: boolean) =>
     fetcher(url, {
@@ -180,6 +193,12 @@ export function fcmTransport(env: Env, account: ServiceAccount, fetcher: typeof 
     });
   const sendOne = async (target: FcmTarget, message: PushMessage): Promise<Outcome> => {
     const body = JSON.stringify(fcmMessage(target, message, nowSeconds()));
+    if ("topic" in target) {
+      // members that left since the fan-out (a retry or a retried dead letter may come much later)
+      // are out of the topic before it is messaged again, or it is not messaged yet
+      const why = await ready(target.topic);
+      if (why !== null) return { kind: "retry", status: null, afterSeconds: null, reason: why };
+    }
     try {
       let response = await post(body, false);
       if (response.status === 401) {

@@ -3,14 +3,14 @@
 // runs with FCM_TOPIC_THRESHOLD=3, and the deliveries it queues are consumed by the Worker.
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { deliver } from "../../src/queues/deliveries";
+import { deliver, transportsFor } from "../../src/queues/deliveries";
 import { reachedByTopic, resumedPlan } from "../../src/queues/fcm-topics";
 import { fanOut } from "../../src/queues/fanout";
 import { purge } from "../../src/scheduled";
 import type { DeliveryJob } from "../../src/queues/jobs";
 import { triggersKey } from "../../src/store/fcm-topics";
 import { fcmTransport, serviceAccountOf } from "../../src/transports/fcm";
-import { bearer, call, change, createTenant, fcmService, type FcmReceivedMessage, type TestTenant } from "../helpers";
+import { ADMIN, bearer, call, change, createTenant, fcmService, type FcmReceivedMessage, type TestTenant } from "../helpers";
 
 const topicsEnv = (threshold = "3"): Env => ({ ...env, FCM_TOPIC_THRESHOLD: threshold });
 const now = () => Math.floor(Date.now() / 1000);
@@ -244,4 +244,50 @@ describe("FCM topics: continuations and the topic job", () => {
     expect(await deliver([{ ...job, targets: [{ subscriptionId: 0, tenantId: tenant.id, fcmTopic: "pd-nobody" }] }], env, async () => fcmTransport(env, account, missing))).toEqual([null]);
     expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM subscriptions WHERE tenant_id = ?").bind(tenant.id).first<{ n: number }>())!.n).toBe(subscriptions);
   });
+
+  it("removes the members that left before a later send to the topic: a retry, or a retried dead letter; a letter whose topic is gone is nothing to retry", async () => {
+    const tenant = await createTenant();
+    const all = await tokens(5);
+    const ids = [];
+    for (const token of all) ids.push(await registerFcm(tenant, "later", token));
+    await notify(tenant, "later", "l-1");
+    await receivedBy(all, 1);
+    const name = (await fcmTopicOfRegistration(ids[0]))!;
+    const topicJob = (attempt: number): DeliveryJob => ({
+      tenantId: tenant.id,
+      message: { xml: "<push-message/>", ttl: 600, urgency: "normal", topic: null, data: { topic: "later", sync_token: `l-${attempt}` } },
+      transport: "fcm",
+      targets: [{ subscriptionId: 0, tenantId: tenant.id, fcmTopic: name }],
+      attempt,
+      deadline: now() + 600,
+    });
+
+    // a member leaves after the fan-out queued its topic job, before the job's retry is sent
+    expect((await call(`/v1/registrations/${ids[0]}`, { method: "DELETE" })).status).toBe(204);
+    const before = await fcmService.state();
+    expect(await deliver([topicJob(2)], env, transportsFor(env))).toEqual([null]);
+    const after = await fcmService.state();
+    expect(after.membershipRequests.slice(before.membershipRequests.length)).toEqual([{ action: "batchRemove", topic: name, tokens: [all[0]] }]);
+    expect(after.received[all[0]]).toHaveLength(1);
+    for (const token of all.slice(1)) expect(after.received[token]).toHaveLength(2);
+
+    // a dead letter of the topic's message: retried to the topic, after another member left
+    expect((await call(`/v1/registrations/${ids[1]}`, { method: "DELETE" })).status).toBe(204);
+    const letter = async (topicName: string) => {
+      const body = { ...topicJob(5), targets: [{ subscriptionId: 0, tenantId: tenant.id, fcmTopic: topicName }], reasons: { 0: "FCM answered 503 UNAVAILABLE" }, reason: "past the TTL" };
+      return (await env.DB.prepare("INSERT INTO dead_letters (tenant_id, queue, body, created_at, reason) VALUES (?, 'push-dead-letters', ?, ?, 'past the TTL') RETURNING id")
+        .bind(tenant.id, JSON.stringify(body), now())
+        .first<{ id: number }>())!.id;
+    };
+    const retried = await call(`/v1/admin/dead-letters/${await letter(name)}/retry`, { method: "POST", headers: ADMIN });
+    expect(await retried.json()).toMatchObject({ queued: 1 });
+    const received = await receivedBy(all.slice(2), 3);
+    expect(received[all[2]][2]).toMatchObject({ platform: "topic", topic: name, data: { sync_token: "l-5" } });
+    expect(received[all[1]]).toHaveLength(2);
+    expect((await fcmService.state()).topics[name].sort()).toEqual(all.slice(2).sort());
+
+    const gone = await call(`/v1/admin/dead-letters/${await letter("pd-no-such-topic-000000")}/retry`, { method: "POST", headers: ADMIN });
+    expect(gone.status).toBe(409);
+  });
 });
+
