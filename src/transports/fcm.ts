@@ -66,6 +66,11 @@ export interface ServiceAccount {
 const SCOPE = "https://www.googleapis.com/auth/firebase.messaging";
 /** FCM refuses data payloads above 4096 bytes. */
 export const MAX_DATA_BYTES = 4096;
+/**
+ * APNs refuses a payload above 4096 bytes, and FCM puts the data's keys beside `aps` in it: the
+ * JSON of both together must fit (Apple, "Generating a remote notification").
+ */
+export const MAX_APNS_PAYLOAD_BYTES = 4096;
 
 /** The configured service account, or null when FCM is not set up (or the JSON is unusable). */
 export function serviceAccountOf(env: Env): ServiceAccount | null {
@@ -133,9 +138,15 @@ const androidOptions = (message: PushMessage) => ({
  */
 export function fcmMessage(target: Pick<FcmTokenTarget, "token" | "platform"> | Pick<FcmTopicTarget, "topic">, message: PushMessage, now: number) {
   const data: Record<string, string> = { ...message.data };
-  const size = (d: Record<string, string>) => new TextEncoder().encode(Object.entries(d).flat().join("")).byteLength;
-  // the push-message XML goes along when it fits in FCM's data limit
-  if (size({ ...data, push_message: message.xml }) <= MAX_DATA_BYTES) data.push_message = message.xml;
+  const bytes = (text: string) => new TextEncoder().encode(text).byteLength;
+  const withXml = { ...data, push_message: message.xml };
+  // the push-message XML goes along when it fits in FCM's data limit and, for a message that
+  // reaches iOS apps (an iOS token's, a topic's), in APNs's payload beside `aps`
+  const reachesIos = "topic" in target || target.platform === "ios";
+  const fits =
+    bytes(Object.entries(withXml).flat().join("")) <= MAX_DATA_BYTES &&
+    (!reachesIos || bytes(JSON.stringify({ ...apnsOptions(message, now).payload, ...withXml })) <= MAX_APNS_PAYLOAD_BYTES);
+  if (fits) data.push_message = message.xml;
   if ("topic" in target) return { message: { topic: target.topic, data, android: androidOptions(message), apns: apnsOptions(message, now) } };
   if (target.platform === "ios") return { message: { token: target.token, data, apns: apnsOptions(message, now) } };
   return { message: { token: target.token, data, android: androidOptions(message) } };

@@ -3,7 +3,8 @@
 // out access tokens, and checks every messages:send: a valid access token, the message shape
 // (token, string data, and exactly one of: android priority/ttl/collapse_key, or an iOS app's
 // apns block as a background push, field by field) and the 4096-byte data limit; it records the
-// platform each message was sent as (ios when it carries apns). Tokens answer as told: accept,
+// platform each message was sent as (ios when it carries apns), and that an iOS message's APNs
+// payload (aps and the data, as JSON) stays within 4096 bytes. Tokens answer as told: accept,
 // unregistered (404), invalid (400 on message.token), unavailable once (503), sender mismatch
 // (403), or redirect (307 to /redirected/<token>). /token-redirect/<key>
 // redirects a token request to /redirected/<key>; every request to /redirected/… is counted, so a
@@ -60,6 +61,12 @@ function apnsProblems(apns: FcmApns | undefined, nowSeconds: number): string[] {
   else if (Number(expiration) < nowSeconds - 5) problems.push(`apns-expiration ${expiration} is past`);
   if (JSON.stringify(apns.payload) !== JSON.stringify({ aps: { "content-available": 1 } })) problems.push(`apns.payload ${JSON.stringify(apns.payload)}`);
   return problems;
+}
+
+/** APNs takes at most 4096 bytes of payload: `aps` and the data's keys beside it, as JSON. */
+function apnsPayloadProblems(apns: FcmApns | undefined, data: Record<string, unknown> | undefined): string[] {
+  const bytes = Buffer.byteLength(JSON.stringify({ ...(apns?.payload ?? {}), ...(data ?? {}) }));
+  return bytes > 4096 ? [`APNs payload of ${bytes} bytes (over 4096)`] : [];
 }
 
 export class FcmService extends StandIn {
@@ -227,6 +234,7 @@ export class FcmService extends StandIn {
     if (platform === "ios") {
       if ("android" in message) problems.push("an apns message with an android block");
       problems.push(...apnsProblems(message.apns, Math.floor(Date.now() / 1000)));
+      problems.push(...apnsPayloadProblems(message.apns, message.data));
     } else {
       if (!["NORMAL", "HIGH"].includes(message?.android?.priority ?? "")) problems.push(`android.priority ${message?.android?.priority}`);
       if (!/^\d+(\.\d+)?s$/.test(message?.android?.ttl ?? "")) problems.push(`android.ttl ${message?.android?.ttl}`);
@@ -276,6 +284,7 @@ export class FcmService extends StandIn {
     if (!["NORMAL", "HIGH"].includes(message.android?.priority ?? "")) problems.push(`android.priority ${message.android?.priority}`);
     if (!/^\d+(\.\d+)?s$/.test(message.android?.ttl ?? "")) problems.push(`android.ttl ${message.android?.ttl}`);
     problems.push(...apnsProblems(message.apns, Math.floor(Date.now() / 1000)));
+    problems.push(...apnsPayloadProblems(message.apns, message.data));
     if (problems.length > 0) {
       this.errors.push(`send to topic: ${problems.join(", ")}`);
       return json(400, { error: { code: 400, status: "INVALID_ARGUMENT" } });

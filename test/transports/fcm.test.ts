@@ -4,7 +4,7 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { topicHub } from "../../src/hub/topic-hub";
-import { fcmMessage, fcmOutcome, fcmTransport, MAX_DATA_BYTES, serviceAccountOf } from "../../src/transports/fcm";
+import { fcmMessage, fcmOutcome, fcmTransport, MAX_APNS_PAYLOAD_BYTES, MAX_DATA_BYTES, serviceAccountOf } from "../../src/transports/fcm";
 import { topicHeader } from "../../src/transports/web-push";
 import { bearer, call, createTenant, fcmService, pushService, registerSubscriber, type TestTenant } from "../helpers";
 
@@ -200,6 +200,22 @@ describe("FCM messages and answers", () => {
       const big = fcmMessage(target, { ...message, xml: "x".repeat(MAX_DATA_BYTES) }, NOW).message;
       expect(big.data).toEqual({ topic: "t" });
     }
+  });
+
+  it("carries the XML to iOS apps only while APNs's payload, aps and data in JSON, fits in 4096 bytes", () => {
+    // within FCM's data limit, but over APNs's once quoted beside aps
+    const payload = (xml: string) => JSON.stringify({ aps: { "content-available": 1 }, topic: "t", push_message: xml });
+    const overhead = payload("").length;
+    const fitting = "x".repeat(MAX_APNS_PAYLOAD_BYTES - overhead);
+    const over = `${fitting}x`;
+    expect(new TextEncoder().encode(`topict${"push_message"}${over}`).byteLength).toBeLessThanOrEqual(MAX_DATA_BYTES);
+    expect(fcmMessage(android, { ...message, xml: over }, NOW).message.data).toHaveProperty("push_message", over);
+    for (const target of [ios, { topic: "pd-x" }]) {
+      expect(fcmMessage(target, { ...message, xml: fitting }, NOW).message.data, JSON.stringify(target)).toHaveProperty("push_message", fitting);
+      expect(fcmMessage(target, { ...message, xml: over }, NOW).message.data, JSON.stringify(target)).toEqual({ topic: "t" });
+    }
+    // quoting counts: a quote in the XML takes two bytes of the payload
+    expect(fcmMessage(ios, { ...message, xml: `${fitting.slice(1)}"` }, NOW).message.data).toEqual({ topic: "t" });
   });
 
   it("keeps an Android app's message as it always was: the android block, no apns", () => {
