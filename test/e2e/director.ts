@@ -1,7 +1,7 @@
 // Starts the director the way the README does (`npm start` = scripts/dev.mjs) in a child process,
 // on free ports and a throw-away state folder, and stops it again.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { SignJWT } from "jose";
@@ -57,6 +57,12 @@ export interface StartOptions {
    * after rows were written into its D1 with `wrangler d1 execute`). Default: a fresh throw-away one.
    */
   dir?: string;
+  /**
+   * Vars and secrets as the operator's own env file gives them (a stand-in's URLs, a service
+   * account's JSON): written beside dev.vars and passed last, so they override both it and
+   * wrangler.toml's [vars].
+   */
+  vars?: Record<string, string>;
 }
 
 export async function startDirector(extraEnv: Record<string, string> = {}, wranglerArgs: string[] = [], options: StartOptions = {}): Promise<Director> {
@@ -80,7 +86,14 @@ async function launch(extraEnv: Record<string, string>, wranglerArgs: string[], 
   const removeDir = () => options.dir === undefined && rmSync(dir, { recursive: true, force: true });
   const [port, inspectorPort] = [await freePort(), await freePort()];
   const devVars = path.join(dir, "dev.vars");
-  const child: ChildProcess = spawn(process.execPath, [path.join(root, "scripts/dev.mjs"), "--inspector-port", String(inspectorPort), ...wranglerArgs], {
+  const given: string[] = [];
+  if (options.vars !== undefined) {
+    const file = path.join(dir, "given.env");
+    // single quotes keep a JSON value (a service account) whole
+    writeFileSync(file, Object.entries(options.vars).map(([name, value]) => `${name}='${value}'`).join("\n"));
+    given.push("--env-file", file);
+  }
+  const child: ChildProcess = spawn(process.execPath, [path.join(root, "scripts/dev.mjs"), "--inspector-port", String(inspectorPort), ...wranglerArgs, ...given], {
     cwd: root,
     env: { ...process.env, ...extraEnv, PORT: String(port), PUSH_DIRECTOR_DEV_VARS: devVars, PUSH_DIRECTOR_STATE: path.join(dir, "state") },
     stdio: ["ignore", "pipe", "pipe"],

@@ -3,10 +3,7 @@
 // message per change, a group of 2 on the same topic stays per token, a member that unregisters is
 // removed before the next topic message, and a Push-Dont-Notify naming a member keeps that change
 // per token.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FcmService, type FcmReceived } from "../support/fcm-service";
 import { api, startDirector, type Director } from "./director";
@@ -31,29 +28,14 @@ class OrderedFcm extends FcmService {
 
 let director: Director;
 let fcm: OrderedFcm;
-let dir: string;
 
 beforeAll(async () => {
   fcm = await new OrderedFcm().start();
-  dir = mkdtempSync(path.join(tmpdir(), "push-director-fcm-topics-"));
-  const serviceVars = path.join(dir, "services.env");
-  // a later --env-file overrides the generated secrets file and wrangler.toml's [vars]
-  writeFileSync(
-    serviceVars,
-    [
-      `FCM_SERVICE_ACCOUNT='${fcm.serviceAccount()}'`,
-      `FCM_API_BASE=${fcm.url}`,
-      `GOOGLE_OAUTH_TOKEN_URL=${fcm.tokenUrl}`,
-      `FCM_IID_API_BASE=${fcm.url}`,
-      "FCM_TOPIC_THRESHOLD=3",
-    ].join("\n"),
-  );
-  director = await startDirector({}, ["--env-file", serviceVars]);
+  director = await startDirector({}, [], { vars: { ...fcm.vars(), FCM_TOPIC_THRESHOLD: "3" } });
 });
 
 afterAll(async () => {
   await Promise.all([director?.stop(), fcm?.stop()]);
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe("FCM topics through wrangler dev", () => {

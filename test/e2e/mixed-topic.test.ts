@@ -1,10 +1,7 @@
 // One topic with Web Push, FCM (Android and iOS apps), Huawei Push Kit and WebSocket subscribers
 // at once, through `npm start`: every subscriber gets every message exactly once, on its own
 // transport, and a notify costs one Push Kit request per 50 tokens and one FCM request per token.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { FcmService } from "../support/fcm-service";
@@ -61,32 +58,15 @@ let director: Director;
 let webPush: PushService;
 let fcm: CountingFcm;
 let hms: CountingHms;
-let dir: string;
 
 beforeAll(async () => {
   [webPush, fcm, hms] = await Promise.all([new PushService().start(), new CountingFcm().start(), new CountingHms().start()]);
-  dir = mkdtempSync(path.join(tmpdir(), "push-director-mixed-"));
-  const serviceVars = path.join(dir, "services.env");
-  // a later --env-file overrides the generated secrets file and wrangler.toml's [vars]
-  writeFileSync(
-    serviceVars,
-    [
-      `FCM_SERVICE_ACCOUNT='${fcm.serviceAccount()}'`,
-      `FCM_API_BASE=${fcm.url}`,
-      `GOOGLE_OAUTH_TOKEN_URL=${fcm.tokenUrl}`,
-      `HMS_APP_ID=${hms.appId}`,
-      `HMS_CLIENT_SECRET=${hms.clientSecret}`,
-      `HMS_API_BASE=${hms.url}`,
-      `HMS_TOKEN_URL=${hms.tokenUrl}`,
-    ].join("\n"),
-  );
-  director = await startDirector({}, ["--env-file", serviceVars]);
+  director = await startDirector({}, [], { vars: { ...fcm.vars(), ...hms.vars() } });
   webPush.vapidPublicKey = director.vars.VAPID_PUBLIC_KEY;
 });
 
 afterAll(async () => {
   await Promise.all([director?.stop(), webPush?.stop(), fcm?.stop(), hms?.stop()]);
-  rmSync(dir, { recursive: true, force: true });
 });
 
 describe("a mixed topic through wrangler dev", () => {

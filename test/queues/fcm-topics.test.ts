@@ -46,6 +46,20 @@ async function receivedBy(tokens: string[], count: number): Promise<Record<strin
 const tokens = (n: number, behaviour = "accept") => Promise.all(Array.from({ length: n }, () => fcmService.token(behaviour)));
 const fcmTopicOfRegistration = async (id: string) => (await env.DB.prepare("SELECT fcm_topic FROM registrations WHERE id = ?").bind(id).first<{ fcm_topic: string | null }>())?.fcm_topic;
 
+/**
+ * A tenant whose topic has a group of `n` FCM registrations, already in its FCM topic: one change
+ * was fanned out and every member heard it once.
+ */
+async function joinedGroup(topic: string, n: number): Promise<{ tenant: TestTenant; all: string[]; ids: string[]; name: string }> {
+  const tenant = await createTenant();
+  const all = await tokens(n);
+  const ids = [];
+  for (const token of all) ids.push(await registerFcm(tenant, topic, token));
+  await notify(tenant, topic, `${topic}-0`);
+  await receivedBy(all, 1);
+  return { tenant, all, ids, name: (await fcmTopicOfRegistration(ids[0]))! };
+}
+
 describe("FCM topics: a group above FCM_TOPIC_THRESHOLD", () => {
   it("adds its members, then sends it one topic message with both platform blocks; a group at the threshold stays per token", async () => {
     const tenant = await createTenant();
@@ -97,13 +111,7 @@ describe("FCM topics: a group above FCM_TOPIC_THRESHOLD", () => {
   });
 
   it("removes the members that left before its next topic message: unregistered, triggers changed, expired, unsubscribed", async () => {
-    const tenant = await createTenant();
-    const all = await tokens(8);
-    const ids = [];
-    for (const token of all) ids.push(await registerFcm(tenant, "book", token));
-    await notify(tenant, "book", "b-1");
-    await receivedBy(all, 1);
-    const name = (await fcmTopicOfRegistration(ids[0]))!;
+    const { tenant, all, ids, name } = await joinedGroup("book", 8);
 
     // 0: unregistered by its URL; 1: registered again with another trigger (another group now);
     // 2: expired; 3: unsubscribed the early draft's way
@@ -147,13 +155,7 @@ describe("FCM topics: a group above FCM_TOPIC_THRESHOLD", () => {
   });
 
   it("sends a change whose Push-Dont-Notify names a member per token to the others, and no topic message", async () => {
-    const tenant = await createTenant();
-    const all = await tokens(4);
-    const ids = [];
-    for (const token of all) ids.push(await registerFcm(tenant, "todo", token));
-    await notify(tenant, "todo", "t-1");
-    await receivedBy(all, 1);
-    const name = (await fcmTopicOfRegistration(ids[0]))!;
+    const { tenant, all, ids, name } = await joinedGroup("todo", 4);
     const before = await fcmService.state();
 
     await notify(tenant, "todo", "t-2", { dontNotify: [ids[0]] });
@@ -210,13 +212,7 @@ describe("FCM topics: continuations and the topic job", () => {
   });
 
   it("acks a topic job FCM answered 503 and queues its retry, which reaches the members; a 404 is a refusal, not a deletion", async () => {
-    const tenant = await createTenant();
-    const all = await tokens(4);
-    const ids = [];
-    for (const token of all) ids.push(await registerFcm(tenant, "retry", token));
-    await notify(tenant, "retry", "r-1");
-    await receivedBy(all, 1);
-    const name = (await fcmTopicOfRegistration(ids[0]))!;
+    const { tenant, all, name } = await joinedGroup("retry", 4);
 
     const account = serviceAccountOf(env)!;
     let calls = 0;
@@ -246,13 +242,7 @@ describe("FCM topics: continuations and the topic job", () => {
   });
 
   it("removes the members that left before a later send to the topic: a retry, or a retried dead letter; a letter whose topic is gone is nothing to retry", async () => {
-    const tenant = await createTenant();
-    const all = await tokens(5);
-    const ids = [];
-    for (const token of all) ids.push(await registerFcm(tenant, "later", token));
-    await notify(tenant, "later", "l-1");
-    await receivedBy(all, 1);
-    const name = (await fcmTopicOfRegistration(ids[0]))!;
+    const { tenant, all, ids, name } = await joinedGroup("later", 5);
     const topicJob = (attempt: number): DeliveryJob => ({
       tenantId: tenant.id,
       message: { xml: "<push-message/>", ttl: 600, urgency: "normal", topic: null, data: { topic: "later", sync_token: `l-${attempt}` } },

@@ -92,6 +92,11 @@ export class FcmService extends StandIn {
     return `${this.url}/token`;
   }
 
+  /** What configures a director to use this stand-in: FCM, its OAuth token endpoint and its Instance ID API. */
+  vars(): Record<string, string> {
+    return { FCM_SERVICE_ACCOUNT: this.serviceAccount(), FCM_API_BASE: this.url, GOOGLE_OAUTH_TOKEN_URL: this.tokenUrl, FCM_IID_API_BASE: this.url };
+  }
+
   /** The service account JSON the director is configured with. */
   serviceAccount(): string {
     return JSON.stringify({

@@ -31,6 +31,11 @@ export class HmsService extends StandIn {
   private next: { status: number; body: string }[] = [];
   tokensIssued = 0;
 
+  /** What configures a director to use this stand-in as Huawei Push Kit. */
+  vars(): Record<string, string> {
+    return { HMS_APP_ID: this.appId, HMS_CLIENT_SECRET: this.clientSecret, HMS_API_BASE: this.url, HMS_TOKEN_URL: this.tokenUrl };
+  }
+
   get tokenUrl() {
     return `${this.url}/oauth2/v3/token`;
   }
