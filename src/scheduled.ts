@@ -18,7 +18,7 @@ const DEAD_LETTER_SECONDS = 30 * 86_400;
  * failing for FAILING_SUBSCRIPTION_DAYS (with their registrations), then subscriptions nothing uses
  * any more, dead letters older than 30 days, hourly delivery counts older than 31 days, and
  * retired VAPID keys no subscription is bound to; and removes from their FCM topics the tokens
- * whose registration left one (issue 16), those purged here included, up to 1000 an hour (a
+ * whose registration left one (issue 16), those purged here included, from up to 50 topics an hour (a
  * group's next topic message removes its own first in any case).
  */
 export async function purge(
@@ -33,7 +33,8 @@ export async function purge(
     deadLetters: await drain(() => purgeDeadLetters(env.DB, now - DEAD_LETTER_SECONDS, PAGE)),
     deliveryStats: await drain(() => purgeDeliveryStats(env.DB, now - STATS_KEEP_SECONDS, PAGE)),
     vapidKeys: await dropUnusedRetiredKeys(env.DB),
-    fcmTopicLeaves: await removePendingLeaving(env, 1000),
+    // up to 50 topics a run: each is at most 10 batchRemove requests, within a cron's 1000 subrequests
+    fcmTopicLeaves: await removePendingLeaving(env, 50),
   };
 }
 

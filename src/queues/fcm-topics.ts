@@ -14,6 +14,7 @@
  *   it can.
  */
 import { readConfig } from "../config";
+import { nowSeconds } from "../expiry";
 import { keyringOf, type Keyring } from "../crypto/sealed";
 import type { FanoutJob } from "../hub/topic-hub";
 import { errorFields, log } from "../log";
@@ -23,8 +24,7 @@ import {
   joiningMembers,
   largeFcmGroups,
   markJoined,
-  pendingLeaving,
-  settleLeaving,
+  topicsWithLeaving,
   triggersKey,
   triggersOfFcmRegistrations,
   type GroupCount,
@@ -115,7 +115,7 @@ export async function planFcmTopics(
     if (spared.has(key)) continue;
     keyring ??= await keyringOf(env);
     const name = await fcmTopicOf(env.DB, tenantId, change.topic, group, now);
-    if (!(await removeLeaving(env, account, keyring, name, now))) {
+    if (!(await removeLeaving(env, account, keyring, name, now)).complete) {
       log(env, "warn", "fcm_topic_per_token", { tenant: tenantId, reason: "a member that left is still in the FCM topic" });
       continue;
     }
@@ -144,28 +144,25 @@ export async function planFcmTopics(
   return plan;
 }
 
-/** The hourly cron's share: members that left any topic, removed (at most `limit`); how many were settled. */
+/**
+ * The hourly cron's share: the topics with members that left (at most `limit` topics), each one's
+ * removed as before a topic message; how many members are out.
+ */
 export async function removePendingLeaving(env: Env, limit: number): Promise<number> {
   const account = serviceAccountOf(env);
   if (account === null) return 0;
-  const pending = await pendingLeaving(env.DB, limit);
-  if (pending.length === 0) return 0;
+  const names = await topicsWithLeaving(env.DB, limit);
+  if (names.length === 0) return 0;
   const keyring = await keyringOf(env);
-  let settled = 0;
-  const byName = new Map<string, typeof pending>();
-  for (const m of pending) byName.set(m.name, [...(byName.get(m.name) ?? []), m]);
-  for (const [name, members] of byName) {
+  let removed = 0;
+  for (const name of names) {
     try {
-      const opened = await openMembers(env, keyring, members);
-      const results = await membership(env, account, "batchRemove", name, opened.map((o) => o.token));
-      const out = members.filter((m) => !opened.some((o, i) => o.member === m && results[i] === "error"));
-      await settleLeaving(env.DB, name, out.map((m) => m.subscriptionId), []);
-      settled += out.length;
+      removed += (await removeLeaving(env, account, keyring, name, nowSeconds())).removed;
     } catch (error) {
       log(env, "error", "fcm_topic_leaving_failed", errorFields(error));
     }
   }
-  return settled;
+  return removed;
 }
 
 /**

@@ -130,13 +130,10 @@ export async function markJoined(db: D1Database, name: string, registrationIds: 
   await db.prepare("UPDATE registrations SET fcm_topic = ? WHERE fcm_topic IS NULL AND id IN (SELECT value FROM json_each(?))").bind(name, JSON.stringify(registrationIds)).run();
 }
 
-/** Leaving rows of any topic, at most `limit` (the hourly cron removes them, so none waits for a next message). */
-export async function pendingLeaving(db: D1Database, limit: number): Promise<(Member & { name: string })[]> {
-  const { results } = await db
-    .prepare("SELECT name, NULL AS registration_id, subscription_id, tenant_id, token_digest, sealed_token FROM fcm_topic_leaving ORDER BY name LIMIT ?")
-    .bind(limit)
-    .all<MemberRow & { name: string }>();
-  return results.map((row) => ({ ...member(row), name: row.name }));
+/** Topics with members that left, at most `limit` (the hourly cron removes them, so none waits for a next message). */
+export async function topicsWithLeaving(db: D1Database, limit: number): Promise<string[]> {
+  const { results } = await db.prepare("SELECT DISTINCT name FROM fcm_topic_leaving ORDER BY name LIMIT ?").bind(limit).all<{ name: string }>();
+  return results.map((row) => row.name);
 }
 
 /** Which of these FCM topic names still exist (a topic goes with its tenant). */

@@ -117,12 +117,20 @@ export async function membership(env: Env, account: ServiceAccount, action: "bat
 }
 
 /**
- * Removes from `name` the members that left it and those whose registration expired; true when
- * every one is out (or FCM no longer knows its token), false when one is still in.
+ * Removes from `name` the members that left it and those whose registration expired (at most
+ * LEAVES_PER_CALL of each): how many are out now (or FCM no longer knows their token), and
+ * whether none is left in.
  */
-export async function removeLeaving(env: Env, account: ServiceAccount, keyring: Keyring, name: string, now: number, fetcher: typeof fetch = fetch): Promise<boolean> {
+export async function removeLeaving(
+  env: Env,
+  account: ServiceAccount,
+  keyring: Keyring,
+  name: string,
+  now: number,
+  fetcher: typeof fetch = fetch,
+): Promise<{ removed: number; complete: boolean }> {
   const { left, expired } = await leavingMembers(env.DB, name, now, LEAVES_PER_CALL);
-  if (left.length === 0 && expired.length === 0) return true;
+  if (left.length === 0 && expired.length === 0) return { removed: 0, complete: true };
   const all = [...left, ...expired];
   const opened = await openMembers(env, keyring, all);
   const results = await membership(env, account, "batchRemove", name, opened.map((o) => o.token), fetcher);
@@ -136,5 +144,5 @@ export async function removeLeaving(env: Env, account: ServiceAccount, keyring: 
     left.filter((m) => out.has(m)).map((m) => m.subscriptionId),
     expired.filter((m) => out.has(m)).map((m) => m.registrationId!),
   );
-  return out.size === all.length && left.length < LEAVES_PER_CALL && expired.length < LEAVES_PER_CALL;
+  return { removed: out.size, complete: out.size === all.length && left.length < LEAVES_PER_CALL && expired.length < LEAVES_PER_CALL };
 }

@@ -187,7 +187,7 @@ export function fcmTransport(env: Env, account: ServiceAccount, fetcher: typeof 
   /** Null when the topic may be messaged; else why not yet. */
   const ready = async (topic: string): Promise<string | null> => {
     try {
-      return (await removeLeaving(env, account, await keyringOf(env), topic, nowSeconds(), fetcher)) ? null : `FCM topic ${topic}: a member that left is still in it`;
+      return (await removeLeaving(env, account, await keyringOf(env), topic, nowSeconds(), fetcher)).complete ? null : `FCM topic ${topic}: a member that left is still in it`;
     } catch (error) {
       return `FCM topic ${topic}: its members that left could not be read or removed (${(error as Error).message})`;
     }
