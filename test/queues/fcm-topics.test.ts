@@ -139,9 +139,9 @@ describe("FCM topics: a group above FCM_TOPIC_THRESHOLD", () => {
     expect(await fcmTopicOfRegistration(ids[2])).toBeNull();
   });
 
-  it("deletes a member FCM does not know and sends it nothing; a token whose add failed gets its own message this time", async () => {
+  it("deletes a member FCM does not know and sends it nothing; a token whose add failed (TOO_MANY_TOPICS) gets its own message this time", async () => {
     const tenant = await createTenant();
-    const [accepting, [unknown], [failing]] = [await tokens(4), await tokens(1, "unregistered"), await tokens(1, "add-fails")];
+    const [accepting, [unknown], [failing]] = [await tokens(4), await tokens(1, "unregistered"), await tokens(1, "too-many-topics")];
     const unknownId = await registerFcm(tenant, "addr", unknown);
     const failingId = await registerFcm(tenant, "addr", failing);
     for (const token of accepting) await registerFcm(tenant, "addr", token);

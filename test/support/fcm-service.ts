@@ -12,15 +12,15 @@
 // FCM topics (issue 16): /iid/v1:batchAdd and :batchRemove check the Bearer access token, the
 // `access_token_auth: true` header and the body ({to: "/topics/<name>", registration_tokens: 1 to
 // 1000}), keep each topic's members and answer a result per token ({} done, NOT_FOUND for a token
-// it does not know or that is unregistered, INVALID_ARGUMENT for an invalid one, INTERNAL for one
-// told "add-fails"). A messages:send to a bare `topic` must carry both the android and the apns
+// it does not know or that is unregistered, INVALID_ARGUMENT for an invalid one, TOO_MANY_TOPICS
+// for one told "too-many-topics"). A messages:send to a bare `topic` must carry both the android and the apns
 // block; it is received by every member at that moment, recorded as platform "topic".
 import { generateKeyPairSync, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { importSPKI, jwtVerify } from "jose";
 import { StandIn } from "./stand-in.ts";
 
-export type FcmBehaviour = "accept" | "unregistered" | "invalid" | "unavailable-once" | "sender-mismatch" | "redirect" | "add-fails";
+export type FcmBehaviour = "accept" | "unregistered" | "invalid" | "unavailable-once" | "sender-mismatch" | "redirect" | "too-many-topics";
 
 export interface FcmApns {
   headers: Record<string, string>;
@@ -214,7 +214,8 @@ export class FcmService extends StandIn {
       const behaviour = this.behaviours.get(token);
       if (behaviour === undefined || behaviour === "unregistered") return { error: "NOT_FOUND" };
       if (behaviour === "invalid") return { error: "INVALID_ARGUMENT" };
-      if (behaviour === "add-fails" && action === "batchAdd") return { error: "INTERNAL" };
+      // an app instance holds at most 2,000 topics
+      if (behaviour === "too-many-topics" && action === "batchAdd") return { error: "TOO_MANY_TOPICS" };
       if (action === "batchAdd") members.add(token);
       else members.delete(token);
       return {};
