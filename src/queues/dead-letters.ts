@@ -8,7 +8,7 @@ import { existingSubscriptions } from "../store/subscriptions";
 import { deliverableFor } from "../transports";
 import { targetFor } from "./fanout";
 import { liveTopicTargets } from "./fcm-topics";
-import { sendBatches, TARGETS_PER_JOB, type DeadLetter, type DeliveryJob, type DeliveryTarget } from "./jobs";
+import { sendBatches, TARGETS_PER_JOB, transportField, type DeadLetter, type DeliveryJob, type DeliveryTarget } from "./jobs";
 
 /** No dead letter has this id. */
 export class DeadLetterNotFound extends Error {}
@@ -39,7 +39,7 @@ export async function retryDeadLetter(env: Env, id: number): Promise<number> {
     jobs.push({
       tenantId: letter.tenantId ?? row.tenant_id,
       message,
-      ...(letter.transport === undefined || letter.transport === "web_push" ? {} : { transport: letter.transport }),
+      ...transportField(letter.transport),
       targets: targets.slice(i, i + TARGETS_PER_JOB),
       attempt: 1,
       deadline: now + message.ttl,

@@ -8,7 +8,7 @@ import { DEFAULT_TTL_SECONDS } from "../hub/merge";
 import type { FanoutJob } from "../hub/topic-hub";
 import { pageTopicRecipients, topicRecipientsStatement, type RecipientRow } from "../store/registrations";
 import type { DeliveredTransport, Deliverable, PushMessage, QueueableRow } from "../transports/transport";
-import { deliverableFor, serviceStoredAs } from "../transports";
+import { deliverableFor, serviceOf, serviceStoredAs } from "../transports";
 import { topicHeader } from "../transports/web-push";
 import { pushMessageXml } from "../xml/push-message";
 import { bindUnboundWebPush, pageWebPushSubscriptions } from "../store/subscriptions";
@@ -21,6 +21,7 @@ import {
   FANOUT_PAGES_PER_JOB,
   sendBatches,
   TARGETS_PER_JOB,
+  transportField,
   type DeliveryJob,
   type DeliveryTarget,
   type SecretsRotationJob,
@@ -90,8 +91,7 @@ async function fanOutJob(job: FanoutJob, env: Env, now: number, firstPage?: Reci
   const jobs: DeliveryJob[] = [];
   const flush = (entry: Entry) => {
     if (entry.targets.length > 0) {
-      // Web Push's jobs carry no transport, as every job once did
-      jobs.push({ tenantId, message: entry.message, targets: entry.targets, attempt: 1, deadline, ...(entry.transport === "web_push" ? {} : { transport: entry.transport }) });
+      jobs.push({ tenantId, message: entry.message, targets: entry.targets, attempt: 1, deadline, ...transportField(entry.transport) });
     }
     entry.targets = [];
   };
@@ -129,7 +129,7 @@ async function fanOutJob(job: FanoutJob, env: Env, now: number, firstPage?: Reci
   for (const batch of sendBatches(jobs)) await env.DELIVERIES.sendBatch(batch.map((body) => ({ body })));
   log(env, "info", "fanout", { tenant: tenantId, recipients: jobs.reduce((n, j) => n + j.targets.length, 0), chunks: jobs.length, more });
   // one message per transport it goes out by, counted by the job that starts its fan-out
-  const transports = job.after === undefined ? new Set(jobs.map((j) => j.transport ?? "web_push")) : new Set<DeliveredTransport>();
+  const transports = job.after === undefined ? new Set(jobs.map((j) => serviceOf(j.transport).transport)) : new Set<DeliveredTransport>();
   const rest: FanoutJob = { ...job, after, ...(topics.viaTopic.size > 0 ? { fcmTopics: Object.fromEntries(topics.viaTopic) } : {}) };
   return { rest: more ? rest : null, stats: [...transports].map((transport) => ({ tenantId, transport, messages: 1 })) };
 }

@@ -10,6 +10,13 @@ import type { DeliveredTransport, PushMessage } from "../transports/transport";
  */
 export type DeliveryTarget = QueuedTarget;
 
+/**
+ * A job's `transport` field as queued: none for Web Push, as every job once was (jobs in flight or
+ * in dead letters from then still read so), the service's name for every other.
+ */
+export const transportField = (transport: DeliveredTransport | undefined): { transport?: DeliveredTransport } =>
+  transport === undefined || transport === "web_push" ? {} : { transport };
+
 export const FANOUT_QUEUE = "push-fanout";
 export const DELIVERIES_QUEUE = "push-deliveries";
 export const DEAD_LETTER_QUEUE = "push-dead-letters";

@@ -5,7 +5,7 @@
  */
 import { log } from "../log";
 import { open, seal, sealedKeyId, SecretUndecryptable, type Keyring } from "../crypto/sealed";
-import { AUTH_COLUMN, tokenIdentifier, isTokenTransport, subscriptionRowKey, TOKEN_COLUMN, type Transport } from "./subscriptions";
+import { AUTH_COLUMN, tokenIdentifier, isTokenTransport, subscriptionRowKey, TOKEN_COLUMN, TOKEN_TRANSPORTS, type Transport } from "./subscriptions";
 import { POLL_PASSWORD_COLUMN, TOPIC_KEY_COLUMN } from "./gateways";
 import { GRANT_SECRET_COLUMN } from "./tenants";
 import { PRIVATE_KEY_COLUMN } from "./vapid-keys";
@@ -21,12 +21,12 @@ export async function countUnsealed(db: D1Database, keyId: string): Promise<numb
       `SELECT
          (SELECT COUNT(*) FROM tenants WHERE substr(grant_secret, 1, length(?1)) IS NOT ?1)
        + (SELECT COUNT(*) FROM subscriptions WHERE (auth IS NOT NULL AND substr(auth, 1, length(?1)) IS NOT ?1)
-            OR (transport IN ('fcm', 'hms') AND (sealed_token IS NULL OR substr(sealed_token, 1, length(?1)) IS NOT ?1)))
+            OR (transport IN (SELECT value FROM json_each(?2)) AND (sealed_token IS NULL OR substr(sealed_token, 1, length(?1)) IS NOT ?1)))
        + (SELECT COUNT(*) FROM vapid_keys WHERE substr(private_key, 1, length(?1)) IS NOT ?1)
        + (SELECT COUNT(*) FROM gateways WHERE substr(topic_key, 1, length(?1)) IS NOT ?1
             OR (poll_password IS NOT NULL AND substr(poll_password, 1, length(?1)) IS NOT ?1)) AS n`,
     )
-    .bind(`v1.${keyId}.`)
+    .bind(`v1.${keyId}.`, JSON.stringify(TOKEN_TRANSPORTS))
     .first<{ n: number }>();
   return row?.n ?? 0;
 }
