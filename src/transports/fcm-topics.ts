@@ -10,11 +10,11 @@ import { openToken } from "../store/subscriptions";
 import { accessToken, type ServiceAccount } from "./fcm";
 import { REQUEST_TIMEOUT_MS } from "./transport";
 
-/** Leaving members removed per topic and call at most; more than that, and the topic is not messaged this time. */
-export const LEAVES_PER_CALL = 5 * 1000;
-
 /** The Instance ID API takes at most this many tokens per request. */
 export const MEMBERSHIP_BATCH = 1000;
+
+/** Leaving members removed per topic and call at most; more than that, and the topic is not messaged this time. */
+export const LEAVES_PER_CALL = 5 * MEMBERSHIP_BATCH;
 
 /**
  * What one token's entry in the answer's `results` came to: `ok` (added or removed), `gone` (the
