@@ -87,21 +87,8 @@ export interface ScaleFigures {
   invocations: Record<string, number>;
   /** The totals per invocation kind: where the counts come from. */
   byInvocation: Record<string, Record<Count, number>>;
-  checks: {
-    /** Requests the push service answered during the notify (first tries, retries, refusals). */
-    requests: number;
-    /** Subscribers of the topic that received the message (n when all did). */
-    delivered: number;
-    /** Subscribers that received it more than once. */
-    duplicates: number;
-    /** Requests the push service refused a check of (VAPID, TTL, Topic, encoding, decryption), and how many of them were VAPID. */
-    errors: number;
-    vapidErrors: number;
-    firstErrors: string[];
-    /** Messages decrypted (every DECRYPT_EVERY-th), and how many gave the expected push message. */
-    decrypted: number;
-    decryptedOk: number;
-  };
+  /** What the push service checked (Report), and the requests it answered during the notify (first tries, retries, refusals). */
+  checks: Omit<Report, "maxRss"> & { requests: number };
   /** Wall time of the run's phases, seconds. */
   phases: { setup: number; seed: number; restart: number; fanout: number; total: number };
 }
@@ -469,15 +456,20 @@ interface Status {
   firstError: string | null;
 }
 
+/** What the stand-in push service saw of the run. */
 interface Report {
+  /** Subscribers of the topic that received the message (n when all did). */
   delivered: number;
+  /** Subscribers that received it more than once. */
   duplicates: number;
+  /** Requests the push service refused a check of (VAPID, TTL, Topic, encoding, decryption), and how many of them were VAPID. */
   errors: number;
   vapidErrors: number;
   firstErrors: string[];
+  /** Messages decrypted (every DECRYPT_EVERY-th), and how many gave the expected push message. */
   decrypted: number;
   decryptedOk: number;
-  /** bytes */
+  /** Its process's peak RSS, bytes. */
   maxRss: number;
 }
 

@@ -56,6 +56,12 @@ export async function keyringOf(env: { SECRETS_KEY?: string; SECRETS_KEY_PREVIOU
   return { current, previous: previous?.id === current.id ? null : previous };
 }
 
+/** `keyringOf(env)`, derived on the first call and only then: for work that may open no secret at all. */
+export function lazyKeyringOf(env: { SECRETS_KEY?: string; SECRETS_KEY_PREVIOUS?: string }): () => Promise<Keyring> {
+  let keyring: Promise<Keyring> | undefined;
+  return () => (keyring ??= keyringOf(env));
+}
+
 /** The associated data: where the value lives, e.g. `tenants.grant_secret` and the tenant id. */
 const aadOf = (column: string, rowKey: string) => new TextEncoder().encode(`${column}\n${rowKey}`);
 

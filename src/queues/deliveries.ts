@@ -6,7 +6,7 @@
  * target is a dead letter; acks each message once its follow-ups are written.
  */
 import { deliveryPoint, writePoint, type DeliveryPoint } from "../analytics";
-import { keyringOf, SecretsKeyMissing, SecretUndecryptable, type Keyring } from "../crypto/sealed";
+import { lazyKeyringOf, SecretsKeyMissing, SecretUndecryptable, type Keyring } from "../crypto/sealed";
 import { readConfig } from "../config";
 import { nowSeconds } from "../expiry";
 import { DEFERRED, runPaced } from "../delivery/pacing";
@@ -75,8 +75,7 @@ interface Sent {
 export async function deliver(jobs: DeliveryJob[], env: Env, transportFor: TransportFor, options: DeliverOptions = {}): Promise<(Error | null)[]> {
   const now = nowSeconds();
   const random = options.random ?? Math.random;
-  let keyring: Promise<Keyring> | undefined;
-  const keys = () => (keyring ??= keyringOf(env));
+  const keys = lazyKeyringOf(env);
   const results: (Error | null)[] = jobs.map(() => null);
   const deadlineOf = (job: DeliveryJob) => job.deadline ?? now + job.message.ttl;
 

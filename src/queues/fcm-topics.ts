@@ -15,7 +15,7 @@
  */
 import { readConfig } from "../config";
 import { nowSeconds } from "../expiry";
-import { keyringOf, type Keyring } from "../crypto/sealed";
+import { lazyKeyringOf } from "../crypto/sealed";
 import type { FanoutJob } from "../hub/topic-hub";
 import { errorFields, log } from "../log";
 import {
@@ -109,11 +109,11 @@ export async function planFcmTopics(
   if (groups.length === 0) return plan;
   // a Push-Dont-Notify list naming a member keeps that group's change per token
   const spared = new Set((await triggersOfFcmRegistrations(env.DB, tenantId, change.topic, dontNotify)).map(triggersKey));
-  let keyring: Keyring | undefined;
+  // the secrets key, derived once and only when a token must be opened
+  const keyring = lazyKeyringOf(env);
   for (const { group, variant } of groups) {
     const key = triggersKey(group);
     if (spared.has(key)) continue;
-    keyring ??= await keyringOf(env);
     const name = await fcmTopicOf(env.DB, tenantId, change.topic, group, now);
     if (!(await removeLeaving(env, account, keyring, name, now)).complete) {
       log(env, "warn", "fcm_topic_per_token", { tenant: tenantId, reason: "a member that left is still in the FCM topic" });
@@ -153,7 +153,7 @@ export async function removePendingLeaving(env: Env, limit: number): Promise<num
   if (account === null) return 0;
   const names = await topicsWithLeaving(env.DB, limit);
   if (names.length === 0) return 0;
-  const keyring = await keyringOf(env);
+  const keyring = lazyKeyringOf(env);
   let removed = 0;
   for (const name of names) {
     try {

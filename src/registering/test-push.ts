@@ -4,7 +4,7 @@
  * push service answered. Recorded like a delivery (gone deletes), counted only as a test.
  */
 import { readConfig } from "../config";
-import { keyringOf, type Keyring } from "../crypto/sealed";
+import { lazyKeyringOf } from "../crypto/sealed";
 import { targetFor } from "../queues/fanout";
 import type { DeliveryJob } from "../queues/jobs";
 import { openTarget, transportsFor } from "../queues/deliveries";
@@ -79,8 +79,7 @@ function recorded(subscriptionId: number, outcome: Outcome, queuedRetryAt: numbe
  * service this director does not send to now) and TestPushRateLimited.
  */
 export async function testPush(env: Env, actor: Actor, id: string, now: number): Promise<TestPushResult | null> {
-  let keyring: Promise<Keyring> | undefined;
-  const keys = () => (keyring ??= keyringOf(env));
+  const keys = lazyKeyringOf(env);
   const row = await getRegistration(env.DB, keys, actor, id, now);
   if (row === null) return null;
   if (row.transport === "websocket") {

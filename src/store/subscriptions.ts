@@ -6,6 +6,7 @@
 import { sha256Hex } from "../crypto/secrets";
 import { open, seal, type Keyring } from "../crypto/sealed";
 import { WITHIN_QUOTA } from "./limits";
+import type { RecipientRow } from "./registrations";
 
 /**
  * How a subscription is delivered to (the `transport` column): Web Push (UnifiedPush too, keyed or
@@ -305,16 +306,7 @@ export async function existingSubscriptions(db: D1Database, ids: number[]) {
        WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`,
     )
     .bind(JSON.stringify(ids))
-    .all<{
-      id: number;
-      tenant_id: string;
-      transport: Transport;
-      identifier: string;
-      p256dh: string | null;
-      auth: string | null;
-      sealed_token: string | null;
-      platform: string | null;
-    }>();
+    .all<Pick<RecipientRow, "transport" | "identifier" | "p256dh" | "auth" | "sealed_token" | "platform"> & { id: number; tenant_id: string }>();
   return results;
 }
 

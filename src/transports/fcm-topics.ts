@@ -89,11 +89,13 @@ export async function changeMembership(
 }
 
 /** Opens members' tokens; one whose secret no longer opens is left out (logged), as a delivery would fail it. */
-export async function openMembers(env: Env, keyring: Keyring, members: Member[]): Promise<{ member: Member; token: string }[]> {
+export async function openMembers(env: Env, keyring: () => Promise<Keyring>, members: Member[]): Promise<{ member: Member; token: string }[]> {
+  if (members.length === 0) return [];
+  const keys = await keyring();
   const opened = await Promise.all(
     members.map(async (member) => {
       try {
-        return { member, token: await openToken(keyring, member.tenantId, member.tokenDigest, member.sealedToken) };
+        return { member, token: await openToken(keys, member.tenantId, member.tokenDigest, member.sealedToken) };
       } catch (error) {
         if (!(error instanceof SecretUndecryptable)) throw error;
         log(env, "error", "secret_undecryptable", { tenant: member.tenantId, subscription: member.subscriptionId });
@@ -124,7 +126,8 @@ export async function membership(env: Env, account: ServiceAccount, action: "bat
 export async function removeLeaving(
   env: Env,
   account: ServiceAccount,
-  keyring: Keyring,
+  /** Asked only when there is a member to remove. */
+  keyring: () => Promise<Keyring>,
   name: string,
   now: number,
   fetcher: typeof fetch = fetch,

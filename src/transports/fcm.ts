@@ -12,7 +12,7 @@ import { keyringOf } from "../crypto/sealed";
 import { importPKCS8, SignJWT } from "jose";
 import { nowSeconds } from "../expiry";
 import { FCM_PLATFORMS, tokenIdentifier, fcmPlatformOf, openToken, type FcmPlatform } from "../store/subscriptions";
-import { androidPriority, REQUEST_TIMEOUT_MS, outcomeOfStatus, retryAfterSeconds, unansweredOutcome, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
+import { androidPriority, notConfiguredSender, oneAfterAnother, REQUEST_TIMEOUT_MS, outcomeOfStatus, retryAfterSeconds, unansweredOutcome, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
 
 /** An FCM token on the deliveries queue, sealed (an HMS token's job says `hms`, and it is opened as one). */
 export interface QueuedFcmTarget {
@@ -187,7 +187,7 @@ export function fcmTransport(env: Env, account: ServiceAccount, fetcher: typeof 
   /** Null when the topic may be messaged; else why not yet. */
   const ready = async (topic: string): Promise<string | null> => {
     try {
-      return (await removeLeaving(env, account, await keyringOf(env), topic, nowSeconds(), fetcher)).complete ? null : `FCM topic ${topic}: a member that left is still in it`;
+      return (await removeLeaving(env, account, () => keyringOf(env), topic, nowSeconds(), fetcher)).complete ? null : `FCM topic ${topic}: a member that left is still in it`;
     } catch (error) {
       return `FCM topic ${topic}: its members that left could not be read or removed (${(error as Error).message})`;
     }
@@ -230,13 +230,7 @@ export function fcmTransport(env: Env, account: ServiceAccount, fetcher: typeof 
       return unansweredOutcome(error, "FCM");
     }
   };
-  return {
-    async send(targets, message) {
-      const outcomes: Outcome[] = [];
-      for (const target of targets) outcomes.push(await sendOne(target, message));
-      return outcomes;
-    },
-  };
+  return oneAfterAnother(sendOne);
 }
 
 /** An FCM token, and the platform of the app it belongs to (absent: android). */
@@ -245,10 +239,7 @@ const fcmSchema = z.object({
   platform: z.enum(FCM_PLATFORMS, { error: `must be ${FCM_PLATFORMS.map((p) => JSON.stringify(p)).join(" or ")}` }).optional(),
 });
 
-const NOT_CONFIGURED_REASON = "FCM is not configured (FCM_SERVICE_ACCOUNT)";
-const NOT_CONFIGURED: Sender<FcmTarget> = {
-  send: async (targets) => targets.map(() => ({ kind: "failed", status: null, reason: NOT_CONFIGURED_REASON, director: true })),
-};
+const NOT_CONFIGURED = notConfiguredSender<FcmTarget>("FCM is not configured (FCM_SERVICE_ACCOUNT)");
 
 /** FCM HTTP v1, for Android apps and (through the `apns` block) iOS apps, when FCM_SERVICE_ACCOUNT is set. */
 export const fcmService = {

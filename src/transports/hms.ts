@@ -8,7 +8,7 @@ import { z } from "zod";
 import { hostOf } from "../log";
 import { cachedAccessToken } from "./oauth";
 import { tokenIdentifier, openToken } from "../store/subscriptions";
-import { androidPriority, REQUEST_TIMEOUT_MS, retryAfterSeconds, unansweredOutcome, withBody, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
+import { androidPriority, notConfiguredSender, REQUEST_TIMEOUT_MS, retryAfterSeconds, unansweredOutcome, withBody, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
 
 /** An HMS token on the deliveries queue, sealed as an FCM token is. */
 export interface QueuedHmsTarget {
@@ -162,9 +162,7 @@ export function hmsTransport(env: Env, credentials: { appId: string; secret: str
 /** A Push Kit token: 1 to 4096 characters (Huawei's tokens are far shorter; the bound keeps rows small). */
 const hmsSchema = z.object({ token: z.string().min(1).max(4096) });
 
-const NOT_CONFIGURED: Sender<HmsTarget> = {
-  send: async (targets) => targets.map(() => ({ kind: "failed", status: null, reason: "HMS is not configured (HMS_APP_ID, HMS_CLIENT_SECRET)", director: true })),
-};
+const NOT_CONFIGURED = notConfiguredSender<HmsTarget>("HMS is not configured (HMS_APP_ID, HMS_CLIENT_SECRET)");
 
 /** Huawei Push Kit, when HMS_APP_ID and HMS_CLIENT_SECRET are set. */
 export const hmsService = {

@@ -116,6 +116,23 @@ export interface Sender<Target> {
   send(targets: Target[], message: PushMessage): Promise<Outcome[]>;
 }
 
+/**
+ * A sender that sends to one target after another, each with `sendOne` (the deliveries consumer
+ * hands a per-target service one target at a time, paced per origin).
+ */
+export const oneAfterAnother = <Target>(sendOne: (target: Target, message: PushMessage) => Promise<Outcome>): Sender<Target> => ({
+  async send(targets, message) {
+    const outcomes: Outcome[] = [];
+    for (const target of targets) outcomes.push(await sendOne(target, message));
+    return outcomes;
+  },
+});
+
+/** The sender of a service the operator did not set up: every target refused, the director's fault, saying why. */
+export const notConfiguredSender = <Target>(reason: string): Sender<Target> => ({
+  send: async (targets) => targets.map(() => ({ kind: "failed", status: null, reason, director: true })),
+});
+
 /** What a sender may need beyond the environment: Web Push signs with a VAPID key pair (null: unsigned). */
 export interface SenderOptions {
   vapid?: { publicKey: string; privateKey: string } | null;

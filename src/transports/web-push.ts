@@ -12,7 +12,7 @@ import { readConfig } from "../config";
 import { badRequest } from "../errors";
 import { openAuth } from "../store/subscriptions";
 import { checkPushResource, checkWebPushKeys } from "./push-resource";
-import { REQUEST_TIMEOUT_MS, outcomeOfStatus, unansweredOutcome, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
+import { oneAfterAnother, REQUEST_TIMEOUT_MS, outcomeOfStatus, unansweredOutcome, type Outcome, type PushMessage, type PushService, type Sender } from "./transport";
 
 /** A Web Push subscription on the deliveries queue: its `auth` secret still sealed. */
 export interface QueuedWebPushTarget {
@@ -142,13 +142,7 @@ export function webPushTransport(env: Env, keys: VapidKeyPair | null, fetcher: t
       return unansweredOutcome(error, "network");
     }
   };
-  return {
-    async send(targets, message) {
-      const outcomes: Outcome[] = [];
-      for (const target of targets) outcomes.push(await sendOne(target, message));
-      return outcomes;
-    },
-  };
+  return oneAfterAnother(sendOne);
 }
 
 const keysSchema = z.object({ p256dh: z.string().min(1), auth: z.string().min(1) });
