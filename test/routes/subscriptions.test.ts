@@ -37,9 +37,11 @@ describe("POST /v1/subscriptions", () => {
 
   it("updates the registration when the same subscription registers the same topic again", async () => {
     const tenant = await createTenant();
-    const body = await webPushBody("t-upd", { expires: nowSeconds() + DAY });
+    // one clock reading for both: two could straddle a second and make the expiries differ by DAY + 1
+    const now = nowSeconds();
+    const body = await webPushBody("t-upd", { expires: now + DAY });
     const first = await (await subscribe(tenant.notify_token, body)).json<Record<string, any>>();
-    const again = await subscribe(tenant.notify_token, { ...body, expires: nowSeconds() + 2 * DAY });
+    const again = await subscribe(tenant.notify_token, { ...body, expires: now + 2 * DAY });
     expect(again.status).toBe(201);
     const second = await again.json<Record<string, any>>();
     expect(second.id).toBe(first.id);
